@@ -1,0 +1,40 @@
+//! Porter's wire format, and nothing else: no sockets are opened and no
+//! servers are known here.
+//!
+//! Read it in three layers, top to bottom:
+//!
+//! 1. [`frame`]: a 4-byte big-endian length, then that many payload bytes.
+//!    [`FrameCodec`] is the one implementation of the format over byte
+//!    buffers, with its maximum length checked on the header alone.
+//! 2. Texts: a frame whose payload is UTF-8, checked, never lossy.
+//! 3. [`message`]: a text that is one JSON object tagged by `type`, as typed
+//!    enums for both directions ([`ServerMessage`], [`ClientMessage`]).
+//!
+//! Two adapters put the layers on a stream:
+//!
+//! - [`ReadFrameExt`] and [`WriteFrameExt`] extend every blocking
+//!   `Read`/`Write`, a `std::net::TcpStream` among them, with
+//!   `send_frame`/`recv_frame`, `send_text`/`recv_text` and
+//!   `send_message`/`recv_message`.
+//! - With the `tokio` feature (on by default), [`FrameCodec`] is also a
+//!   `tokio_util::codec::Decoder` and `Encoder` for `Framed` streams.
+//!
+//! Both speak exactly what tokio-util's `LengthDelimitedCodec` speaks with its
+//! default settings, and what Python's `struct.pack("!I", n)` writes. Errors
+//! are one typed [`Error`] enum whose variants callers match on.
+
+#![deny(missing_docs)]
+
+#[cfg(feature = "tokio")]
+mod codec;
+mod error;
+mod ext;
+pub mod frame;
+pub mod message;
+
+pub use error::{Error, FramePart, Result};
+pub use ext::{ReadFrameExt, WriteFrameExt};
+pub use frame::{DEFAULT_MAX_FRAME_LEN, EncodedFrame, FrameCodec, HEADER_LEN};
+pub use message::{
+    AuthMode, ClientMessage, ErrorCode, PROTOCOL_VERSION, Secret, ServerMessage, decode_message,
+};

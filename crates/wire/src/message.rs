@@ -1,0 +1,338 @@
+//! The messages of protocol version 1, in both directions, as serde types.
+//!
+//! Every non-empty frame carries one JSON object whose string field `type`
+//! names the message. The enums here are internally tagged on that field with
+//! the exact names of the spec. Fields a receiver does not know are ignored,
+//! and a `type` it does not know decodes to the `Unknown` variant, so that the
+//! server can answer `unknown_type` (and a client can skip it) instead of
+//! treating it as garbage.
+//!
+//! Tokens and answers (which may be passwords) are [`Secret`]s: their `Debug`
+//! output is redacted, so a stray `?msg` in a log line leaks nothing.
+
+use std::fmt;
+
+use bytes::{BufMut, BytesMut};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::error::{Error, Result};
+use crate::frame::{FrameCodec, HEADER_LEN};
+
+/// The protocol version this crate speaks, sent in `welcome`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A message the server sends to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerMessage {
+    /// The first frame on every connection.
+    Welcome {
+        /// Server name and version, for people.
+        server: String,
+        /// The protocol version, [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// How this server identifies its clients.
+        auth: AuthMode,
+    },
+    /// A question; the server waits for an `answer` with the same `id`.
+    Ask {
+        /// What is asked: `name`, `user`, `password`, `new_password`,
+        /// `repeat_password`, or an id a client must handle generically.
+        id: String,
+        /// The prompt to show.
+        text: String,
+        /// Hide the typed answer.
+        #[serde(default)]
+        secret: bool,
+    },
+    /// A line of conversation or information.
+    Say {
+        /// The line.
+        text: String,
+        /// Who said it; `server` for the server itself.
+        from: String,
+    },
+    /// A session token to store, like a cookie, and present in the next `hello`.
+    Session {
+        /// The token itself.
+        token: Secret,
+        /// The user it logs in.
+        user: String,
+        /// When it stops working, RFC 3339 in UTC.
+        expires_at: String,
+    },
+    /// The handshake is over; the conversation starts.
+    Ready {
+        /// The name the client is known by from now on.
+        user: String,
+    },
+    /// Something the client sent or did was refused.
+    Error {
+        /// What programs branch on.
+        code: ErrorCode,
+        /// What people read.
+        text: String,
+    },
+    /// The server closes the connection right after this frame.
+    Bye {
+        /// Why, for people.
+        text: String,
+    },
+    /// A `type` this version does not know. Decoded, never sent.
+    #[serde(other)]
+    Unknown,
+}
+
+/// A message a client sends to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ClientMessage {
+    /// The first frame a client sends, after reading `welcome`.
+    Hello {
+        /// Client name and version, for the server's log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+        /// A session token held for this server, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<Secret>,
+    },
+    /// The reply to the last `ask`.
+    Answer {
+        /// The `id` of that `ask`.
+        id: String,
+        /// The reply; it may be a password.
+        text: Secret,
+    },
+    /// A line of conversation (only after `ready`).
+    Say {
+        /// The line.
+        text: String,
+    },
+    /// Revoke the current session; the server answers `bye` and closes.
+    Logout,
+    /// The client is leaving.
+    Bye,
+    /// A `type` this version does not know. Decoded, never sent.
+    #[serde(other)]
+    Unknown,
+}
+
+/// How a server identifies clients, announced in `welcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Everyone is let in at once.
+    None,
+    /// Clients are known by IP address and asked for a name once.
+    Ip,
+    /// Users log in with a password or a session token.
+    Password,
+}
+
+impl AuthMode {
+    /// The name used on the wire and on the command line.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::None => "none",
+            AuthMode::Ip => "ip",
+            AuthMode::Password => "password",
+        }
+    }
+}
+
+impl fmt::Display for AuthMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `code` of an `error` message (spec section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A header announced more than the maximum. The connection is closed.
+    FrameTooLarge,
+    /// Not UTF-8, not a JSON object, or no `type`. The connection stays open.
+    InvalidMessage,
+    /// A `type` the server does not know. The connection stays open.
+    UnknownType,
+    /// A valid message in the wrong state. The connection stays open.
+    Unexpected,
+    /// Wrong user or password. Open while attempts remain.
+    BadCredentials,
+    /// The token is unknown, expired or revoked. The connection stays open.
+    SessionInvalid,
+    /// A name or password refused by policy, or passwords that differ.
+    InvalidAnswer,
+    /// Too many failed attempts. The connection is closed.
+    RateLimited,
+    /// The handshake took too long. The connection is closed.
+    Timeout,
+    /// The server is at its connection limit. The connection is closed.
+    Busy,
+    /// A code this version does not know. Decoded, never sent.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The name used on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::InvalidMessage => "invalid_message",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::Unexpected => "unexpected",
+            ErrorCode::BadCredentials => "bad_credentials",
+            ErrorCode::SessionInvalid => "session_invalid",
+            ErrorCode::InvalidAnswer => "invalid_answer",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Busy => "busy",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that must not be printed: a token or an answer that may be a
+/// password. Serialises as a plain JSON string; `Debug` shows `"***"`.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a string.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself. Named so that every use stands out in review.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Unwraps the secret.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
+/// Decodes one message from a frame payload.
+///
+/// # Errors
+/// [`Error::InvalidUtf8`] when the payload is not UTF-8, and
+/// [`Error::InvalidMessage`] when it is not a JSON object of the expected
+/// shape. A known `type` with missing or mistyped fields is invalid; an
+/// unknown `type` is not an error but the `Unknown` variant.
+pub fn decode_message<M: DeserializeOwned>(payload: &[u8]) -> Result<M> {
+    let text = std::str::from_utf8(payload)?;
+    Ok(serde_json::from_str(text)?)
+}
+
+impl FrameCodec {
+    /// Appends one frame holding `message` as JSON to `dst`, serialising
+    /// straight into the buffer (no intermediate `Vec`).
+    ///
+    /// # Errors
+    /// [`Error::FrameTooLarge`] when the JSON exceeds the maximum, and
+    /// [`Error::InvalidMessage`] if serialisation fails; `dst` is left as it
+    /// was in both cases.
+    pub fn encode_message<M: Serialize + ?Sized>(
+        &self,
+        message: &M,
+        dst: &mut BytesMut,
+    ) -> Result<()> {
+        let start = dst.len();
+        dst.put_slice(&[0; HEADER_LEN]);
+        let written = serde_json::to_writer((&mut *dst).writer(), message);
+        let header = written
+            .map_err(Error::from)
+            .and_then(|()| self.header_for(dst.len() - start - HEADER_LEN));
+        match header {
+            Ok(header) => {
+                dst[start..start + HEADER_LEN].copy_from_slice(&header);
+                Ok(())
+            }
+            Err(err) => {
+                dst.truncate(start);
+                Err(err)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let msg = ClientMessage::Answer {
+            id: "password".into(),
+            text: Secret::new("hunter22"),
+        };
+        let shown = format!("{msg:?}");
+        assert!(!shown.contains("hunter22"), "{shown}");
+        assert!(shown.contains("***"));
+    }
+
+    #[test]
+    fn encode_message_too_large_leaves_buffer_untouched() {
+        let codec = FrameCodec::with_max_frame_len(10);
+        let mut buf = BytesMut::from(&b"xy"[..]);
+        let msg = ClientMessage::Say {
+            text: "far too long for ten bytes".into(),
+        };
+        assert!(matches!(
+            codec.encode_message(&msg, &mut buf),
+            Err(Error::FrameTooLarge { max: 10, .. })
+        ));
+        assert_eq!(&buf[..], b"xy");
+    }
+
+    #[test]
+    fn error_code_names_match_serde() {
+        for code in [
+            ErrorCode::FrameTooLarge,
+            ErrorCode::InvalidMessage,
+            ErrorCode::UnknownType,
+            ErrorCode::Unexpected,
+            ErrorCode::BadCredentials,
+            ErrorCode::SessionInvalid,
+            ErrorCode::InvalidAnswer,
+            ErrorCode::RateLimited,
+            ErrorCode::Timeout,
+            ErrorCode::Busy,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}
