@@ -175,7 +175,8 @@ impl EncodedFrame {
 }
 
 /// The error for a stream that ended with `rest` still undecoded: a partial
-/// header or a partial payload.
+/// header or a partial payload. Only the tokio codec buffers partial frames.
+#[cfg(feature = "tokio")]
 pub(crate) fn truncation(rest: &[u8]) -> Error {
     match rest.first_chunk::<HEADER_LEN>() {
         None => Error::Truncated {
