@@ -19,7 +19,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
-use crate::error::{Error, FramePart, Result};
+use crate::error::{Error, Result};
 
 /// Size of the length header in bytes.
 pub const HEADER_LEN: usize = 4;
@@ -178,6 +178,7 @@ impl EncodedFrame {
 /// header or a partial payload. Only the tokio codec buffers partial frames.
 #[cfg(feature = "tokio")]
 pub(crate) fn truncation(rest: &[u8]) -> Error {
+    use crate::error::FramePart;
     match rest.first_chunk::<HEADER_LEN>() {
         None => Error::Truncated {
             part: FramePart::Header,
