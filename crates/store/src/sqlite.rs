@@ -1,0 +1,592 @@
+//! The SQLite backend of [`Store`]: opening the file with durable settings, the embedded
+//! versioned migrations, and every SQL statement of the crate.
+//!
+//! Layout: one *writer* pool with a single connection and a *reader* pool with a few.
+//! SQLite allows one writer at a time anyway; queueing our own writes in the pool (FIFO, async)
+//! is cheaper and fairer than letting several connections of this process spin in SQLite's
+//! busy handler. Other processes on the same file (the admin CLI while the server runs) are
+//! serialised by SQLite's lock and `busy_timeout`. WAL lets readers run during a write.
+//!
+//! Every mutation is one autocommit statement (upserts, `UPDATE ... RETURNING`), so there is no
+//! read-then-write transaction that could fail with `SQLITE_BUSY` without waiting, and each
+//! method returns only after SQLite committed it. sqlx runs each SQLite connection on its own
+//! worker thread, so the blocking C calls never run on the tokio reactor.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::error::ErrorKind;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection as _, FromRow, SqlSafeStr as _};
+use tracing::debug;
+
+use crate::{
+    NameRecord, Result, SessionInfo, SessionRecord, Store, StoreError, TokenHash, UnixTime,
+    UserRecord, session_id,
+};
+
+/// How long a statement waits for another connection's (or process's) write lock before
+/// failing with [`StoreError::Database`]. Long enough to ride out an admin command writing
+/// while the server runs; short enough that a wedged lock surfaces as an error.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections in the reader pool. Reads are short primary-key lookups; a few connections
+/// keep them from queueing behind each other on a small machine.
+pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
+
+/// The versioned schema, embedded in the binary. `(version, description, sql)`; versions
+/// match the `NNNN_` prefix of the file names in `crates/store/migrations/`, and a unit test
+/// checks that every file there is listed. Never edit an applied migration: sqlx stores its
+/// checksum and refuses to open a database whose history differs. Add a new file instead.
+///
+/// We list them by hand (instead of `sqlx::migrate!`) to avoid sqlx's `macros` feature.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+
+/// The migrator for [`MIGRATIONS`]; applied versions are recorded in `_sqlx_migrations`.
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Tunables of [`SqliteStore::open_with`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// See [`DEFAULT_BUSY_TIMEOUT`].
+    pub busy_timeout: Duration,
+    /// See [`DEFAULT_READ_CONNECTIONS`]; at least 1 is used.
+    pub read_connections: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            read_connections: DEFAULT_READ_CONNECTIONS,
+        }
+    }
+}
+
+/// A [`Store`] in an SQLite database file. Cheap to clone (the pools are shared handles).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Exactly one connection: all writes of this process queue here (see module docs).
+    writer: SqlitePool,
+    /// Reads. For an in-memory database this is the writer pool itself, since each
+    /// connection to `:memory:` would otherwise be a separate database.
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path` with default [`SqliteOptions`] and
+    /// applies pending migrations.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the file cannot be opened or created;
+    /// [`StoreError::Migrate`] if the schema cannot be brought up to date (for example the
+    /// file was written by a newer Porter or its applied migrations were altered).
+    pub async fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, &SqliteOptions::default()).await
+    }
+
+    /// Like [`open`](Self::open) with explicit options.
+    ///
+    /// # Errors
+    /// As for [`open`](Self::open).
+    pub async fn open_with(path: &Path, options: &SqliteOptions) -> Result<Self> {
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            // WAL: readers do not block the writer and vice versa, so the server keeps
+            // answering while an admin command writes.
+            .journal_mode(SqliteJournalMode::Wal)
+            // Durability. In WAL mode, NORMAL already survives the *process* being killed
+            // (SIGKILL, panic, OOM): a commit is in the WAL file in the OS page cache, and the
+            // next open replays it. But NORMAL does not fsync the WAL at each commit, so a power
+            // loss or kernel crash may drop the last few acknowledged commits. FULL fsyncs the
+            // WAL on every commit and survives both. Our writes are rare (a new name, a login,
+            // an admin command), so the extra fsync costs nothing that matters; we promise
+            // "acknowledged means stored" and pick FULL.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(options.busy_timeout)
+            // Sessions reference users with ON DELETE CASCADE; SQLite ignores that unless
+            // foreign keys are on, per connection.
+            .foreign_keys(true);
+
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await?;
+        migrate(&writer).await?;
+        // Lazy: readers connect on first use, after the file exists and is migrated.
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .connect_lazy_with(connect);
+        debug!(path = %path.display(), "store opened");
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// Opens a fresh, private in-memory database (for tests and `--store memory` style use).
+    /// It lives as long as this store and its clones.
+    ///
+    /// # Errors
+    /// As for [`open`](Self::open).
+    pub async fn open_in_memory() -> Result<Self> {
+        let connect = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        // One connection, never recycled: the database exists only while it is open.
+        let pool = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect)
+            .await?;
+        migrate(&pool).await?;
+        Ok(SqliteStore {
+            writer: pool.clone(),
+            reader: pool,
+        })
+    }
+
+    /// The highest applied schema version (`None` before any migration), for diagnostics.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the migrations table cannot be read.
+    pub async fn schema_version(&self) -> Result<Option<i64>> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(version)
+    }
+
+    /// The latest schema version this build knows.
+    pub fn latest_schema_version() -> i64 {
+        MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
+    }
+}
+
+/// Applies pending migrations inside one `BEGIN IMMEDIATE` transaction, so two processes
+/// opening a fresh file at once take turns (the second waits on the busy timeout and then finds
+/// the work done) instead of both trying to create the tables. sqlx turns the migrator's own
+/// per-migration transactions into savepoints inside ours.
+async fn migrate(pool: &SqlitePool) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    migrator().run(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Canonical text of an address: an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`, what a
+/// dual-stack listener reports for IPv4 clients) becomes its IPv4 form, so one machine has
+/// one row however it connected.
+fn addr_key(addr: IpAddr) -> String {
+    addr.to_canonical().to_string()
+}
+
+#[derive(FromRow)]
+struct NameRow {
+    addr: String,
+    name: String,
+    first_seen: i64,
+    last_seen: i64,
+}
+
+impl TryFrom<NameRow> for NameRecord {
+    type Error = StoreError;
+
+    fn try_from(row: NameRow) -> Result<Self> {
+        let addr = row
+            .addr
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("unparsable address {:?}", row.addr)))?;
+        Ok(NameRecord {
+            addr,
+            name: row.name,
+            first_seen: row.first_seen,
+            last_seen: row.last_seen,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    name: String,
+    password_hash: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<UserRow> for UserRecord {
+    fn from(row: UserRow) -> Self {
+        UserRecord {
+            name: row.name,
+            password_hash: row.password_hash,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct SessionRow {
+    user: String,
+    created_at: i64,
+    expires_at: i64,
+    last_seen: i64,
+}
+
+#[derive(FromRow)]
+struct SessionInfoRow {
+    token_hash: Vec<u8>,
+    user: String,
+    created_at: i64,
+    expires_at: i64,
+    last_seen: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<SessionInfoRow> for SessionInfo {
+    type Error = StoreError;
+
+    fn try_from(row: SessionInfoRow) -> Result<Self> {
+        // The schema CHECKs the length; a failure here means the file was edited by hand.
+        let hash: TokenHash = row
+            .token_hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("token hash is not 32 bytes".into()))?;
+        Ok(SessionInfo {
+            id: session_id(&hash),
+            user: row.user,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            last_seen: row.last_seen,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+/// Whether `err` is the database refusing a constraint of `kind`.
+fn is_violation(err: &sqlx::Error, kind: ErrorKind) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.kind() == kind)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn name_for_addr(&self, addr: IpAddr) -> Result<Option<String>> {
+        let name = sqlx::query_scalar("SELECT name FROM names WHERE addr = ?1")
+            .bind(addr_key(addr))
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(name)
+    }
+
+    async fn remember_name(&self, addr: IpAddr, name: &str, now: UnixTime) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO names (addr, name, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (addr) DO UPDATE
+             SET name = excluded.name, last_seen = max(last_seen, excluded.last_seen)",
+        )
+        .bind(addr_key(addr))
+        .bind(name)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_names(&self) -> Result<Vec<NameRecord>> {
+        let rows: Vec<NameRow> =
+            sqlx::query_as("SELECT addr, name, first_seen, last_seen FROM names ORDER BY addr")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.into_iter().map(NameRecord::try_from).collect()
+    }
+
+    async fn forget_name(&self, addr: IpAddr) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM names WHERE addr = ?1")
+            .bind(addr_key(addr))
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_user(&self, name: &str, password_hash: &str, now: UnixTime) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (name, password_hash, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?3)",
+        )
+        .bind(name)
+        .bind(password_hash)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(|err| {
+            if is_violation(&err, ErrorKind::UniqueViolation) {
+                StoreError::UserExists
+            } else {
+                StoreError::Database(err)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT name, password_hash, created_at, updated_at FROM users WHERE name = ?1",
+        )
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(UserRecord::from))
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT name, password_hash, created_at, updated_at FROM users ORDER BY name",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(UserRecord::from).collect())
+    }
+
+    async fn set_password(&self, name: &str, password_hash: &str, now: UnixTime) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE name = ?1")
+                .bind(name)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<bool> {
+        // Sessions go with the user through ON DELETE CASCADE, in the same statement.
+        let done = sqlx::query("DELETE FROM users WHERE name = ?1")
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &TokenHash,
+        user: &str,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user, created_at, expires_at, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?3)",
+        )
+        .bind(&token_hash[..])
+        .bind(user)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(|err| {
+            if is_violation(&err, ErrorKind::ForeignKeyViolation) {
+                StoreError::NotFound
+            } else if is_violation(&err, ErrorKind::UniqueViolation) {
+                StoreError::SessionExists
+            } else {
+                StoreError::Database(err)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn resume_session(
+        &self,
+        token_hash: &TokenHash,
+        now: UnixTime,
+    ) -> Result<Option<SessionRecord>> {
+        // Check and bump in one statement: no window between "is it live?" and the write.
+        let row: Option<SessionRow> = sqlx::query_as(
+            "UPDATE sessions SET last_seen = max(last_seen, ?2)
+             WHERE token_hash = ?1 AND revoked_at IS NULL AND ?2 < expires_at
+             RETURNING user, created_at, expires_at, last_seen",
+        )
+        .bind(&token_hash[..])
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row.map(|row| SessionRecord {
+            user: row.user,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            last_seen: row.last_seen,
+        }))
+    }
+
+    async fn revoke_session(&self, token_hash: &TokenHash, now: UnixTime) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?2
+             WHERE token_hash = ?1 AND revoked_at IS NULL AND ?2 < expires_at",
+        )
+        .bind(&token_hash[..])
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn revoke_session_by_id(&self, id: &str, now: UnixTime) -> Result<u64> {
+        // A display id is hex of the hash's first bytes; anything else matches nothing, and we
+        // skip the (full-scan) query for it. hex() in SQLite is uppercase.
+        if id.len() != crate::SESSION_ID_BYTES * 2 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(0);
+        }
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?2
+             WHERE hex(substr(token_hash, 1, ?3)) = upper(?1)
+               AND revoked_at IS NULL AND ?2 < expires_at",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(crate::SESSION_ID_BYTES as i64)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn revoke_user_sessions(&self, user: &str, now: UnixTime) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?2
+             WHERE user = ?1 AND revoked_at IS NULL AND ?2 < expires_at",
+        )
+        .bind(user)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn revoke_all_sessions(&self, now: UnixTime) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = ?1 WHERE revoked_at IS NULL AND ?1 < expires_at",
+        )
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn list_sessions(&self, user: Option<&str>) -> Result<Vec<SessionInfo>> {
+        let rows: Vec<SessionInfoRow> = sqlx::query_as(
+            "SELECT token_hash, user, created_at, expires_at, last_seen, revoked_at
+             FROM sessions WHERE ?1 IS NULL OR user = ?1
+             ORDER BY created_at, token_hash",
+        )
+        .bind(user)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(SessionInfo::try_from).collect()
+    }
+
+    async fn close(&self) {
+        // Readers first, so the writer's close is the last connection and checkpoints the WAL.
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn ipv4_mapped_ipv6_addresses_are_keyed_as_ipv4() {
+        let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 7).to_ipv6_mapped());
+        assert_eq!(addr_key(mapped), "192.0.2.7");
+        assert_eq!(
+            addr_key(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))),
+            "192.0.2.7"
+        );
+        assert_eq!(addr_key(IpAddr::V6(Ipv6Addr::LOCALHOST)), "::1");
+        let v6: IpAddr = "2001:DB8::0:1".parse().unwrap();
+        assert_eq!(addr_key(v6), "2001:db8::1");
+    }
+
+    #[test]
+    fn every_migration_file_is_embedded_with_its_version() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|(version, description, _)| format!("{version:04}_{description}.sql"))
+            .collect();
+        assert_eq!(files, listed);
+        for (name, (_, _, sql)) in files.iter().zip(MIGRATIONS) {
+            assert_eq!(std::fs::read_to_string(dir.join(name)).unwrap(), *sql);
+        }
+    }
+
+    #[tokio::test]
+    async fn in_memory_store_is_migrated_to_the_latest_version() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        assert_eq!(
+            store.schema_version().await.unwrap(),
+            Some(SqliteStore::latest_schema_version())
+        );
+        store.create_user("alice", "$hash", 1).await.unwrap();
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn session_for_unknown_user_is_not_found() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        let err = store
+            .create_session(&[1; 32], "nobody", 0, 10)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn reused_token_hash_is_session_exists() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        store.create_user("alice", "$hash", 0).await.unwrap();
+        store
+            .create_session(&[1; 32], "alice", 0, 10)
+            .await
+            .unwrap();
+        let err = store
+            .create_session(&[1; 32], "alice", 0, 10)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::SessionExists), "{err:?}");
+    }
+}
