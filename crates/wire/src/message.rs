@@ -253,6 +253,17 @@ impl From<&str> for Secret {
 /// unknown `type` is not an error but the `Unknown` variant.
 pub fn decode_message<M: DeserializeOwned>(payload: &[u8]) -> Result<M> {
     let text = std::str::from_utf8(payload)?;
+    // serde's internally tagged enums also accept a JSON array whose first
+    // element is the tag (`["bye"]` would be `Bye`); the protocol allows only
+    // objects. JSON's own whitespace may precede the `{`.
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return Err(Error::InvalidMessage(serde::de::Error::custom(
+            "a message must be a JSON object",
+        )));
+    }
     Ok(serde_json::from_str(text)?)
 }
 
