@@ -1,0 +1,191 @@
+//! The client's one error type.
+//!
+//! Every way a conversation can fail is a variant a caller can match on: the
+//! binary only prints the message and exits non-zero, but tests (and later the
+//! benchmark and the cookie jar) branch on what happened. No variant ever
+//! carries an answer or a token: those may be passwords.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use porter_wire::ErrorCode;
+
+/// An `error` frame the server sent: what programs branch on, and what people
+/// read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    /// The code of the refusal.
+    pub code: ErrorCode,
+    /// The server's explanation.
+    pub text: String,
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.text, self.code)
+    }
+}
+
+/// How a conversation ended when the server ended it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    /// The text of the server's `bye`, or `None` when it just closed.
+    pub bye: Option<String>,
+    /// The `error` the server sent right before ending, if any: `busy`,
+    /// `timeout`, `frame_too_large`, `rate_limited`...
+    pub error: Option<ServerError>,
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.error, &self.bye) {
+            (Some(error), Some(bye)) if bye != &error.text => write!(f, "{error}; {bye}"),
+            (Some(error), _) => write!(f, "{error}"),
+            (None, Some(bye)) => write!(f, "{bye}"),
+            (None, None) => f.write_str("the server closed the connection"),
+        }
+    }
+}
+
+/// What can go wrong between a client and a server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The host name could not be resolved.
+    #[error("cannot resolve {host:?}: {source}")]
+    Resolve {
+        /// The name as given.
+        host: String,
+        /// Why the resolver failed.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The host resolved to no address usable from the source address.
+    #[error("{host:?} has no address to connect to{}", family_note(*.bind_addr))]
+    NoAddress {
+        /// The name as given.
+        host: String,
+        /// The source address that ruled addresses out, if one was given.
+        bind_addr: Option<IpAddr>,
+    },
+
+    /// The source address could not be bound.
+    #[error("cannot use {addr} as the source address: {source}")]
+    Bind {
+        /// The source address asked for.
+        addr: IpAddr,
+        /// Why binding failed.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Every address of the server refused or failed.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The last address tried.
+        addr: SocketAddr,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The server did not accept within the connect timeout.
+    #[error("cannot connect to {addr}: no answer within {} s", .timeout.as_secs_f32())]
+    ConnectTimeout {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The timeout in force.
+        timeout: Duration,
+    },
+
+    /// The server ended the conversation with `bye`, or by closing, before
+    /// the client was done; possibly right after an `error`.
+    #[error("the server ended the conversation: {0}")]
+    Ended(Ending),
+
+    /// The server sent something the protocol does not allow at this point,
+    /// such as a first frame that is not `welcome`.
+    #[error("protocol violation by the server: {0}")]
+    Protocol(String),
+
+    /// Framing or decoding failed: a truncated or oversized frame, invalid
+    /// JSON, or a socket error.
+    #[error("connection failed: {0}")]
+    Wire(#[from] porter_wire::Error),
+
+    /// The server asked a question that nobody could answer (no terminal and
+    /// no scripted answer for this id).
+    #[error("cannot answer the server's question {id:?} ({text:?}): {reason}")]
+    NoAnswer {
+        /// The id of the `ask`.
+        id: String,
+        /// The prompt the server sent.
+        text: String,
+        /// Why no answer could be given.
+        reason: String,
+    },
+
+    /// The person at the terminal ended the input (Ctrl-D) while an answer
+    /// was expected.
+    #[error("no answer, giving up")]
+    InputClosed,
+
+    /// Reading the local input (stdin, the terminal) failed.
+    #[error("cannot read input: {0}")]
+    Input(#[source] io::Error),
+
+    /// Writing the local output (stdout, stderr) failed.
+    #[error("cannot write output: {0}")]
+    Output(#[source] io::Error),
+
+    /// The line editor could not be set up or failed.
+    #[error("terminal error: {0}")]
+    Terminal(String),
+}
+
+fn family_note(bind_addr: Option<IpAddr>) -> String {
+    match bind_addr {
+        Some(IpAddr::V4(_)) => " over IPv4 (the source address is IPv4)".to_owned(),
+        Some(IpAddr::V6(_)) => " over IPv6 (the source address is IPv6)".to_owned(),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// The server's `error` behind this failure, if the server ended the
+    /// conversation with one.
+    pub fn server_error(&self) -> Option<&ServerError> {
+        match self {
+            Error::Ended(ending) => ending.error.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// Result alias for the client crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ending_shows_the_error_and_a_different_bye() {
+        let ending = Ending {
+            bye: Some("closing".into()),
+            error: Some(ServerError {
+                code: ErrorCode::Busy,
+                text: "server is busy".into(),
+            }),
+        };
+        assert_eq!(ending.to_string(), "server is busy (busy); closing");
+        let closed = Ending {
+            bye: None,
+            error: None,
+        };
+        assert_eq!(closed.to_string(), "the server closed the connection");
+    }
+}

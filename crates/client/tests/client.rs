@@ -1,0 +1,658 @@
+//! The client library through its public API, against tiny fake servers
+//! written here with porter_wire: the handshake, questions answered through
+//! the `Answerer` trait, the token hook, scripted mode and its reply rule,
+//! and server errors turned into typed errors.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use porter_client::scripted::{self, ScriptedOptions};
+use porter_client::{
+    Answerer, Ask, ConnectOptions, Connection, Error, NoTokens, Notice, ScriptedAnswers,
+    SessionInfo, TokenJar,
+};
+use porter_wire::{
+    AuthMode, ClientMessage, EncodedFrame, ErrorCode, FrameCodec, Secret, ServerMessage,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::codec::Framed;
+
+/// Every wait in these tests is bounded by this, so a bug fails a test
+/// instead of hanging it.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// The server side of one fake conversation.
+struct Peer {
+    framed: Framed<TcpStream, FrameCodec>,
+}
+
+impl Peer {
+    async fn send(&mut self, message: ServerMessage) {
+        let frame = EncodedFrame::message(&FrameCodec::new(), &message).unwrap();
+        self.framed.send(frame).await.unwrap();
+    }
+
+    /// The next client message, `None` on a clean close.
+    async fn recv(&mut self) -> Option<ClientMessage> {
+        let frame = tokio::time::timeout(LIMIT, self.framed.next())
+            .await
+            .expect("client went silent")?
+            .expect("client sent a broken frame");
+        Some(porter_wire::decode_message(&frame).unwrap())
+    }
+
+    /// `welcome` then the expected `hello`.
+    async fn greet(&mut self, auth: AuthMode) -> ClientMessage {
+        self.send(ServerMessage::Welcome {
+            server: "fake/1".into(),
+            protocol: 1,
+            auth,
+        })
+        .await;
+        let hello = self.recv().await.expect("no hello");
+        assert!(matches!(hello, ClientMessage::Hello { .. }), "{hello:?}");
+        hello
+    }
+
+    async fn ready(&mut self, user: &str) {
+        self.send(ServerMessage::Ready { user: user.into() }).await;
+    }
+}
+
+/// Binds port 0, accepts one client and runs `script` on it.
+async fn fake_server<F, Fut, R>(script: F) -> (SocketAddr, JoinHandle<R>)
+where
+    F: FnOnce(Peer) -> Fut + Send + 'static,
+    Fut: Future<Output = R> + Send,
+    R: Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        script(Peer {
+            framed: Framed::new(stream, FrameCodec::new()),
+        })
+        .await
+    });
+    (addr, task)
+}
+
+async fn connect(addr: SocketAddr) -> Connection<TcpStream> {
+    let options = ConnectOptions::new(addr.ip().to_string(), addr.port());
+    Connection::new(porter_client::connect(&options).await.unwrap())
+}
+
+async fn bounded<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(LIMIT, future)
+        .await
+        .expect("timed out")
+}
+
+/// Answers from a table and remembers what it was asked and shown.
+#[derive(Default)]
+struct Recorder {
+    asked: Vec<Ask>,
+    notices: Vec<Notice>,
+}
+
+impl Answerer for Recorder {
+    async fn answer(&mut self, ask: &Ask) -> porter_client::Result<Secret> {
+        self.asked.push(ask.clone());
+        Ok(Secret::new(format!("answer-to-{}", ask.id)))
+    }
+
+    fn notice(&mut self, notice: &Notice) {
+        self.notices.push(notice.clone());
+    }
+}
+
+#[derive(Default)]
+struct Jar {
+    token: Option<Secret>,
+    stored_for: Option<String>,
+    forgotten: bool,
+}
+
+impl TokenJar for Jar {
+    fn token(&self) -> Option<Secret> {
+        self.token.clone()
+    }
+    fn store(&mut self, token: Secret, user: &str, _expires_at: &str) {
+        self.token = Some(token);
+        self.stored_for = Some(user.to_owned());
+    }
+    fn forget(&mut self) {
+        self.token = None;
+        self.forgotten = true;
+    }
+}
+
+#[tokio::test]
+async fn handshake_without_auth_sends_hello_with_client_name_and_returns_the_user() {
+    let (addr, server) = fake_server(|mut peer| async move {
+        let hello = peer.greet(AuthMode::None).await;
+        peer.ready("guest-1").await;
+        hello
+    })
+    .await;
+    let mut conn = connect(addr).await;
+    let info = bounded(porter_client::handshake(
+        &mut conn,
+        &mut ScriptedAnswers::new(),
+        &mut NoTokens,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        info,
+        SessionInfo {
+            server: "fake/1".into(),
+            auth: AuthMode::None,
+            user: "guest-1".into()
+        }
+    );
+    let hello = server.await.unwrap();
+    assert_eq!(
+        hello,
+        ClientMessage::Hello {
+            client: Some(porter_client::CLIENT_NAME.to_owned()),
+            token: None
+        }
+    );
+    assert!(porter_client::CLIENT_NAME.starts_with("porter/"));
+}
+
+#[tokio::test]
+async fn asks_are_answered_through_the_answerer_and_notices_shown() {
+    let (addr, server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::Password).await;
+        peer.send(ServerMessage::Ask {
+            id: "user".into(),
+            text: "User:".into(),
+            secret: false,
+        })
+        .await;
+        let user = peer.recv().await;
+        peer.send(ServerMessage::Ask {
+            id: "password".into(),
+            text: "Password:".into(),
+            secret: true,
+        })
+        .await;
+        let password = peer.recv().await;
+        peer.send(ServerMessage::Error {
+            code: ErrorCode::BadCredentials,
+            text: "wrong, try again".into(),
+        })
+        .await;
+        peer.send(ServerMessage::Say {
+            text: "Welcome, ada!".into(),
+            from: "server".into(),
+        })
+        .await;
+        peer.ready("ada").await;
+        (user, password)
+    })
+    .await;
+    let mut conn = connect(addr).await;
+    let mut recorder = Recorder::default();
+    let info = bounded(porter_client::handshake(
+        &mut conn,
+        &mut recorder,
+        &mut NoTokens,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(info.user, "ada");
+    let ids: Vec<(&str, bool)> = recorder
+        .asked
+        .iter()
+        .map(|a| (a.id.as_str(), a.secret))
+        .collect();
+    assert_eq!(ids, [("user", false), ("password", true)]);
+    assert_eq!(recorder.notices.len(), 2);
+    assert!(
+        matches!(&recorder.notices[0], Notice::Error(e) if e.code == ErrorCode::BadCredentials)
+    );
+    assert!(matches!(&recorder.notices[1], Notice::Say { text, .. } if text == "Welcome, ada!"));
+    let (user, password) = server.await.unwrap();
+    assert_eq!(
+        user,
+        Some(ClientMessage::Answer {
+            id: "user".into(),
+            text: Secret::new("answer-to-user")
+        })
+    );
+    assert_eq!(
+        password,
+        Some(ClientMessage::Answer {
+            id: "password".into(),
+            text: Secret::new("answer-to-password")
+        })
+    );
+}
+
+#[tokio::test]
+async fn scripted_answers_answer_by_id_and_refuse_unknown_ids() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::Ip).await;
+        peer.send(ServerMessage::Ask {
+            id: "name".into(),
+            text: "Name?".into(),
+            secret: false,
+        })
+        .await;
+        let answer = peer.recv().await;
+        peer.send(ServerMessage::Ask {
+            id: "colour".into(),
+            text: "Favourite colour?".into(),
+            secret: false,
+        })
+        .await;
+        // Keep the connection open until the client gives up.
+        let _ = peer.recv().await;
+        answer
+    })
+    .await;
+    let mut conn = connect(addr).await;
+    let mut answers = ScriptedAnswers::new().with("name", "ada");
+    let err = bounded(porter_client::handshake(
+        &mut conn,
+        &mut answers,
+        &mut NoTokens,
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::NoAnswer { id, .. } if id == "colour"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_presented_stored_and_forgotten_through_the_jar() {
+    let (addr, server) = fake_server(|mut peer| async move {
+        let hello = peer.greet(AuthMode::Password).await;
+        peer.send(ServerMessage::Error {
+            code: ErrorCode::SessionInvalid,
+            text: "session expired".into(),
+        })
+        .await;
+        peer.send(ServerMessage::Session {
+            token: Secret::new("new-token"),
+            user: "ada".into(),
+            expires_at: "2030-01-01T00:00:00Z".into(),
+        })
+        .await;
+        peer.ready("ada").await;
+        hello
+    })
+    .await;
+    let mut conn = connect(addr).await;
+    let mut jar = Jar {
+        token: Some(Secret::new("old-token")),
+        ..Jar::default()
+    };
+    bounded(porter_client::handshake(
+        &mut conn,
+        &mut Recorder::default(),
+        &mut jar,
+    ))
+    .await
+    .unwrap();
+    let hello = server.await.unwrap();
+    assert!(
+        matches!(hello, ClientMessage::Hello { token: Some(t), .. } if t.expose() == "old-token")
+    );
+    assert!(jar.forgotten);
+    assert_eq!(jar.token.as_ref().map(Secret::expose), Some("new-token"));
+    assert_eq!(jar.stored_for.as_deref(), Some("ada"));
+}
+
+#[tokio::test]
+async fn busy_error_then_close_is_a_typed_error_with_the_servers_text() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.send(ServerMessage::Error {
+            code: ErrorCode::Busy,
+            text: "the server is full".into(),
+        })
+        .await;
+        // Dropping the peer closes the connection.
+    })
+    .await;
+    let mut conn = connect(addr).await;
+    let err = bounded(porter_client::handshake(
+        &mut conn,
+        &mut Recorder::default(),
+        &mut NoTokens,
+    ))
+    .await
+    .unwrap_err();
+    let server_error = err.server_error().expect("no server error carried");
+    assert_eq!(server_error.code, ErrorCode::Busy);
+    assert!(err.to_string().contains("the server is full"), "{err}");
+}
+
+#[tokio::test]
+async fn timeout_error_and_bye_during_handshake_end_with_both_texts() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::Ip).await;
+        peer.send(ServerMessage::Error {
+            code: ErrorCode::Timeout,
+            text: "too slow".into(),
+        })
+        .await;
+        peer.send(ServerMessage::Bye {
+            text: "goodbye".into(),
+        })
+        .await;
+    })
+    .await;
+    let mut conn = connect(addr).await;
+    let err = bounded(porter_client::handshake(
+        &mut conn,
+        &mut Recorder::default(),
+        &mut NoTokens,
+    ))
+    .await
+    .unwrap_err();
+    match &err {
+        Error::Ended(ending) => {
+            assert_eq!(ending.bye.as_deref(), Some("goodbye"));
+            assert_eq!(
+                ending.error.as_ref().map(|e| e.code),
+                Some(ErrorCode::Timeout)
+            );
+        }
+        other => panic!("expected Ended, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_first_frame_other_than_welcome_is_a_protocol_violation() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.ready("nobody").await;
+        let _ = peer.recv().await;
+    })
+    .await;
+    let mut conn = connect(addr).await;
+    let err = bounded(porter_client::handshake(
+        &mut conn,
+        &mut Recorder::default(),
+        &mut NoTokens,
+    ))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Protocol(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn connecting_to_a_closed_port_is_a_connect_error() {
+    // Bind then drop: the port is very likely free and closed right after.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let options = ConnectOptions::new("127.0.0.1", addr.port());
+    let err = bounded(porter_client::connect(&options)).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("cannot connect to 127.0.0.1"),
+        "{err}"
+    );
+}
+
+/// A fake echo server: handshake, then one `say` from `server` per `say`,
+/// until `bye`. Returns what it received, in order, and whether `bye` came.
+/// With `hold_until: Some(n)` it answers nothing until `n` says have arrived,
+/// so the replies come well after the client's end of input.
+async fn echo_peer(mut peer: Peer, hold_until: Option<usize>) -> (Vec<String>, bool) {
+    peer.greet(AuthMode::None).await;
+    peer.ready("guest").await;
+    let mut said = Vec::new();
+    let mut got_bye = false;
+    while let Some(message) = peer.recv().await {
+        match message {
+            ClientMessage::Say { text } => {
+                said.push(text.clone());
+                match hold_until {
+                    None => {
+                        peer.send(ServerMessage::Say {
+                            text,
+                            from: "server".into(),
+                        })
+                        .await
+                    }
+                    Some(n) if said.len() == n => {
+                        for text in &said {
+                            peer.send(ServerMessage::Say {
+                                text: text.clone(),
+                                from: "server".into(),
+                            })
+                            .await;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            ClientMessage::Bye => {
+                got_bye = true;
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    (said, got_bye)
+}
+
+async fn scripted_session(
+    addr: SocketAddr,
+    input: &[u8],
+    options: ScriptedOptions,
+) -> (porter_client::Result<scripted::Summary>, String, String) {
+    let mut conn = connect(addr).await;
+    porter_client::handshake(&mut conn, &mut ScriptedAnswers::new(), &mut NoTokens)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let result = bounded(scripted::run(conn, input, &mut out, &mut err, options)).await;
+    (
+        result,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn scripted_echo_prints_each_reply_as_from_and_text_then_says_bye() {
+    let (addr, server) = fake_server(|peer| echo_peer(peer, None)).await;
+    let (result, out, err) = scripted_session(addr, b"a\nb\n", ScriptedOptions::default()).await;
+    let summary = result.unwrap();
+    assert_eq!(out, "server: a\nserver: b\n");
+    assert_eq!(err, "");
+    assert_eq!((summary.sent, summary.received), (2, 2));
+    let (said, got_bye) = server.await.unwrap();
+    assert_eq!(said, ["a", "b"]);
+    assert!(got_bye);
+}
+
+#[tokio::test]
+async fn scripted_mode_ends_as_soon_as_every_say_has_its_reply() {
+    // A quiet period far longer than the test's patience: only the
+    // "every say answered" rule can end this session in time.
+    let options = ScriptedOptions {
+        quiet: Duration::from_secs(30),
+        max_wait: Duration::from_secs(60),
+    };
+    let lines: String = (0..500).map(|i| format!("line {i}\n")).collect();
+    let (addr, server) = fake_server(|peer| echo_peer(peer, Some(500))).await;
+    let started = Instant::now();
+    let (result, out, _) = scripted_session(addr, lines.as_bytes(), options).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(result.unwrap().received, 500);
+    let expected: String = (0..500).map(|i| format!("server: line {i}\n")).collect();
+    assert_eq!(out, expected);
+    assert!(server.await.unwrap().1, "no bye");
+}
+
+#[tokio::test]
+async fn scripted_mode_stops_after_a_quiet_period_when_no_reply_comes() {
+    // Like chat alone in the room: nothing ever comes back.
+    let (addr, server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::None).await;
+        peer.ready("guest").await;
+        let mut said = Vec::new();
+        while let Some(message) = peer.recv().await {
+            match message {
+                ClientMessage::Say { text } => said.push(text),
+                ClientMessage::Bye => return (said, true),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (said, false)
+    })
+    .await;
+    let options = ScriptedOptions {
+        quiet: Duration::from_millis(200),
+        max_wait: Duration::from_secs(60),
+    };
+    let (result, out, _) = scripted_session(addr, b"hello\nanyone?\n", options).await;
+    let summary = result.unwrap();
+    assert_eq!((summary.sent, summary.received), (2, 0));
+    assert_eq!(out, "");
+    assert_eq!(
+        server.await.unwrap(),
+        (vec!["hello".into(), "anyone?".into()], true)
+    );
+}
+
+#[tokio::test]
+async fn scripted_mode_stops_at_max_wait_even_if_the_server_never_falls_quiet() {
+    let (addr, server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::None).await;
+        peer.ready("guest").await;
+        // Frames of a type the client does not know, forever: they keep the
+        // quiet period from expiring but are no reply, so only rule 3 can
+        // end the session.
+        let tick = EncodedFrame::new(&FrameCodec::new(), br#"{"type":"tick"}"#).unwrap();
+        let mut ticker = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => peer.framed.send(tick.clone()).await.unwrap(),
+                message = peer.recv() => match message {
+                    Some(ClientMessage::Bye) => return true,
+                    None => return false,
+                    Some(_) => {}
+                }
+            }
+        }
+    })
+    .await;
+    let options = ScriptedOptions {
+        quiet: Duration::from_secs(30),
+        max_wait: Duration::from_millis(300),
+    };
+    let started = Instant::now();
+    let (result, out, _) = scripted_session(addr, b"ping\n", options).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(result.unwrap().received, 0);
+    assert_eq!(out, "");
+    assert!(server.await.unwrap(), "no bye");
+}
+
+#[tokio::test]
+async fn scripted_error_followed_by_bye_is_a_typed_error() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::None).await;
+        peer.ready("guest").await;
+        let _ = peer.recv().await;
+        peer.send(ServerMessage::Error {
+            code: ErrorCode::FrameTooLarge,
+            text: "frame too large".into(),
+        })
+        .await;
+        peer.send(ServerMessage::Bye {
+            text: "closing".into(),
+        })
+        .await;
+    })
+    .await;
+    let (result, _out, err) = scripted_session(addr, b"hi\n", ScriptedOptions::default()).await;
+    let error = result.unwrap_err();
+    assert_eq!(
+        error.server_error().map(|e| e.code),
+        Some(ErrorCode::FrameTooLarge)
+    );
+    assert!(err.contains("frame too large"), "{err}");
+}
+
+#[tokio::test]
+async fn scripted_plain_bye_from_the_server_ends_without_error() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::None).await;
+        peer.ready("guest").await;
+        peer.send(ServerMessage::Bye {
+            text: "server shutting down".into(),
+        })
+        .await;
+        // Wait for the client to go, so the close is not a reset.
+        let _ = peer.recv().await;
+    })
+    .await;
+    // An input that never ends: the server's bye must end the session.
+    let (client_end, _keep) = tokio::io::duplex(64);
+    let mut conn = connect(addr).await;
+    porter_client::handshake(&mut conn, &mut ScriptedAnswers::new(), &mut NoTokens)
+        .await
+        .unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let summary = bounded(scripted::run(
+        conn,
+        client_end,
+        &mut out,
+        &mut err,
+        ScriptedOptions::default(),
+    ))
+    .await
+    .unwrap();
+    assert!(summary.ended_by_server);
+    assert!(
+        String::from_utf8(err)
+            .unwrap()
+            .contains("server shutting down")
+    );
+}
+
+#[tokio::test]
+async fn scripted_close_without_bye_is_reported_as_the_end_of_the_conversation() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::None).await;
+        peer.ready("guest").await;
+    })
+    .await;
+    let (client_end, _keep) = tokio::io::duplex(64);
+    let mut conn = connect(addr).await;
+    porter_client::handshake(&mut conn, &mut ScriptedAnswers::new(), &mut NoTokens)
+        .await
+        .unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let error = bounded(scripted::run(
+        conn,
+        client_end,
+        &mut out,
+        &mut err,
+        ScriptedOptions::default(),
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&error, Error::Ended(e) if e.bye.is_none() && e.error.is_none()),
+        "{error:?}"
+    );
+}
