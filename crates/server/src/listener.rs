@@ -1,0 +1,152 @@
+//! The accept loop: one task per connection, a semaphore capping how many
+//! are served, and backoff when accepting itself fails (out of file
+//! descriptors, say). It never stops for a connection's sake; only shutdown
+//! ends it.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use porter_wire::{EncodedFrame, ErrorCode};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+use crate::connection::linger;
+use crate::handler::{self, Shared};
+use crate::handshake::error;
+
+/// First pause after a failed accept; doubled on each failure in a row.
+const INITIAL_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Longest pause between failed accepts: long enough to let file
+/// descriptors free up, short enough not to look dead.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Time given to a refused client to take its `busy` error. Refusals are
+/// cheap but unlimited in number, so each must be short-lived.
+const BUSY_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a refused client may keep its socket open after `busy`.
+const BUSY_LINGER: Duration = Duration::from_millis(200);
+
+/// The accept loop's state.
+pub(crate) struct Listener {
+    /// Where connections come from.
+    pub(crate) listener: TcpListener,
+    /// One permit per connection served; none left means `busy`.
+    pub(crate) limit: Arc<Semaphore>,
+    /// Handed to every connection.
+    pub(crate) shared: Arc<Shared>,
+    /// The `busy` refusal, encoded once.
+    pub(crate) busy: EncodedFrame,
+}
+
+impl Listener {
+    pub(crate) fn new(
+        listener: TcpListener,
+        shared: Arc<Shared>,
+    ) -> Result<Listener, porter_wire::Error> {
+        let busy = EncodedFrame::message(
+            &shared.codec,
+            &error(
+                ErrorCode::Busy,
+                "server at its connection limit, try again later",
+            ),
+        )?;
+        Ok(Listener {
+            listener,
+            limit: Arc::new(Semaphore::new(shared.config.max_connections)),
+            shared,
+            busy,
+        })
+    }
+
+    /// Accepts until `shutdown` completes.
+    pub(crate) async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut backoff = INITIAL_ACCEPT_BACKOFF;
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = &mut shutdown => return,
+                r = self.listener.accept() => r,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    backoff = INITIAL_ACCEPT_BACKOFF;
+                    self.dispatch(stream, peer);
+                }
+                Err(err) if is_per_connection(&err) => {
+                    debug!(cause = %err, "accept failed for one connection");
+                }
+                Err(err) => {
+                    warn!(cause = %err, backoff_ms = backoff.as_millis() as u64,
+                        "accept failed, backing off");
+                    tokio::select! {
+                        () = &mut shutdown => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, stream: TcpStream, peer: SocketAddr) {
+        // Chat lines are small and interactive: do not let Nagle hold them.
+        if let Err(err) = stream.set_nodelay(true) {
+            debug!(peer = %peer, cause = %err, "cannot set TCP_NODELAY");
+        }
+        let tracker = &self.shared.shutdown.tracker;
+        match self.limit.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tracker.spawn(handler::serve(stream, peer, self.shared.clone(), permit));
+            }
+            Err(_) => {
+                warn!(peer = %peer, limit = self.shared.config.max_connections,
+                    "connection limit reached, refusing");
+                let busy = self.busy.clone();
+                let abort = self.shared.shutdown.abort.clone();
+                tracker.spawn(refuse_busy(stream, peer, busy, abort));
+            }
+        }
+    }
+}
+
+/// Errors of `accept` that concern one connection only (it went away before
+/// we took it); anything else may repeat at once and deserves a pause.
+fn is_per_connection(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Sends `error{busy}` and closes, without a handshake.
+async fn refuse_busy(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    busy: EncodedFrame,
+    abort: tokio_util::sync::CancellationToken,
+) {
+    let sent = tokio::time::timeout(BUSY_WRITE_TIMEOUT, async {
+        stream.write_all(busy.as_bytes()).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    })
+    .await;
+    match sent {
+        Ok(Ok(())) => linger(&mut stream, BUSY_LINGER, abort.cancelled()).await,
+        Ok(Err(err)) => debug!(peer = %peer, cause = %err, "busy refusal not delivered"),
+        Err(_) => debug!(peer = %peer, "busy refusal timed out"),
+    }
+    debug!(peer = %peer, reason = "busy", "disconnected");
+}
