@@ -133,10 +133,7 @@ impl SqliteStore {
             // foreign keys are on, per connection.
             .foreign_keys(true);
 
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(connect.clone())
-            .await?;
+        let writer = connect_writer(&connect, options.busy_timeout).await?;
         migrate(&writer).await?;
         // Lazy: readers connect on first use, after the file exists and is migrated.
         let reader = SqlitePoolOptions::new()
@@ -183,6 +180,52 @@ impl SqliteStore {
     /// The latest schema version this build knows.
     pub fn latest_schema_version() -> i64 {
         MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
+    }
+}
+
+/// Connects the single-connection writer pool, retrying while another process holds the lock.
+///
+/// The first connection to a fresh file switches it to WAL, which needs an exclusive lock that
+/// SQLite does not wait for with `busy_timeout`: when two processes (server and admin CLI)
+/// open a new file at the same moment, one gets `SQLITE_BUSY` at connect. We wait and retry
+/// within the same budget as the busy timeout; once the file is in WAL mode this never loops.
+async fn connect_writer(connect: &SqliteConnectOptions, budget: Duration) -> Result<SqlitePool> {
+    /// First pause between attempts; doubled each time up to `MAX_PAUSE`.
+    const FIRST_PAUSE: Duration = Duration::from_millis(5);
+    const MAX_PAUSE: Duration = Duration::from_millis(200);
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut pause = FIRST_PAUSE;
+    loop {
+        match SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await
+        {
+            Err(err) if is_busy(&err) && tokio::time::Instant::now() + pause < deadline => {
+                debug!(
+                    pause_ms = pause.as_millis() as u64,
+                    "database busy at open, retrying"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_PAUSE);
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
+/// Whether `err` is SQLite's `SQLITE_BUSY` (any extended variant): another connection holds
+/// a lock we could not wait for.
+fn is_busy(err: &sqlx::Error) -> bool {
+    /// SQLite's primary result code for "database is locked"; extended codes keep it in the
+    /// low byte.
+    const SQLITE_BUSY: i64 = 5;
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i64>().ok())
+            .is_some_and(|code| code & 0xff == SQLITE_BUSY),
+        _ => false,
     }
 }
 
