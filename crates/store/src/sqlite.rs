@@ -177,6 +177,11 @@ impl SqliteStore {
         Ok(version)
     }
 
+    /// This store as the [`SharedStore`](crate::SharedStore) the server and CLI pass around.
+    pub fn shared(self) -> crate::SharedStore {
+        std::sync::Arc::new(self)
+    }
+
     /// The latest schema version this build knows.
     pub fn latest_schema_version() -> i64 {
         MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
@@ -594,6 +599,31 @@ mod tests {
         assert_eq!(files, listed);
         for (name, (_, _, sql)) in files.iter().zip(MIGRATIONS) {
             assert_eq!(std::fs::read_to_string(dir.join(name)).unwrap(), *sql);
+        }
+    }
+
+    /// Per-connection settings cannot be seen from another connection, so check them on the
+    /// store's own pools: durability (FULL), WAL and foreign keys, for writer and readers.
+    #[tokio::test]
+    async fn file_connections_use_full_sync_wal_and_foreign_keys() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = SqliteStore::open(&dir.path().join("p.db")).await.unwrap();
+        for pool in [&store.writer, &store.reader] {
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(sync, 2, "synchronous=FULL");
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(fk, 1);
         }
     }
 
