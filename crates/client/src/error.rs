@@ -1,5 +1,9 @@
 //! The client's one error type.
 //!
+//! Following the standard guideline, a variant's message does not repeat its
+//! cause: the cause is its `source()`, and the binary prints the whole chain
+//! (`cannot connect to 127.0.0.1:9090: Connection refused`).
+//!
 //! Every way a conversation can fail is a variant a caller can match on: the
 //! binary only prints the message and exits non-zero, but tests (and later the
 //! benchmark and the cookie jar) branch on what happened. No variant ever
@@ -54,7 +58,7 @@ impl fmt::Display for Ending {
 #[non_exhaustive]
 pub enum Error {
     /// The host name could not be resolved.
-    #[error("cannot resolve {host:?}: {source}")]
+    #[error("cannot resolve {host:?}")]
     Resolve {
         /// The name as given.
         host: String,
@@ -73,7 +77,7 @@ pub enum Error {
     },
 
     /// The source address could not be bound.
-    #[error("cannot use {addr} as the source address: {source}")]
+    #[error("cannot use {addr} as the source address")]
     Bind {
         /// The source address asked for.
         addr: IpAddr,
@@ -83,7 +87,7 @@ pub enum Error {
     },
 
     /// Every address of the server refused or failed.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         /// The last address tried.
         addr: SocketAddr,
@@ -113,7 +117,7 @@ pub enum Error {
 
     /// Framing or decoding failed: a truncated or oversized frame, invalid
     /// JSON, or a socket error.
-    #[error("connection failed: {0}")]
+    #[error("connection failed")]
     Wire(#[from] porter_wire::Error),
 
     /// The server asked a question that nobody could answer (no terminal and
@@ -134,11 +138,11 @@ pub enum Error {
     InputClosed,
 
     /// Reading the local input (stdin, the terminal) failed.
-    #[error("cannot read input: {0}")]
+    #[error("cannot read input")]
     Input(#[source] io::Error),
 
     /// Writing the local output (stdout, stderr) failed.
-    #[error("cannot write output: {0}")]
+    #[error("cannot write output")]
     Output(#[source] io::Error),
 
     /// The line editor could not be set up or failed.

@@ -1,0 +1,214 @@
+//! `porter serve`: its options, and the start-up sequence: log file, address
+//! (flag, environment, prompt, default), bind with port hunting, the
+//! listening line, then the server until Ctrl-C or SIGTERM.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use porter_server::{
+    Config, Console, ConsoleLine, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_FRAME_LEN, DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES, DEFAULT_SHUTDOWN_GRACE,
+    ServiceKind,
+};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::logging::{self, LogFormat};
+use crate::prompt;
+
+/// The host a server listens on when none is given: every IPv4 interface.
+const DEFAULT_HOST: &str = "0.0.0.0";
+/// The port a server listens on when none is given.
+const DEFAULT_PORT: u16 = 9090;
+/// Console lines typed but not yet taken by the server. Typing is slow; a
+/// small buffer is plenty.
+const CONSOLE_INPUT_QUEUE: usize = 64;
+/// Chat lines waiting to be printed on the console. The server drops (and
+/// counts) lines rather than wait when this is full.
+const CONSOLE_OUTPUT_QUEUE: usize = 1024;
+
+/// Options of `porter serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on: an IP address or a host name [default: 0.0.0.0;
+    /// asked at a terminal]
+    #[arg(long, env = "PORTER_HOST")]
+    host: Option<String>,
+
+    /// Port to listen on; when it is busy the next ones are tried (see
+    /// --port-tries). 0 lets the system choose [default: 9090; asked at a
+    /// terminal]
+    #[arg(long, env = "PORTER_PORT")]
+    port: Option<u16>,
+
+    /// What the server does with each line after the handshake
+    #[arg(long, value_enum, default_value_t = Service::Chat)]
+    service: Service,
+
+    /// File the log is appended to
+    #[arg(long, value_name = "PATH", default_value = "porter.log")]
+    log_file: PathBuf,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing
+    /// directives such as "info,porter_server=debug"
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    log_level: String,
+
+    /// How log lines are written
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    /// Connections served at once; beyond it newcomers get a `busy` error
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+
+    /// Seconds a client has from connecting to `ready`
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
+    handshake_timeout: u64,
+
+    /// Largest frame payload accepted, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME_LEN)]
+    max_frame_len: usize,
+
+    /// Frames queued for one client before it counts as not reading and is
+    /// disconnected
+    #[arg(long, value_name = "FRAMES", default_value_t = DEFAULT_OUTGOING_QUEUE)]
+    queue_len: usize,
+
+    /// Ports tried in all when the requested one is busy
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PORT_TRIES)]
+    port_tries: u16,
+
+    /// Seconds given to clients to receive `bye` at shutdown
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_secs())]
+    shutdown_grace: u64,
+}
+
+/// The services, as the command line names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Service {
+    /// Every line comes back from `server`.
+    Echo,
+    /// Every line goes to every other participant.
+    Chat,
+}
+
+impl From<Service> for ServiceKind {
+    fn from(service: Service) -> Self {
+        match service {
+            Service::Echo => ServiceKind::Echo,
+            Service::Chat => ServiceKind::Chat,
+        }
+    }
+}
+
+/// Runs `porter serve`.
+///
+/// # Errors
+/// A log file that cannot be written, no answer at a prompt, nothing to
+/// listen on, an invalid limit.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let (_log_guard, log_path) = logging::init(&args.log_file, &args.log_level, args.log_format)?;
+    eprintln!("porter: logging to {}", log_path.display());
+
+    let interactive = io::stdin().is_terminal();
+    let host = prompt::resolve(
+        args.host.clone(),
+        interactive,
+        || prompt::ask_host(DEFAULT_HOST),
+        DEFAULT_HOST.to_owned(),
+    )?;
+    let port = prompt::resolve(
+        args.port,
+        interactive,
+        || prompt::ask_port(DEFAULT_PORT),
+        DEFAULT_PORT,
+    )?;
+    let config = Config {
+        service: args.service.into(),
+        max_connections: args.max_connections,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        max_frame_len: args.max_frame_len,
+        outgoing_queue: args.queue_len,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        ..Config::default()
+    };
+    // The console reads stdin only when a person is there, and only chat
+    // has a room to speak to.
+    let with_console = interactive && config.service == ServiceKind::Chat;
+
+    let runtime = crate::runtime()?;
+    let result = runtime.block_on(serve(&host, port, args.port_tries, config, with_console));
+    runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
+    if let Err(err) = &result {
+        tracing::error!(error = format!("{err:#}"), "server stopped with an error");
+    }
+    result
+}
+
+async fn serve(
+    host: &str,
+    port: u16,
+    tries: u16,
+    config: Config,
+    with_console: bool,
+) -> anyhow::Result<()> {
+    // Installed before the listening line, so a signal sent as soon as that
+    // line is seen is already ours.
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let shutdown = async move {
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        tracing::info!(signal = name, "shutting down");
+    };
+
+    let bound = porter_server::bind(host, port, tries).await?;
+    let mut line = format!("porter: listening on {}", bound.local_addr);
+    if bound.moved() {
+        line.push_str(&format!(" ({} was busy)", bound.requested_port));
+    }
+    let mut stdout = io::stdout();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")?;
+
+    let console = with_console.then(start_console);
+    porter_server::run(bound.listener, config, console, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The server's console: lines typed at the terminal go to the room, lines
+/// said in the room are printed as `from: text`.
+fn start_console() -> Console {
+    let (input_tx, input) = mpsc::channel(CONSOLE_INPUT_QUEUE);
+    let (output, mut output_rx) = mpsc::channel::<ConsoleLine>(CONSOLE_OUTPUT_QUEUE);
+    // A plain thread, not `spawn_blocking`: a read of stdin never returns
+    // at shutdown, and the runtime must not wait for it.
+    let spawned = std::thread::Builder::new()
+        .name("porter-console".into())
+        .spawn(move || {
+            for line in io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if input_tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(error = %err, "console input unavailable");
+    }
+    tokio::spawn(async move {
+        while let Some(ConsoleLine { from, text }) = output_rx.recv().await {
+            // Not println!: a closed stdout must not panic the server.
+            let _ = writeln!(io::stdout(), "{from}: {text}");
+        }
+    });
+    Console { input, output }
+}
