@@ -1,0 +1,608 @@
+//! The server from the outside: `run()` on a port-0 listener, spoken to in
+//! raw bytes over loopback TCP (a 4-byte big-endian length, then JSON), so
+//! that these tests check the wire contract and not our own codec.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use porter_server::{AuthMode, Config, Console, ConsoleLine, Error, ServiceKind, bind, run};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+/// Bound on every wait: a broken server fails a test instead of hanging it.
+const WAIT: Duration = Duration::from_secs(10);
+
+type Server = (
+    SocketAddr,
+    oneshot::Sender<()>,
+    JoinHandle<Result<(), Error>>,
+);
+
+async fn start_server(config: Config) -> Server {
+    start(config, None).await
+}
+
+async fn start(config: Config, console: Option<Console>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(run(listener, config, console, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, handle)
+}
+
+fn echo() -> Config {
+    Config {
+        service: ServiceKind::Echo,
+        ..Config::default()
+    }
+}
+
+fn chat() -> Config {
+    Config {
+        service: ServiceKind::Chat,
+        ..Config::default()
+    }
+}
+
+/// A client speaking raw frames.
+struct Client {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        let stream = timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .unwrap()
+            .unwrap();
+        Client {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Connects and goes through welcome · hello · ready; returns the user.
+    async fn join(addr: SocketAddr) -> (Client, String) {
+        let mut client = Client::connect(addr).await;
+        let welcome = client.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        client.send(&json!({"type": "hello"})).await;
+        let ready = client.recv().await;
+        assert_eq!(ready["type"], "ready", "{ready}");
+        let user = ready["user"].as_str().unwrap().to_owned();
+        (client, user)
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        timeout(WAIT, self.stream.write_all(bytes))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    async fn send_payload(&mut self, payload: &[u8]) {
+        let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(payload);
+        self.send_raw(&frame).await;
+    }
+
+    async fn send(&mut self, message: &Value) {
+        self.send_payload(message.to_string().as_bytes()).await;
+    }
+
+    async fn say(&mut self, text: &str) {
+        self.send(&json!({"type": "say", "text": text})).await;
+    }
+
+    /// The next frame, or `None` when the server closed (cleanly or not).
+    async fn try_recv(&mut self) -> Option<Value> {
+        loop {
+            if self.buf.len() >= 4 {
+                let len = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
+                if self.buf.len() >= 4 + len {
+                    self.buf.advance(4);
+                    let payload = self.buf.split_to(len);
+                    return Some(serde_json::from_slice(&payload).unwrap());
+                }
+            }
+            let read = timeout(WAIT, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("timed out waiting for a frame");
+            match read {
+                Ok(0) | Err(_) => {
+                    assert!(self.buf.len() < 4, "closed inside a frame");
+                    return None;
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+
+    async fn recv(&mut self) -> Value {
+        self.try_recv().await.expect("server closed the connection")
+    }
+
+    async fn expect_error(&mut self, code: &str) {
+        let frame = self.recv().await;
+        assert_eq!(frame["type"], "error", "{frame}");
+        assert_eq!(frame["code"], code, "{frame}");
+        assert!(frame["text"].is_string(), "{frame}");
+    }
+
+    async fn expect_closed(&mut self) {
+        if let Some(frame) = self.try_recv().await {
+            panic!("expected the connection to close, got {frame}");
+        }
+    }
+}
+
+fn say_from(frame: &Value) -> (&str, &str) {
+    assert_eq!(frame["type"], "say", "{frame}");
+    (
+        frame["from"].as_str().unwrap(),
+        frame["text"].as_str().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn auth_none_dialogue_is_welcome_hello_ready_with_the_peer_address() {
+    let (addr, _stop, _server) = start_server(echo()).await;
+    let mut client = Client::connect(addr).await;
+    let local = client.stream.local_addr().unwrap();
+    let welcome = client.recv().await;
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["protocol"], 1);
+    assert_eq!(welcome["auth"], "none");
+    assert!(welcome["server"].as_str().unwrap().starts_with("porter/"));
+    client
+        .send(&json!({"type": "hello", "client": "test/1"}))
+        .await;
+    let ready = client.recv().await;
+    assert_eq!(ready, json!({"type": "ready", "user": local.to_string()}));
+}
+
+#[tokio::test]
+async fn echo_answers_1000_lines_in_order() {
+    let (addr, _stop, _server) = start_server(echo()).await;
+    let (client, _) = Client::join(addr).await;
+    let Client { stream, buf } = client;
+    let (read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        for i in 0..1000 {
+            let payload = json!({"type": "say", "text": format!("line {i}")}).to_string();
+            bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(payload.as_bytes());
+        }
+        write.write_all(&bytes).await.unwrap();
+        write
+    });
+    let mut reader = Client {
+        stream: read.reunite(writer.await.unwrap()).unwrap(),
+        buf,
+    };
+    for i in 0..1000 {
+        let frame = reader.recv().await;
+        assert_eq!(say_from(&frame), ("server", format!("line {i}").as_str()));
+    }
+}
+
+#[tokio::test]
+async fn chat_delivers_each_line_to_every_other_participant_but_not_back() {
+    let (addr, _stop, _server) = start_server(chat()).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(Client::join(addr).await);
+    }
+    for speaker in 0..3 {
+        let text = format!("hello from {speaker}");
+        clients[speaker].0.say(&text).await;
+        for listener in (0..3).filter(|&l| l != speaker) {
+            let frame = clients[listener].0.recv().await;
+            let name = clients[speaker].1.clone();
+            assert_eq!(say_from(&frame), (name.as_str(), text.as_str()));
+        }
+    }
+    // Had a speaker received its own line, it would have come before the
+    // next speaker's; prove nothing else is pending by a last round trip.
+    clients[0].0.say("last").await;
+    for (client, _) in &mut clients[1..] {
+        let frame = client.recv().await;
+        assert_eq!(say_from(&frame).1, "last");
+    }
+    clients[1].0.say("to zero").await;
+    assert_eq!(say_from(&clients[0].0.recv().await).1, "to zero");
+}
+
+#[tokio::test]
+async fn console_lines_go_to_everyone_and_client_lines_to_the_console() {
+    let (input_tx, input) = mpsc::channel(8);
+    let (output, mut output_rx) = mpsc::channel::<ConsoleLine>(8);
+    let (addr, _stop, _server) = start(chat(), Some(Console { input, output })).await;
+    let (mut a, a_name) = Client::join(addr).await;
+    let (mut b, _) = Client::join(addr).await;
+    a.say("to the room").await;
+    assert_eq!(say_from(&b.recv().await), (a_name.as_str(), "to the room"));
+    let line = timeout(WAIT, output_rx.recv()).await.unwrap().unwrap();
+    assert_eq!((line.from, line.text), (a_name, "to the room".to_owned()));
+    input_tx.send("from the console".into()).await.unwrap();
+    assert_eq!(say_from(&a.recv().await), ("server", "from the console"));
+    assert_eq!(say_from(&b.recv().await), ("server", "from the console"));
+}
+
+#[tokio::test]
+async fn beyond_max_connections_a_client_gets_busy_and_is_closed() {
+    let config = Config {
+        max_connections: 1,
+        ..echo()
+    };
+    let (addr, _stop, _server) = start_server(config).await;
+    let (mut first, _) = Client::join(addr).await;
+
+    let mut second = Client::connect(addr).await;
+    second.expect_error("busy").await;
+    second.expect_closed().await;
+
+    // The first is still served, and once it leaves its slot is free again.
+    first.say("still here").await;
+    assert_eq!(say_from(&first.recv().await).1, "still here");
+    first.send(&json!({"type": "bye"})).await;
+    first.expect_closed().await;
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut third = Client::connect(addr).await;
+        let frame = third.recv().await;
+        if frame["type"] == "welcome" {
+            break;
+        }
+        assert_eq!(frame["code"], "busy", "{frame}");
+        assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+        // The slot is released just after the close; try again shortly.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_in_the_handshake_gets_timeout_and_is_closed() {
+    let config = Config {
+        handshake_timeout: Duration::from_millis(100),
+        ..echo()
+    };
+    let (addr, _stop, _server) = start_server(config).await;
+    let mut client = Client::connect(addr).await;
+    assert_eq!(client.recv().await["type"], "welcome");
+    client.expect_error("timeout").await;
+    client.expect_closed().await;
+}
+
+#[tokio::test]
+async fn an_oversized_header_gets_frame_too_large_and_a_close() {
+    let (addr, _stop, _server) = start_server(echo()).await;
+    let (mut client, _) = Client::join(addr).await;
+    client.send_raw(&65_537u32.to_be_bytes()).await;
+    client.expect_error("frame_too_large").await;
+    client.expect_closed().await;
+}
+
+#[tokio::test]
+async fn the_largest_frame_allowed_is_accepted() {
+    let config = Config {
+        max_frame_len: 1000,
+        ..echo()
+    };
+    let (addr, _stop, _server) = start_server(config).await;
+    let (mut client, _) = Client::join(addr).await;
+    let mut payload = br#"{"type":"say","text":""#.to_vec();
+    let room = 1000 - payload.len() - 2;
+    payload.extend(std::iter::repeat_n(b'x', room));
+    payload.extend_from_slice(b"\"}");
+    assert_eq!(payload.len(), 1000);
+    client.send_payload(&payload).await;
+    // The echo would exceed the limit once `from` is added: refused, open.
+    client.expect_error("invalid_message").await;
+    client.say("short").await;
+    assert_eq!(say_from(&client.recv().await).1, "short");
+}
+
+#[tokio::test]
+async fn invalid_frames_get_invalid_message_and_the_connection_still_works() {
+    let (addr, _stop, _server) = start_server(echo()).await;
+    let mut client = Client::connect(addr).await;
+    assert_eq!(client.recv().await["type"], "welcome");
+    let garbage: [&[u8]; 6] = [
+        b"not json",
+        b"\xff\xfe\xfd",
+        b"[1, 2, 3]",
+        br#"{"text": "no type"}"#,
+        br#"{"type": "say"}"#,
+        br#"{"type": 7}"#,
+    ];
+    for payload in garbage {
+        client.send_payload(payload).await;
+        client.expect_error("invalid_message").await;
+    }
+    client.send(&json!({"type": "hello"})).await;
+    assert_eq!(client.recv().await["type"], "ready");
+    for payload in garbage {
+        client.send_payload(payload).await;
+        client.expect_error("invalid_message").await;
+    }
+    client.say("after the garbage").await;
+    assert_eq!(say_from(&client.recv().await).1, "after the garbage");
+}
+
+#[tokio::test]
+async fn an_unknown_type_gets_unknown_type_and_stays_open() {
+    let (addr, _stop, _server) = start_server(echo()).await;
+    let (mut client, _) = Client::join(addr).await;
+    client.send(&json!({"type": "dance", "speed": 3})).await;
+    client.expect_error("unknown_type").await;
+    client.say("still open").await;
+    assert_eq!(say_from(&client.recv().await).1, "still open");
+}
+
+#[tokio::test]
+async fn messages_out_of_turn_get_unexpected_and_stay_open() {
+    let (addr, _stop, _server) = start_server(echo()).await;
+    let mut client = Client::connect(addr).await;
+    assert_eq!(client.recv().await["type"], "welcome");
+    client.say("too early").await;
+    client.expect_error("unexpected").await;
+    client
+        .send(&json!({"type": "answer", "id": "name", "text": "x"}))
+        .await;
+    client.expect_error("unexpected").await;
+    client.send(&json!({"type": "hello"})).await;
+    assert_eq!(client.recv().await["type"], "ready");
+    client.send(&json!({"type": "hello"})).await;
+    client.expect_error("unexpected").await;
+    client.send(&json!({"type": "logout"})).await;
+    client.expect_error("unexpected").await;
+    client.say("in turn").await;
+    assert_eq!(say_from(&client.recv().await).1, "in turn");
+}
+
+#[tokio::test]
+async fn keep_alives_are_ignored_and_bye_closes_without_error() {
+    let (addr, _stop, _server) = start_server(echo()).await;
+    let (mut client, _) = Client::join(addr).await;
+    client.send_raw(&[0, 0, 0, 0, 0, 0, 0, 0]).await;
+    client.say("after keep-alives").await;
+    assert_eq!(say_from(&client.recv().await).1, "after keep-alives");
+    client.send(&json!({"type": "bye"})).await;
+    client.expect_closed().await;
+}
+
+#[tokio::test]
+async fn clients_leaving_mid_frame_or_by_reset_do_not_disturb_others() {
+    let (addr, _stop, _server) = start_server(chat()).await;
+    let (mut a, a_name) = Client::join(addr).await;
+    let (mut b, _) = Client::join(addr).await;
+
+    let (mut mid_frame, _) = Client::join(addr).await;
+    mid_frame.send_raw(b"\x00\x00\x00\x40{\"type\":").await;
+    drop(mid_frame);
+
+    let (reset, _) = Client::join(addr).await;
+    reset.stream.set_zero_linger().unwrap();
+    drop(reset);
+
+    let mut never_ready = Client::connect(addr).await;
+    never_ready.send_raw(b"\x00\x00").await;
+    drop(never_ready);
+
+    for i in 0..3 {
+        let text = format!("line {i}");
+        a.say(&text).await;
+        assert_eq!(say_from(&b.recv().await), (a_name.as_str(), text.as_str()));
+    }
+}
+
+/// Connects with a tiny receive buffer, so that a client that does not read
+/// fills up quickly.
+async fn join_with_small_buffer(addr: SocketAddr) -> Client {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = timeout(WAIT, socket.connect(addr)).await.unwrap().unwrap();
+    let mut client = Client {
+        stream,
+        buf: BytesMut::new(),
+    };
+    assert_eq!(client.recv().await["type"], "welcome");
+    client.send(&json!({"type": "hello"})).await;
+    assert_eq!(client.recv().await["type"], "ready");
+    client
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_disconnected_and_others_keep_being_served() {
+    const LINES: usize = 400;
+    let config = Config {
+        // Roomy enough for a reading client's bursts (the speaker's frames
+        // arrive faster than one writer wake-up), small against LINES.
+        outgoing_queue: 64,
+        ..chat()
+    };
+    let (addr, _stop, _server) = start_server(config).await;
+    let mut stuck = join_with_small_buffer(addr).await;
+    let (mut speaker, speaker_name) = Client::join(addr).await;
+    let (mut reader, _) = Client::join(addr).await;
+
+    let text = "x".repeat(32 * 1024);
+    let expected = text.clone();
+    // The speaker stays at most AHEAD lines ahead of the reader, so the
+    // reader's queue cannot fill however the tasks are scheduled; the stuck
+    // client's does.
+    const AHEAD: usize = 16;
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(AHEAD));
+    let credit = window.clone();
+    let reading = tokio::spawn(async move {
+        for _ in 0..LINES {
+            let frame = reader.recv().await;
+            let (from, got) = say_from(&frame);
+            assert_eq!((from, got.len()), (speaker_name.as_str(), expected.len()));
+            credit.add_permits(1);
+        }
+    });
+    for _ in 0..LINES {
+        timeout(WAIT, window.acquire())
+            .await
+            .unwrap()
+            .unwrap()
+            .forget();
+        speaker.say(&text).await;
+    }
+    timeout(WAIT, reading).await.unwrap().unwrap();
+
+    // The stuck client now reads what the kernel held for it, then the end:
+    // far fewer lines than were said.
+    // It was cut off wherever its writer was, possibly inside a frame.
+    let mut bytes = stuck.buf.to_vec();
+    let _ = timeout(WAIT, stuck.stream.read_to_end(&mut bytes))
+        .await
+        .expect("the stuck client was never disconnected");
+    let mut received = 0;
+    let mut rest = &bytes[..];
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        if rest.len() < 4 + len {
+            break;
+        }
+        received += 1;
+        rest = &rest[4 + len..];
+    }
+    eprintln!("stuck client received {received} of {LINES}");
+    assert!(received < LINES, "received {received} of {LINES}");
+
+    // The speaker is still served.
+    speaker.send(&json!({"type": "dance"})).await;
+    speaker.expect_error("unknown_type").await;
+}
+
+#[tokio::test]
+async fn shutdown_sends_bye_to_everyone_and_run_returns() {
+    let (addr, stop, server) = start_server(chat()).await;
+    let (mut ready, _) = Client::join(addr).await;
+    let mut handshaking = Client::connect(addr).await;
+    assert_eq!(handshaking.recv().await["type"], "welcome");
+
+    stop.send(()).unwrap();
+    for client in [&mut ready, &mut handshaking] {
+        let bye = client.recv().await;
+        assert_eq!(bye["type"], "bye", "{bye}");
+        assert!(bye["text"].is_string());
+        client.expect_closed().await;
+    }
+    timeout(WAIT, server).await.unwrap().unwrap().unwrap();
+    // Nothing listens any more.
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_returns_within_the_grace_period_when_a_client_does_not_read() {
+    let config = Config {
+        outgoing_queue: 100_000,
+        shutdown_grace: Duration::from_millis(200),
+        ..chat()
+    };
+    let (addr, stop, server) = start_server(config).await;
+    let _stuck = join_with_small_buffer(addr).await;
+    let (mut speaker, _) = Client::join(addr).await;
+    let text = "y".repeat(16 * 1024);
+    for _ in 0..100 {
+        speaker.say(&text).await;
+    }
+    // Make sure the server took every line before stopping it.
+    speaker.send(&json!({"type": "dance"})).await;
+    speaker.expect_error("unknown_type").await;
+    stop.send(()).unwrap();
+    timeout(Duration::from_secs(5), server)
+        .await
+        .expect("run did not return")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn run_refuses_auth_modes_not_served_yet() {
+    for auth in [AuthMode::Ip, AuthMode::Password] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = Config {
+            auth,
+            ..Config::default()
+        };
+        let result = run(listener, config, None, std::future::pending()).await;
+        assert!(
+            matches!(result, Err(Error::AuthUnsupported(mode)) if mode == auth),
+            "{result:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bind_moves_to_the_next_free_port_and_says_so() {
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let bound = bind("127.0.0.1", port, 20).await.unwrap();
+    assert!(bound.moved());
+    assert_eq!(bound.requested_port, port);
+    assert!(bound.local_addr.port() > port);
+    assert_eq!(bound.local_addr, bound.listener.local_addr().unwrap());
+}
+
+#[tokio::test]
+async fn bind_gives_up_when_every_port_tried_is_in_use() {
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let err = bind("127.0.0.1", port, 1).await.unwrap_err();
+    assert!(
+        matches!(err, porter_server::BindError::AllInUse { first, last, .. }
+        if first == port && last == port)
+    );
+    assert!(err.to_string().contains("in use"), "{err}");
+}
+
+#[tokio::test]
+async fn bind_port_zero_lets_the_system_choose_and_is_not_a_move() {
+    let bound = bind("127.0.0.1", 0, 20).await.unwrap();
+    assert_ne!(bound.local_addr.port(), 0);
+    assert!(!bound.moved());
+    let ipv6 = bind("::1", 0, 20).await;
+    if let Ok(bound) = ipv6 {
+        assert!(bound.local_addr.is_ipv6());
+    }
+}
+
+#[tokio::test]
+async fn bind_reports_other_errors_at_once_without_hunting() {
+    // TEST-NET-1 is on no machine: binding fails with "address not
+    // available". Only a bind is attempted; no traffic goes there.
+    let err = bind("192.0.2.1", 40_000, 20).await.unwrap_err();
+    match &err {
+        porter_server::BindError::Bind { addr, source } => {
+            assert_eq!(addr.port(), 40_000, "no other port may be tried");
+            assert_eq!(source.kind(), std::io::ErrorKind::AddrNotAvailable);
+        }
+        other => panic!("expected a bind error, got {other:?}"),
+    }
+    assert!(err.to_string().contains("192.0.2.1:40000"), "{err}");
+}
+
+#[tokio::test]
+async fn bind_reports_a_host_that_does_not_resolve() {
+    let err = bind("no-such-host.invalid", 0, 20).await.unwrap_err();
+    assert!(
+        matches!(err, porter_server::BindError::Resolve { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
+}
