@@ -606,3 +606,24 @@ async fn bind_reports_a_host_that_does_not_resolve() {
     );
     assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
 }
+
+#[tokio::test]
+async fn with_announce_on_joins_and_leaves_are_told_to_the_others() {
+    let config = Config {
+        announce: true,
+        ..chat()
+    };
+    let (addr, _stop, _server) = start_server(config).await;
+    let (mut a, _) = Client::join(addr).await;
+    let (mut b, b_name) = Client::join(addr).await;
+    assert_eq!(
+        say_from(&a.recv().await),
+        ("server", format!("{b_name} joined").as_str())
+    );
+    b.send(&json!({"type": "bye"})).await;
+    b.expect_closed().await;
+    assert_eq!(
+        say_from(&a.recv().await),
+        ("server", format!("{b_name} left").as_str())
+    );
+}
