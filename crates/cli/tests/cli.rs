@@ -1,0 +1,564 @@
+//! The real `porter` binary, end to end: `porter serve` on port 0 in its own
+//! temporary folder, talked to with raw porter_wire sync clients and with
+//! `porter connect`. Every wait is bounded, so a broken build fails here
+//! instead of hanging.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use porter_wire::{ClientMessage, ErrorCode, ReadFrameExt, ServerMessage, WriteFrameExt};
+use tempfile::TempDir;
+
+const PORTER: &str = env!("CARGO_BIN_EXE_porter");
+
+/// Upper bound for every wait in this file.
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A running `porter serve`, killed when dropped.
+struct ServerProc {
+    child: Child,
+    addr: SocketAddr,
+    /// The whole listening line, as printed.
+    listening: String,
+    /// Its working folder, holding `porter.log`.
+    dir: TempDir,
+    /// Lines printed on stdout after the listening line.
+    stdout: Receiver<String>,
+    /// Everything printed on stderr so far.
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("porter.log")).unwrap_or_default()
+    }
+
+    fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the server to exit, at most `LIMIT`.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Starts `porter serve` on 127.0.0.1, port 0 unless `args` say otherwise,
+/// with stdin closed (no prompts, no console), in a fresh temporary folder.
+/// Returns once the listening line is out.
+fn start_server(args: &[&str]) -> ServerProc {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(PORTER);
+    command.arg("serve");
+    if !args.contains(&"--host") {
+        command.args(["--host", "127.0.0.1"]);
+    }
+    if !args.contains(&"--port") {
+        command.args(["--port", "0"]);
+    }
+    let mut child = command
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("PORTER_HOST")
+        .env_remove("PORTER_PORT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let mut err_pipe = child.stderr.take().unwrap();
+    let sink = stderr.clone();
+    thread::spawn(move || {
+        let mut buf = [0; 1024];
+        while let Ok(n) = err_pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let listening = match stdout.recv_timeout(LIMIT) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("no listening line; stderr: {}", stderr.lock().unwrap());
+        }
+    };
+    let addr = listening
+        .strip_prefix("porter: listening on ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected listening line {listening:?}"));
+    ServerProc {
+        child,
+        addr,
+        listening,
+        dir,
+        stdout,
+        stderr,
+    }
+}
+
+fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A raw client: a blocking socket speaking frames through porter_wire.
+struct Client {
+    stream: TcpStream,
+    user: String,
+}
+
+impl Client {
+    /// Connects and reads `welcome`, without saying `hello`.
+    fn welcomed(addr: SocketAddr) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        match stream.recv_message::<ServerMessage>().unwrap() {
+            Some(ServerMessage::Welcome { .. }) => stream,
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+
+    /// Connects and completes the handshake (auth none).
+    fn ready(addr: SocketAddr) -> Client {
+        let mut stream = Client::welcomed(addr);
+        stream
+            .send_message(&ClientMessage::Hello {
+                client: Some("test".into()),
+                token: None,
+            })
+            .unwrap();
+        match stream.recv_message::<ServerMessage>().unwrap() {
+            Some(ServerMessage::Ready { user }) => Client { stream, user },
+            other => panic!("expected ready, got {other:?}"),
+        }
+    }
+
+    fn say(&mut self, text: &str) {
+        self.stream
+            .send_message(&ClientMessage::Say { text: text.into() })
+            .unwrap();
+    }
+
+    fn recv(&mut self) -> Option<ServerMessage> {
+        self.stream.recv_message().unwrap()
+    }
+
+    /// The next `say`, as (from, text).
+    fn heard(&mut self) -> (String, String) {
+        match self.recv() {
+            Some(ServerMessage::Say { text, from }) => (from, text),
+            other => panic!("expected say, got {other:?}"),
+        }
+    }
+
+    fn error_code(&mut self) -> ErrorCode {
+        match self.recv() {
+            Some(ServerMessage::Error { code, .. }) => code,
+            other => panic!("expected error, got {other:?}"),
+        }
+    }
+
+    /// Says `bye` and waits for the server to close.
+    fn leave(mut self) {
+        self.stream.send_message(&ClientMessage::Bye).unwrap();
+        while let Ok(Some(_)) = self.stream.recv_message::<ServerMessage>() {}
+    }
+}
+
+#[test]
+fn a_client_can_reconnect_twenty_times() {
+    let server = start_server(&["--service", "echo"]);
+    for round in 0..20 {
+        let mut client = Client::ready(server.addr);
+        let text = format!("round {round}");
+        client.say(&text);
+        assert_eq!(client.heard(), ("server".to_owned(), text));
+        client.leave();
+    }
+}
+
+#[test]
+fn a_busy_port_moves_to_the_next_and_says_so() {
+    let occupied = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = occupied.local_addr().unwrap().port();
+    let server = start_server(&["--port", &port.to_string(), "--service", "echo"]);
+    assert_ne!(server.addr.port(), port);
+    assert_eq!(
+        server.listening,
+        format!(
+            "porter: listening on 127.0.0.1:{} ({port} was busy)",
+            server.addr.port()
+        )
+    );
+    // And it serves there.
+    let mut client = Client::ready(server.addr);
+    client.say("moved");
+    assert_eq!(client.heard().1, "moved");
+}
+
+#[test]
+fn the_listening_line_has_no_note_when_the_port_was_free() {
+    let server = start_server(&[]);
+    assert_eq!(
+        server.listening,
+        format!("porter: listening on {}", server.addr)
+    );
+}
+
+#[test]
+fn events_go_to_the_log_file_and_not_to_the_console() {
+    let mut server = start_server(&["--service", "echo"]);
+    let client = Client::ready(server.addr);
+    let peer = client.stream.local_addr().unwrap();
+    client.leave();
+    server.interrupt();
+    assert!(server.wait_exit().success());
+
+    let log = server.log();
+    let connected = log
+        .lines()
+        .any(|l| l.contains("connected") && l.contains(&peer.to_string()));
+    let disconnected = log
+        .lines()
+        .any(|l| l.contains("disconnected") && l.contains(&peer.to_string()));
+    assert!(
+        connected && disconnected,
+        "log lacks the client {peer}:\n{log}"
+    );
+    assert!(log.contains("INFO"), "{log}");
+
+    let stderr = server.stderr.lock().unwrap().clone();
+    let expected = format!(
+        "porter: logging to {}\n",
+        server.dir.path().join("porter.log").display()
+    );
+    assert_eq!(stderr, expected);
+    let more_stdout: Vec<String> = server.stdout.try_iter().collect();
+    assert!(more_stdout.is_empty(), "{more_stdout:?}");
+}
+
+#[test]
+fn json_log_lines_are_json_objects() {
+    let mut server = start_server(&["--service", "echo", "--log-format", "json"]);
+    Client::ready(server.addr).leave();
+    server.interrupt();
+    assert!(server.wait_exit().success());
+    let log = server.log();
+    assert!(log.lines().count() >= 3, "{log}");
+    for line in log.lines() {
+        assert!(
+            line.starts_with('{') && line.ends_with('}') && line.contains("\"level\""),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_thousand_messages_come_back_in_order() {
+    let server = start_server(&["--service", "echo"]);
+    let client = Client::ready(server.addr);
+    let mut writer = client.stream.try_clone().unwrap();
+    let sending = thread::spawn(move || {
+        for i in 0..1000 {
+            writer
+                .send_message(&ClientMessage::Say {
+                    text: format!("message {i}"),
+                })
+                .unwrap();
+        }
+    });
+    let mut client = client;
+    for i in 0..1000 {
+        assert_eq!(
+            client.heard(),
+            ("server".to_owned(), format!("message {i}"))
+        );
+    }
+    sending.join().unwrap();
+}
+
+#[test]
+fn piped_connect_prints_every_echo_reply_in_order() {
+    let server = start_server(&["--service", "echo"]);
+    let input: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+    let expected: String = (0..1000).map(|i| format!("server: line {i}\n")).collect();
+    connect_command(server.addr)
+        .write_stdin(input)
+        .assert()
+        .success()
+        .stdout(expected);
+}
+
+fn connect_command(addr: SocketAddr) -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::new(PORTER);
+    command
+        .args(["connect", "--host", "127.0.0.1", "--port"])
+        .arg(addr.port().to_string())
+        .env_remove("PORTER_HOST")
+        .env_remove("PORTER_PORT")
+        .timeout(LIMIT);
+    command
+}
+
+#[test]
+fn printf_a_b_into_porter_connect_prints_two_replies() {
+    let server = start_server(&["--service", "echo"]);
+    connect_command(server.addr)
+        .write_stdin("a\nb\n")
+        .assert()
+        .success()
+        .stdout("server: a\nserver: b\n");
+}
+
+#[test]
+fn three_chat_clients_see_each_others_lines_and_not_their_own() {
+    let server = start_server(&["--service", "chat"]);
+    let mut clients: Vec<Client> = (0..3).map(|_| Client::ready(server.addr)).collect();
+    let users: Vec<String> = clients.iter().map(|c| c.user.clone()).collect();
+    let mut heard: Vec<Vec<(String, String)>> = vec![Vec::new(); 3];
+    for speaker in 0..3 {
+        let line = format!("hello from {speaker}");
+        clients[speaker].say(&line);
+        for (listener, client) in clients.iter_mut().enumerate() {
+            if listener != speaker {
+                heard[listener].push(client.heard());
+            }
+        }
+    }
+    // Had anyone received their own line, it would have come first (each
+    // speaker speaks only once the previous line reached everyone).
+    for (listener, lines) in heard.iter().enumerate() {
+        let expected: Vec<(String, String)> = (0..3)
+            .filter(|&s| s != listener)
+            .map(|s| (users[s].clone(), format!("hello from {s}")))
+            .collect();
+        assert_eq!(lines, &expected, "client {listener}");
+    }
+}
+
+#[test]
+fn sigint_says_bye_to_connected_clients_and_exits_zero() {
+    let mut server = start_server(&["--service", "chat"]);
+    let mut client = Client::ready(server.addr);
+    server.interrupt();
+    match client.recv() {
+        Some(ServerMessage::Bye { .. }) => {}
+        other => panic!("expected bye, got {other:?}"),
+    }
+    assert_eq!(client.recv(), None);
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_client_killed_mid_frame_leaves_the_server_serving_others() {
+    let server = start_server(&["--service", "echo"]);
+    let mut steady = Client::ready(server.addr);
+    {
+        let mut broken = Client::ready(server.addr);
+        // A header announcing 100 bytes, then only 50 of them.
+        broken.stream.write_all(&100u32.to_be_bytes()).unwrap();
+        broken.stream.write_all(&[b'x'; 50]).unwrap();
+    }
+    steady.say("still here");
+    assert_eq!(steady.heard().1, "still here");
+    let mut newcomer = Client::ready(server.addr);
+    newcomer.say("me too");
+    assert_eq!(newcomer.heard().1, "me too");
+}
+
+#[test]
+fn an_oversized_header_gets_frame_too_large_and_is_closed() {
+    let server = start_server(&["--service", "echo", "--max-frame-len", "1024"]);
+    let mut client = Client::ready(server.addr);
+    client.stream.write_all(&2048u32.to_be_bytes()).unwrap();
+    assert_eq!(client.error_code(), ErrorCode::FrameTooLarge);
+    loop {
+        match client.stream.recv_message::<ServerMessage>() {
+            Ok(Some(ServerMessage::Bye { .. })) => continue,
+            Ok(None) | Err(_) => break,
+            Ok(Some(other)) => panic!("expected the close, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn invalid_json_gets_invalid_message_and_the_connection_stays_open() {
+    let server = start_server(&["--service", "echo"]);
+    let mut client = Client::ready(server.addr);
+    client.stream.send_frame(b"{not json").unwrap();
+    assert_eq!(client.error_code(), ErrorCode::InvalidMessage);
+    client.say("after");
+    assert_eq!(client.heard().1, "after");
+}
+
+#[test]
+fn say_before_ready_gets_unexpected() {
+    let server = start_server(&["--service", "echo"]);
+    let mut stream = Client::welcomed(server.addr);
+    stream
+        .send_message(&ClientMessage::Say {
+            text: "too early".into(),
+        })
+        .unwrap();
+    match stream.recv_message::<ServerMessage>().unwrap() {
+        Some(ServerMessage::Error { code, .. }) => assert_eq!(code, ErrorCode::Unexpected),
+        other => panic!("expected error, got {other:?}"),
+    }
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("no VmRSS")
+}
+
+#[test]
+fn a_client_that_never_reads_is_disconnected_and_memory_stays_bounded() {
+    let server = start_server(&["--service", "echo", "--queue-len", "64"]);
+    let client = Client::ready(server.addr);
+    let text = "x".repeat(32 * 1024);
+    let (done_tx, done_rx) = mpsc::channel();
+    let mut writer = client.stream.try_clone().unwrap();
+    thread::spawn(move || {
+        // At most 8,000 × 32 KiB = 250 MiB offered; the server must give
+        // up on us long before.
+        for sent in 0..8_000u32 {
+            let say = ClientMessage::Say { text: text.clone() };
+            if writer.send_message(&say).is_err() {
+                let _ = done_tx.send(Some(sent));
+                return;
+            }
+        }
+        let _ = done_tx.send(None);
+    });
+    let outcome = done_rx
+        .recv_timeout(LIMIT)
+        .expect("writer neither failed nor finished");
+    assert!(
+        outcome.is_some(),
+        "the server never disconnected a client that does not read"
+    );
+    let rss_kib = vm_rss_kib(server.pid());
+    assert!(rss_kib < 100 * 1024, "server RSS {rss_kib} KiB");
+    // The server still serves others.
+    let mut other = Client::ready(server.addr);
+    other.say("fine");
+    assert_eq!(other.heard().1, "fine");
+}
+
+#[test]
+fn connecting_to_a_closed_port_fails_with_a_clear_message() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = assert_cmd::Command::new(PORTER)
+        .args([
+            "connect",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .env_remove("PORTER_HOST")
+        .env_remove("PORTER_PORT")
+        .write_stdin("hello\n")
+        .timeout(LIMIT)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(&format!("porter: cannot connect to 127.0.0.1:{port}: ")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_log_file_in_a_missing_folder_fails_at_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = assert_cmd::Command::new(PORTER)
+        .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        .args(["--log-file", "no/such/folder/porter.log"])
+        .current_dir(dir.path())
+        .write_stdin("")
+        .timeout(LIMIT)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("porter: cannot open the log file "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no/such/folder/porter.log"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.stdout.is_empty(), "nothing may listen");
+}
+
+#[test]
+fn a_server_busy_error_makes_porter_connect_exit_non_zero() {
+    let server = start_server(&["--service", "echo", "--max-connections", "1"]);
+    let _occupant = Client::ready(server.addr);
+    let output = connect_command(server.addr)
+        .write_stdin("hello\n")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("busy"), "{stderr}");
+    assert!(
+        stderr.contains("porter: the server ended the conversation"),
+        "{stderr}"
+    );
+}
