@@ -1,0 +1,183 @@
+//! `porter connect` at a terminal (a pseudo-terminal driven by rexpect),
+//! against a fake server written with porter_wire's sync helpers: questions
+//! are prompted (secret ones without echo), typed lines become `say`,
+//! received lines are printed, `/quit` says `bye`, and a lost connection is
+//! reported. Every expectation has a timeout.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use porter_wire::{AuthMode, ClientMessage, ReadFrameExt, Secret, ServerMessage, WriteFrameExt};
+use rexpect::process::WaitStatus;
+use rexpect::session::{PtySession, spawn_command};
+
+const PORTER: &str = env!("CARGO_BIN_EXE_porter");
+const TIMEOUT_MS: u64 = 20_000;
+
+/// The session, and its working folder (which must outlive the child's
+/// start: the child changes into it after the fork).
+fn connect_at_terminal(port: u16) -> (PtySession, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(PORTER);
+    command
+        .args([
+            "connect",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .current_dir(dir.path())
+        .env_remove("PORTER_HOST")
+        .env_remove("PORTER_PORT");
+    (spawn_command(command, Some(TIMEOUT_MS)).unwrap(), dir)
+}
+
+fn exit_code(session: &PtySession) -> Option<i32> {
+    match session.process().wait().unwrap() {
+        WaitStatus::Exited(_, code) => Some(code),
+        _ => None,
+    }
+}
+
+fn recv(stream: &mut TcpStream) -> Option<ClientMessage> {
+    stream.recv_message().unwrap()
+}
+
+fn send(stream: &mut TcpStream, message: ServerMessage) {
+    stream.send_message(&message).unwrap();
+}
+
+/// Accepts one client and greets it; returns the stream after `hello`.
+fn accept_and_greet(listener: &TcpListener, auth: AuthMode) -> TcpStream {
+    let (mut stream, _) = listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(TIMEOUT_MS)))
+        .unwrap();
+    send(
+        &mut stream,
+        ServerMessage::Welcome {
+            server: "fake/1".into(),
+            protocol: 1,
+            auth,
+        },
+    );
+    assert!(matches!(
+        recv(&mut stream),
+        Some(ClientMessage::Hello { .. })
+    ));
+    stream
+}
+
+#[test]
+fn questions_are_prompted_secrets_hidden_and_lines_go_both_ways() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let mut stream = accept_and_greet(&listener, AuthMode::Password);
+        send(
+            &mut stream,
+            ServerMessage::Ask {
+                id: "user".into(),
+                text: "User:".into(),
+                secret: false,
+            },
+        );
+        let user = recv(&mut stream);
+        send(
+            &mut stream,
+            ServerMessage::Ask {
+                id: "password".into(),
+                text: "Password:".into(),
+                secret: true,
+            },
+        );
+        let password = recv(&mut stream);
+        send(&mut stream, ServerMessage::Ready { user: "ada".into() });
+        let said = recv(&mut stream);
+        send(
+            &mut stream,
+            ServerMessage::Say {
+                text: "hi ada".into(),
+                from: "bob".into(),
+            },
+        );
+        let last = recv(&mut stream);
+        (user, password, said, last)
+    });
+
+    let (mut p, _dir) = connect_at_terminal(port);
+    p.exp_string("User:").unwrap();
+    p.send_line("ada").unwrap();
+    p.exp_string("Password").unwrap();
+    p.send_line("hunter22").unwrap();
+    let shown = p.exp_string("ada> ").unwrap();
+    assert!(
+        !shown.contains("hunter22"),
+        "the password was echoed: {shown}"
+    );
+    // The line editor runs the terminal raw: Enter is a carriage return.
+    p.send("hello bob\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("bob: hi ada").unwrap();
+    p.send("/quit\r").unwrap();
+    p.flush().unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), Some(0));
+
+    let (user, password, said, last) = server.join().unwrap();
+    assert_eq!(
+        user,
+        Some(ClientMessage::Answer {
+            id: "user".into(),
+            text: Secret::new("ada")
+        })
+    );
+    assert_eq!(
+        password,
+        Some(ClientMessage::Answer {
+            id: "password".into(),
+            text: Secret::new("hunter22")
+        })
+    );
+    assert_eq!(
+        said,
+        Some(ClientMessage::Say {
+            text: "hello bob".into()
+        })
+    );
+    assert_eq!(last, Some(ClientMessage::Bye));
+}
+
+#[test]
+fn a_lost_connection_is_reported_plainly_and_exits_non_zero() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        let mut stream = accept_and_greet(&listener, AuthMode::None);
+        send(
+            &mut stream,
+            ServerMessage::Ready {
+                user: "guest".into(),
+            },
+        );
+        // Hold the connection until the test has seen the prompt, then drop.
+        let _ = ready_rx.recv_timeout(Duration::from_millis(TIMEOUT_MS));
+    });
+    let (mut p, _dir) = connect_at_terminal(port);
+    p.exp_string("guest> ").unwrap();
+    ready_tx.send(()).unwrap();
+    server.join().unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(
+        rest.contains(
+            "porter: the server ended the conversation: the server closed the connection"
+        ),
+        "{rest}"
+    );
+    assert!(!rest.contains("panicked"), "{rest}");
+    assert_eq!(exit_code(&p), Some(1));
+}
