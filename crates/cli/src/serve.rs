@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use porter_server::{
-    Config, Console, ConsoleLine, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    AuthMode, Config, Console, ConsoleLine, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_FRAME_LEN, DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES, DEFAULT_SHUTDOWN_GRACE,
     ServiceKind,
 };
@@ -129,6 +129,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     let config = Config {
         service: args.service.into(),
+        // Only `none` is offered until `--auth` exists; explicit, so a
+        // library default that changes cannot change what this binary does.
+        auth: AuthMode::None,
         max_connections: args.max_connections,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         max_frame_len: args.max_frame_len,

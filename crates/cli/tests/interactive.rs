@@ -181,3 +181,64 @@ fn a_lost_connection_is_reported_plainly_and_exits_non_zero() {
     assert!(!rest.contains("panicked"), "{rest}");
     assert_eq!(exit_code(&p), Some(1));
 }
+
+#[test]
+fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(PORTER);
+    command
+        .args(["serve", "--service", "chat", "--host", "127.0.0.1"])
+        .current_dir(dir.path())
+        .env_remove("PORTER_HOST")
+        .env("PORTER_PORT", "0");
+    let mut p = spawn_command(command, Some(TIMEOUT_MS)).unwrap();
+    let (_, listening) = p
+        .exp_regex(r"porter: listening on 127\.0\.0\.1:\d+\r?\n")
+        .unwrap();
+    // Up to the end of the line, or the port could be cut short.
+    let port: u16 = listening
+        .trim_end()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(TIMEOUT_MS)))
+        .unwrap();
+    assert!(matches!(
+        stream.recv_message::<ServerMessage>().unwrap(),
+        Some(ServerMessage::Welcome { .. })
+    ));
+    stream
+        .send_message(&ClientMessage::Hello {
+            client: None,
+            token: None,
+        })
+        .unwrap();
+    let Some(ServerMessage::Ready { user }) = stream.recv_message().unwrap() else {
+        panic!("no ready");
+    };
+    stream
+        .send_message(&ClientMessage::Say {
+            text: "hello console".into(),
+        })
+        .unwrap();
+    p.exp_string(&format!("{user}: hello console")).unwrap();
+
+    p.send_line("hello room").unwrap();
+    assert_eq!(
+        stream.recv_message::<ServerMessage>().unwrap(),
+        Some(ServerMessage::Say {
+            text: "hello room".into(),
+            from: "server".into()
+        })
+    );
+    p.process_mut()
+        .signal(rexpect::process::Signal::SIGINT)
+        .unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), Some(0));
+}
