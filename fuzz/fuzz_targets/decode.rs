@@ -29,15 +29,24 @@ use tokio_util::codec::Decoder;
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum End {
     Clean,
-    TooLarge { len: u64 },
-    Truncated { part: FramePart, got: usize, expected: usize },
+    TooLarge {
+        len: u64,
+    },
+    Truncated {
+        part: FramePart,
+        got: usize,
+        expected: usize,
+    },
 }
 
 fn end_of(err: Error, max: usize) -> End {
     match err {
         Error::FrameTooLarge { len, max: m } => {
             assert_eq!(m, max, "error names another maximum");
-            assert!(len > max as u64, "refused a frame that fits: {len} <= {max}");
+            assert!(
+                len > max as u64,
+                "refused a frame that fits: {len} <= {max}"
+            );
             End::TooLarge { len }
         }
         Error::Truncated {
@@ -217,8 +226,14 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let (frames, end) = reference(&codec, stream);
-    assert_eq!(chunked_decoder(&codec, stream, chunk), (frames.clone(), end.clone()));
-    assert_eq!(sync_frames(&codec, stream, chunk), (frames.clone(), end.clone()));
+    assert_eq!(
+        chunked_decoder(&codec, stream, chunk),
+        (frames.clone(), end.clone())
+    );
+    assert_eq!(
+        sync_frames(&codec, stream, chunk),
+        (frames.clone(), end.clone())
+    );
     sync_messages(&codec, stream, &frames, &end, &ServerMessage::Unknown);
     sync_messages(&codec, stream, &frames, &end, &ClientMessage::Unknown);
 
