@@ -3,9 +3,14 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use porter_store::{SharedStore, UnixTime};
 use porter_wire::AuthMode;
+
+use crate::credentials::{self, HashCost};
+use crate::throttle::ThrottlePolicy;
 
 /// Connections served at once. Beyond it a newcomer gets `error{busy}` and is
 /// closed, so a flood cannot exhaust file descriptors or memory.
@@ -30,6 +35,26 @@ pub const DEFAULT_OUTGOING_QUEUE: usize = 1024;
 /// How long shutdown waits for `bye` (and whatever was queued before it) to
 /// reach the clients before it closes everything regardless.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Largest frame payload accepted before `ready`. Until a client has logged
+/// in it has no business sending more than a name or a password, so, as
+/// Redis does before `AUTH`, a stranger cannot make the server buffer much.
+pub const DEFAULT_PRE_LOGIN_MAX_FRAME_LEN: usize = 4096;
+
+/// How long a session token logs its user in without a password.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// Longest session lifetime accepted: ten years. Beyond it the expiry date
+/// stops meaning anything and could overflow the calendar arithmetic.
+pub const MAX_SESSION_TTL: Duration = Duration::from_secs(10 * 366 * 24 * 60 * 60);
+
+/// Password attempts per connection, as sshd's `MaxAuthTries`: after them
+/// the server says `bye` and closes.
+pub const DEFAULT_MAX_AUTH_ATTEMPTS: u32 = 3;
+
+/// Hashes (Argon2id) running at once; see
+/// [`credentials::DEFAULT_MAX_CONCURRENT_HASHES`].
+pub const DEFAULT_MAX_CONCURRENT_HASHES: usize = credentials::DEFAULT_MAX_CONCURRENT_HASHES;
 
 /// The server name sent in `welcome`.
 pub fn default_server_name() -> String {
@@ -79,13 +104,123 @@ impl FromStr for ServiceKind {
     }
 }
 
+/// Whether `--auth password` lets unknown users register themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Registration {
+    /// An unknown user name is offered an account (asked a new password).
+    #[default]
+    Open,
+    /// Only existing users log in. An unknown name takes exactly the path of
+    /// a wrong password, so no one learns which names exist.
+    Closed,
+}
+
+impl Registration {
+    /// The name used on the command line and in logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Registration::Open => "open",
+            Registration::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A registration mode that is neither `open` nor `closed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown registration mode {0:?}: expected \"open\" or \"closed\"")]
+pub struct ParseRegistrationError(pub String);
+
+impl FromStr for Registration {
+    type Err = ParseRegistrationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "open" => Ok(Registration::Open),
+            "closed" => Ok(Registration::Closed),
+            _ => Err(ParseRegistrationError(s.to_owned())),
+        }
+    }
+}
+
+/// Where the server reads "now" for sessions and names, as Unix seconds.
+///
+/// The store never reads a clock itself; the server passes it this one's
+/// time. Tests inject a clock they move by hand, so expiry is tested without
+/// sleeping. The default is the system clock.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> UnixTime + Send + Sync>);
+
+impl Clock {
+    /// The system's wall clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(|| {
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+                UnixTime::try_from(d.as_secs()).unwrap_or(UnixTime::MAX)
+            })
+        }))
+    }
+
+    /// A clock that asks `now` for the time.
+    pub fn new(now: impl Fn() -> UnixTime + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    /// The current time.
+    pub fn now(&self) -> UnixTime {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
 /// Everything [`crate::run`] needs besides the listener.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// The service after `ready`.
     pub service: ServiceKind,
-    /// How clients are identified. Only [`AuthMode::None`] is served for now.
+    /// How clients are identified; [`AuthMode::Password`] by default.
     pub auth: AuthMode,
+    /// Names by address, users and sessions. Required for
+    /// [`AuthMode::Ip`] and [`AuthMode::Password`].
+    pub store: Option<SharedStore>,
+    /// Whether unknown users may register (`password` mode).
+    pub registration: Registration,
+    /// Lifetime of a new session; see [`DEFAULT_SESSION_TTL`]. Zero gives
+    /// sessions that are expired at once (useful in tests only).
+    pub session_ttl: Duration,
+    /// See [`DEFAULT_MAX_AUTH_ATTEMPTS`].
+    pub max_auth_attempts: u32,
+    /// See [`DEFAULT_PRE_LOGIN_MAX_FRAME_LEN`]. When larger than
+    /// `max_frame_len`, `max_frame_len` applies.
+    pub pre_login_max_frame_len: usize,
+    /// Argon2id cost of new password hashes; OWASP's minimum by default.
+    pub hash_cost: HashCost,
+    /// See [`DEFAULT_MAX_CONCURRENT_HASHES`].
+    pub max_concurrent_hashes: usize,
+    /// Failed logins counted per client address;
+    /// [`ThrottlePolicy::PER_ADDRESS`] by default.
+    pub throttle_per_address: ThrottlePolicy,
+    /// Failed logins counted per user name; [`ThrottlePolicy::PER_USER`] by
+    /// default.
+    pub throttle_per_user: ThrottlePolicy,
+    /// "Now" for sessions and names; the system clock by default.
+    pub clock: Clock,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
     /// See [`DEFAULT_HANDSHAKE_TIMEOUT`].
@@ -108,7 +243,17 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             service: ServiceKind::default(),
-            auth: AuthMode::None,
+            auth: AuthMode::Password,
+            store: None,
+            registration: Registration::default(),
+            session_ttl: DEFAULT_SESSION_TTL,
+            max_auth_attempts: DEFAULT_MAX_AUTH_ATTEMPTS,
+            pre_login_max_frame_len: DEFAULT_PRE_LOGIN_MAX_FRAME_LEN,
+            hash_cost: HashCost::default(),
+            max_concurrent_hashes: DEFAULT_MAX_CONCURRENT_HASHES,
+            throttle_per_address: ThrottlePolicy::PER_ADDRESS,
+            throttle_per_user: ThrottlePolicy::PER_USER,
+            clock: Clock::system(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
@@ -120,18 +265,79 @@ impl Default for Config {
     }
 }
 
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("service", &self.service)
+            .field("auth", &self.auth)
+            .field("store", &self.store.as_ref().map(|_| "<store>"))
+            .field("registration", &self.registration)
+            .field("session_ttl", &self.session_ttl)
+            .field("max_auth_attempts", &self.max_auth_attempts)
+            .field("pre_login_max_frame_len", &self.pre_login_max_frame_len)
+            .field("hash_cost", &self.hash_cost)
+            .field("max_concurrent_hashes", &self.max_concurrent_hashes)
+            .field("throttle_per_address", &self.throttle_per_address)
+            .field("throttle_per_user", &self.throttle_per_user)
+            .field("clock", &self.clock)
+            .field("max_connections", &self.max_connections)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("max_frame_len", &self.max_frame_len)
+            .field("outgoing_queue", &self.outgoing_queue)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("server_name", &self.server_name)
+            .field("announce", &self.announce)
+            .finish()
+    }
+}
+
 impl Config {
-    /// Checks the limits that would make a server unusable or panic.
+    /// The frame limit before `ready`: the smaller of the two limits.
+    pub fn effective_pre_login_max_frame_len(&self) -> usize {
+        self.pre_login_max_frame_len.min(self.max_frame_len)
+    }
+
+    /// Checks the limits that would make a server unusable or panic, and
+    /// that the auth mode has what it needs.
     ///
     /// # Errors
-    /// [`crate::Error::InvalidConfig`] naming the field, and
-    /// [`crate::Error::AuthUnsupported`] for an auth mode not served yet.
+    /// [`crate::Error::InvalidConfig`] naming the field (`store` when the
+    /// `ip` or `password` mode has no store).
     pub fn validate(&self) -> Result<(), crate::Error> {
         let invalid = |field: &'static str, reason: String| {
             Err(crate::Error::InvalidConfig { field, reason })
         };
-        if self.auth != AuthMode::None {
-            return Err(crate::Error::AuthUnsupported(self.auth));
+        if self.auth != AuthMode::None && self.store.is_none() {
+            return invalid("store", format!("is required for auth {}", self.auth));
+        }
+        if self.pre_login_max_frame_len < MIN_MAX_FRAME_LEN {
+            return invalid(
+                "pre_login_max_frame_len",
+                format!("must be at least {MIN_MAX_FRAME_LEN} bytes"),
+            );
+        }
+        if self.max_auth_attempts == 0 {
+            return invalid("max_auth_attempts", "must be at least 1".into());
+        }
+        if self.max_concurrent_hashes == 0 {
+            return invalid("max_concurrent_hashes", "must be at least 1".into());
+        }
+        if self.session_ttl > MAX_SESSION_TTL {
+            return invalid(
+                "session_ttl",
+                format!(
+                    "must be at most {} days",
+                    MAX_SESSION_TTL.as_secs() / 86_400
+                ),
+            );
+        }
+        let HashCost {
+            memory_kib,
+            iterations,
+            parallelism,
+        } = self.hash_cost;
+        if let Err(err) = argon2::Params::new(memory_kib, iterations, parallelism, None) {
+            return invalid("hash_cost", format!("is out of Argon2's range: {err}"));
         }
         if self.max_connections == 0 {
             return invalid("max_connections", "must be at least 1".into());
@@ -173,28 +379,76 @@ mod tests {
     }
 
     #[test]
-    fn default_config_is_valid_and_names_the_version() {
+    fn default_config_asks_for_passwords_and_names_the_version() {
         let config = Config::default();
-        config.validate().unwrap();
         assert_eq!(config.service, ServiceKind::Chat);
+        assert_eq!(config.auth, AuthMode::Password);
+        assert_eq!(config.registration, Registration::Open);
+        assert_eq!(config.session_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(config.max_auth_attempts, 3);
+        assert_eq!(config.pre_login_max_frame_len, 4096);
         assert!(config.server_name.starts_with("porter/"));
+        Config {
+            auth: AuthMode::None,
+            ..config
+        }
+        .validate()
+        .unwrap();
     }
 
     #[test]
-    fn auth_modes_not_served_yet_are_refused() {
+    fn ip_and_password_modes_need_a_store() {
+        for auth in [AuthMode::Ip, AuthMode::Password] {
+            let config = Config {
+                auth,
+                ..Config::default()
+            };
+            assert!(matches!(
+                config.validate(),
+                Err(crate::Error::InvalidConfig { field: "store", .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn registration_parses_both_names_and_refuses_others() {
+        assert_eq!("open".parse::<Registration>(), Ok(Registration::Open));
+        assert_eq!(" Closed".parse::<Registration>(), Ok(Registration::Closed));
+        assert!("shut".parse::<Registration>().is_err());
+        assert_eq!(Registration::Closed.to_string(), "closed");
+    }
+
+    #[test]
+    fn hash_cost_out_of_argon2_range_is_refused() {
         let config = Config {
-            auth: AuthMode::Password,
+            auth: AuthMode::None,
+            hash_cost: HashCost {
+                memory_kib: 1,
+                iterations: 1,
+                parallelism: 1,
+            },
             ..Config::default()
         };
         assert!(matches!(
             config.validate(),
-            Err(crate::Error::AuthUnsupported(AuthMode::Password))
+            Err(crate::Error::InvalidConfig {
+                field: "hash_cost",
+                ..
+            })
         ));
+    }
+
+    #[test]
+    fn debug_does_not_try_to_print_the_store() {
+        let shown = format!("{:?}", Config::default());
+        assert!(shown.contains("store: None"), "{shown}");
+        assert!(shown.contains("auth: Password"), "{shown}");
     }
 
     #[test]
     fn zero_queue_is_refused_rather_than_panicking() {
         let config = Config {
+            auth: AuthMode::None,
             outgoing_queue: 0,
             ..Config::default()
         };

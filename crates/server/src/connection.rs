@@ -64,6 +64,14 @@ pub(crate) enum Reason {
     Timeout,
     /// The server is shutting down.
     Shutdown,
+    /// The client logged out (its session was revoked).
+    Logout,
+    /// The handshake ended without an identity: too many wrong passwords or
+    /// invalid answers, or throttled.
+    Refused(&'static str),
+    /// The server could not do its part (the store failed); the client was
+    /// told to try again later.
+    ServerError,
 }
 
 impl fmt::Display for Reason {
@@ -78,6 +86,9 @@ impl fmt::Display for Reason {
             Reason::QueueFull => f.write_str("outgoing queue full"),
             Reason::Timeout => f.write_str("handshake timeout"),
             Reason::Shutdown => f.write_str("shutdown"),
+            Reason::Logout => f.write_str("logged out"),
+            Reason::Refused(why) => write!(f, "refused: {why}"),
+            Reason::ServerError => f.write_str("server error"),
         }
     }
 }
@@ -279,6 +290,13 @@ where
         }
     }
 
+    /// Changes the largest frame accepted from now on: small before
+    /// `ready`, the normal maximum after. Frames already decoded are not
+    /// affected; a header still in the buffer is checked against the new one.
+    pub(crate) fn set_max_frame_len(&mut self, max: usize) {
+        *self.frames.decoder_mut() = FrameCodec::with_max_frame_len(max);
+    }
+
     pub(crate) fn outbox(&self) -> &Outbox {
         &self.outbox
     }
@@ -460,6 +478,31 @@ mod tests {
             Err(ReadEnd::TooLarge { len, max }) => assert_eq!((len, max), (1_000_000, 300)),
             other => panic!("expected TooLarge, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_frame_limit_can_be_raised_after_the_handshake() {
+        let (server, mut client) = tokio::io::duplex(4096);
+        let closer = Closer::child_of(&CancellationToken::new());
+        let codec = FrameCodec::with_max_frame_len(300);
+        let (mut conn, _writer) = Connection::new(server, peer(), codec, 2, closer);
+        conn.set_max_frame_len(1000);
+        let payload = format!(r#"{{"type":"say","text":"{}"}}"#, "x".repeat(500));
+        client
+            .write_all(&(payload.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        client.write_all(payload.as_bytes()).await.unwrap();
+        assert!(matches!(
+            conn.read_message().await,
+            Ok(Incoming::Message(ClientMessage::Say { text })) if text.len() == 500
+        ));
+        conn.set_max_frame_len(300);
+        client.write_all(&400u32.to_be_bytes()).await.unwrap();
+        assert!(matches!(
+            conn.read_message().await,
+            Err(ReadEnd::TooLarge { len: 400, max: 300 })
+        ));
     }
 
     #[tokio::test]

@@ -5,17 +5,12 @@
 use std::io;
 use std::net::SocketAddr;
 
-use porter_wire::AuthMode;
-
 /// Why [`crate::run`] refused to serve.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The auth mode is part of the protocol but not served by this version.
-    #[error("auth mode {0} is not supported yet (only \"none\" is)")]
-    AuthUnsupported(AuthMode),
-
-    /// A configuration value would make the server unusable.
+    /// A configuration value would make the server unusable (or an auth
+    /// mode lacks its store: `field` is then `"store"`).
     #[error("invalid configuration: {field} {reason}")]
     InvalidConfig {
         /// The [`crate::Config`] field at fault.

@@ -12,10 +12,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::connection::{Closer, Connection, Reason, SendError, WriterEnd, linger};
 use crate::handshake::{Authenticator, refuse_out_of_turn};
-use crate::handshake::{Dialog, Ended, Identity, NoAuth, error, handshake, next_message};
+use crate::handshake::{Dialog, Ended, Identity, error, handshake, next_message};
 use crate::service::Service;
 use crate::shutdown::Shutdown;
 
@@ -28,14 +29,17 @@ pub(crate) const LINGER: Duration = Duration::from_secs(1);
 pub(crate) struct Shared {
     /// The limits.
     pub(crate) config: Config,
-    /// Frames in and out are held to `config.max_frame_len`.
+    /// Frames out, and frames in after `ready`, are held to
+    /// `config.max_frame_len`.
     pub(crate) codec: FrameCodec,
+    /// Frames in before `ready` are held to this smaller limit.
+    pub(crate) pre_login_max_frame_len: usize,
     /// The same first frame for everyone, encoded once.
     pub(crate) welcome: EncodedFrame,
     /// Echo, or the chat hub.
     pub(crate) service: Service,
     /// The auth mode's handshake.
-    pub(crate) auth: NoAuth,
+    pub(crate) auth: Auth,
     /// Shutdown signals and the task tracker.
     pub(crate) shutdown: Shutdown,
 }
@@ -44,10 +48,11 @@ impl Shared {
     pub(crate) fn new(
         config: Config,
         service: Service,
+        auth: Auth,
         shutdown: Shutdown,
     ) -> Result<Shared, porter_wire::Error> {
         let codec = FrameCodec::with_max_frame_len(config.max_frame_len);
-        let auth = NoAuth;
+        let pre_login_max_frame_len = config.effective_pre_login_max_frame_len();
         let welcome = EncodedFrame::message(
             &codec,
             &ServerMessage::Welcome {
@@ -59,6 +64,7 @@ impl Shared {
         Ok(Shared {
             config,
             codec,
+            pre_login_max_frame_len,
             welcome,
             service,
             auth,
@@ -85,6 +91,8 @@ pub(crate) async fn serve<S>(
         shared.config.outgoing_queue,
         closer.clone(),
     );
+    // Small until `ready`: a stranger cannot make us buffer much.
+    conn.set_max_frame_len(shared.pre_login_max_frame_len);
     let writing = shared.shutdown.tracker.spawn(writer.run());
     info!(peer = %peer, "connected");
 
@@ -92,7 +100,11 @@ pub(crate) async fn serve<S>(
     let reason = converse(&mut conn, &shared, &mut user).await;
     let user = user.as_deref().unwrap_or("-");
     match reason {
-        Reason::Protocol(_) | Reason::QueueFull | Reason::Timeout | Reason::Io(_) => {
+        Reason::Protocol(_)
+        | Reason::QueueFull
+        | Reason::Timeout
+        | Reason::Io(_)
+        | Reason::ServerError => {
             warn!(peer = %peer, user, reason = %reason, "disconnected");
         }
         _ => info!(peer = %peer, user, reason = %reason, "disconnected"),
@@ -165,6 +177,7 @@ where
     };
     info!(peer = %conn.peer(), user = %identity.user, auth = %shared.auth.mode(), "handshake complete");
     *user_out = Some(identity.user.clone());
+    conn.set_max_frame_len(shared.config.max_frame_len);
 
     let participant = shared.service.join(&identity.user, conn.outbox());
     loop {
@@ -195,6 +208,16 @@ where
                 Err(SendError::QueueFull) => Err(Reason::QueueFull),
                 Err(SendError::Closed) => Err(closer.reason()),
             },
+            ClientMessage::Logout => match identity.session {
+                Some(session) => return logout(conn, shared, &identity.user, &session).await,
+                None => {
+                    info!(peer = %conn.peer(), user = %identity.user, "logout without a session");
+                    conn.send(&error(
+                        ErrorCode::Unexpected,
+                        "logout needs a session: this server has no passwords",
+                    ))
+                }
+            },
             other => refuse_out_of_turn(conn, &other, "say or bye"),
         };
         if let Err(reason) = outcome {
@@ -216,6 +239,45 @@ enum Next {
     Message(Result<ClientMessage, Ended>),
 }
 
+/// Revokes the session the client logged in with, then says `bye`. Only
+/// after the revocation is committed: the client takes `bye` as "done".
+async fn logout<S>(
+    conn: &mut Connection<S>,
+    shared: &Shared,
+    user: &str,
+    session: &porter_store::TokenHash,
+) -> Reason
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let id = porter_store::session_id(session);
+    let Some(store) = shared.config.store.as_ref() else {
+        // A session exists only in modes with a store.
+        return Reason::ServerError;
+    };
+    match store
+        .revoke_session(session, shared.config.clock.now())
+        .await
+    {
+        Ok(revoked) => {
+            info!(peer = %conn.peer(), user, session = %id, revoked, result = "logout",
+                "authentication");
+            let _ = conn.send(&ServerMessage::Bye {
+                text: "logged out".into(),
+            });
+            Reason::Logout
+        }
+        Err(err) => {
+            tracing::error!(peer = %conn.peer(), user, session = %id, cause = %err,
+                operation = "revoke_session", "store failed");
+            let _ = conn.send(&ServerMessage::Bye {
+                text: "server error, try again later".into(),
+            });
+            Reason::ServerError
+        }
+    }
+}
+
 /// Queues `bye` for a server shutdown.
 fn farewell<S>(conn: &mut Connection<S>) -> Reason
 where
@@ -235,7 +297,15 @@ mod tests {
     use tokio::sync::Semaphore;
 
     fn shared(config: Config) -> Arc<Shared> {
-        Arc::new(Shared::new(config, Service::Echo, Shutdown::default()).unwrap())
+        Arc::new(
+            Shared::new(
+                config,
+                Service::Echo,
+                Auth::None(crate::handshake::NoAuth),
+                Shutdown::default(),
+            )
+            .unwrap(),
+        )
     }
 
     async fn frames_until_close(client: &mut tokio::io::DuplexStream) -> Vec<ServerMessage> {

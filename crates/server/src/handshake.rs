@@ -2,13 +2,14 @@
 //!
 //! The dialogue around it is fixed (S `welcome` · C `hello` · ... · S
 //! `ready`); what happens in the middle belongs to an [`Authenticator`],
-//! which talks through a [`Dialog`] and returns an [`Identity`]. Only
-//! [`NoAuth`] exists now; the `ip` and `password` modes plug in here later,
-//! each with a store behind it, without the connection code changing.
+//! which talks through a [`Dialog`] and returns an [`Identity`]. [`NoAuth`]
+//! lives here; the `ip` and `password` modes, each with a store behind it,
+//! live in `crate::auth`.
 
 use std::future::Future;
 use std::net::SocketAddr;
 
+use porter_store::TokenHash;
 use porter_wire::{AuthMode, ClientMessage, ErrorCode, Secret, ServerMessage};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info, warn};
@@ -18,8 +19,13 @@ use crate::connection::{Connection, Incoming, ReadEnd, Reason};
 /// Who a client turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Identity {
-    /// The name it is known by after `ready`, unique among connections.
+    /// The name it is known by after `ready`. Unique among connections with
+    /// `auth: none`; with `ip`, two clients behind one address share it.
     pub(crate) user: String,
+    /// The hash of the session token this client logged in with or was
+    /// given (`password` mode), so that `logout` can revoke it. The hash, not
+    /// the token: nothing kept in memory logs anyone in.
+    pub(crate) session: Option<TokenHash>,
 }
 
 /// What the client said in `hello`.
@@ -28,8 +34,6 @@ pub(crate) struct Hello {
     /// Client name and version, for the log.
     pub(crate) client: Option<String>,
     /// A session token, for the `password` mode.
-    // Read by the `password` authenticator of the next issue.
-    #[allow(dead_code)]
     pub(crate) token: Option<Secret>,
 }
 
@@ -46,7 +50,6 @@ pub(crate) trait Dialog: Send {
     /// Sends `ask{id, text, secret}` and waits for the matching `answer`.
     /// Anything else in the meantime gets the protocol's error and the
     /// question stands.
-    #[cfg_attr(not(test), allow(dead_code))]
     fn ask(
         &mut self,
         id: &str,
@@ -87,6 +90,7 @@ impl Authenticator for NoAuth {
     ) -> Result<Identity, Ended> {
         Ok(Identity {
             user: peer.to_string(),
+            session: None,
         })
     }
 }
@@ -239,6 +243,7 @@ mod tests {
             let name = dialog.ask("name", "Your name?", false).await?;
             Ok(Identity {
                 user: name.into_inner(),
+                session: None,
             })
         }
     }

@@ -11,6 +11,10 @@
 //! - `handler`: one connection from `welcome` to close.
 //! - `connection`: framed reading, the bounded outgoing queue and its writer.
 //! - `handshake`: `hello` to `ready`, and the authenticator abstraction.
+//! - `auth`: the `ip` and `password` modes, over a `porter_store::Store`.
+//! - [`credentials`], [`throttle`]: Argon2id hashing off the async threads,
+//!   session tokens, and failed-login throttling (public: the admin CLI
+//!   hashes passwords with [`credentials::PasswordHasher`] too).
 //! - `service`, `hub`: echo, and the chat room.
 //! - `shutdown`: graceful then hard stop.
 //! - `config`, `error`, `bind`: the public surface.
@@ -20,9 +24,11 @@
 
 #![deny(missing_docs)]
 
+mod auth;
 mod bind;
 mod config;
 mod connection;
+pub mod credentials;
 mod error;
 mod handler;
 mod handshake;
@@ -30,6 +36,7 @@ mod hub;
 mod listener;
 mod service;
 mod shutdown;
+pub mod throttle;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,12 +48,15 @@ use tracing::{debug, info};
 
 pub use crate::bind::{Bound, DEFAULT_PORT_TRIES, bind};
 pub use crate::config::{
-    Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
-    DEFAULT_OUTGOING_QUEUE, DEFAULT_SHUTDOWN_GRACE, MIN_MAX_FRAME_LEN, ParseServiceError,
-    ServiceKind, default_server_name,
+    Clock, Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS,
+    DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
+    DEFAULT_OUTGOING_QUEUE, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SESSION_TTL,
+    DEFAULT_SHUTDOWN_GRACE, MAX_SESSION_TTL, MIN_MAX_FRAME_LEN, ParseRegistrationError,
+    ParseServiceError, Registration, ServiceKind, default_server_name,
 };
 pub use crate::error::{BindError, Error};
 
+use crate::auth::Auth;
 use crate::handler::Shared;
 use crate::hub::Hub;
 use crate::listener::Listener;
@@ -77,12 +87,15 @@ pub struct ConsoleLine {
 /// every client `bye`, waits at most `config.shutdown_grace` for those
 /// writes, and returns.
 ///
-/// Errors of single connections are logged and never end the server.
+/// Errors of single connections are logged and never end the server, and so
+/// are store failures: the client concerned is told to try again later.
+/// With `auth: password`, start-up computes one decoy hash (as long as one
+/// login) before serving.
 ///
 /// # Errors
-/// Only before serving starts: [`Error::AuthUnsupported`] for the `ip` and
-/// `password` modes (not served yet), [`Error::InvalidConfig`] for limits
-/// that would make the server unusable.
+/// Only before serving starts: [`Error::InvalidConfig`] for limits that
+/// would make the server unusable, or for the `ip` and `password` modes
+/// without a store (`field` is `"store"`).
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -90,6 +103,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     config.validate()?;
+    let auth = Auth::build(&config).await?;
     let shutdown_state = Shutdown::default();
     let codec = porter_wire::FrameCodec::with_max_frame_len(config.max_frame_len);
 
@@ -107,7 +121,7 @@ pub async fn run(
 
     let grace = config.shutdown_grace;
     let shared = Arc::new(
-        Shared::new(config, service, shutdown_state.clone()).map_err(|err| {
+        Shared::new(config, service, auth, shutdown_state.clone()).map_err(|err| {
             Error::InvalidConfig {
                 field: "server_name",
                 reason: format!("does not fit in a welcome frame: {err}"),
@@ -124,6 +138,7 @@ pub async fn run(
         addr = ?addr,
         service = %shared.config.service,
         auth = %shared.config.auth,
+        registration = %shared.config.registration,
         max_connections = shared.config.max_connections,
         "listening"
     );

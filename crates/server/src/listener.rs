@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use porter_wire::{EncodedFrame, ErrorCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -26,7 +27,7 @@ const INITIAL_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// descriptors free up, short enough not to look dead.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Time given to a refused client to take its `busy` error. Refusals are
+/// Time given to a refused client to take `welcome` and its `busy` error. Refusals are
 /// cheap but unlimited in number, so each must be short-lived.
 const BUSY_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -41,8 +42,10 @@ pub(crate) struct Listener {
     pub(crate) limit: Arc<Semaphore>,
     /// Handed to every connection.
     pub(crate) shared: Arc<Shared>,
-    /// The `busy` refusal, encoded once.
-    pub(crate) busy: EncodedFrame,
+    /// The refusal, encoded once: `welcome` (the first frame on every
+    /// connection, so a client always knows whom it reached) then
+    /// `error{busy}`.
+    pub(crate) busy: Bytes,
 }
 
 impl Listener {
@@ -50,13 +53,16 @@ impl Listener {
         listener: TcpListener,
         shared: Arc<Shared>,
     ) -> Result<Listener, porter_wire::Error> {
-        let busy = EncodedFrame::message(
+        let refusal = EncodedFrame::message(
             &shared.codec,
             &error(
                 ErrorCode::Busy,
                 "server at its connection limit, try again later",
             ),
         )?;
+        let mut busy = BytesMut::from(shared.welcome.as_bytes());
+        busy.extend_from_slice(refusal.as_bytes());
+        let busy = busy.freeze();
         Ok(Listener {
             listener,
             limit: Arc::new(Semaphore::new(shared.config.max_connections)),
@@ -130,15 +136,15 @@ fn is_per_connection(err: &io::Error) -> bool {
     )
 }
 
-/// Sends `error{busy}` and closes, without a handshake.
+/// Sends `welcome` and `error{busy}` and closes, without a handshake.
 async fn refuse_busy(
     mut stream: TcpStream,
     peer: SocketAddr,
-    busy: EncodedFrame,
+    busy: Bytes,
     abort: tokio_util::sync::CancellationToken,
 ) {
     let sent = tokio::time::timeout(BUSY_WRITE_TIMEOUT, async {
-        stream.write_all(busy.as_bytes()).await?;
+        stream.write_all(&busy).await?;
         stream.flush().await?;
         stream.shutdown().await
     })

@@ -37,9 +37,12 @@ async fn start(config: Config, console: Option<Console>) -> Server {
     (addr, stop, handle)
 }
 
+/// The tests of this file are about the wire and the services, so they run
+/// with `auth: none` (tests/auth.rs covers `ip` and `password`).
 fn echo() -> Config {
     Config {
         service: ServiceKind::Echo,
+        auth: AuthMode::None,
         ..Config::default()
     }
 }
@@ -47,6 +50,7 @@ fn echo() -> Config {
 fn chat() -> Config {
     Config {
         service: ServiceKind::Chat,
+        auth: AuthMode::None,
         ..Config::default()
     }
 }
@@ -239,7 +243,7 @@ async fn console_lines_go_to_everyone_and_client_lines_to_the_console() {
 }
 
 #[tokio::test]
-async fn beyond_max_connections_a_client_gets_busy_and_is_closed() {
+async fn beyond_max_connections_a_client_gets_welcome_then_busy_and_is_closed() {
     let config = Config {
         max_connections: 1,
         ..echo()
@@ -248,6 +252,8 @@ async fn beyond_max_connections_a_client_gets_busy_and_is_closed() {
     let (mut first, _) = Client::join(addr).await;
 
     let mut second = Client::connect(addr).await;
+    // `welcome` is the first frame on every connection, even a refused one.
+    assert_eq!(second.recv().await["type"], "welcome");
     second.expect_error("busy").await;
     second.expect_closed().await;
 
@@ -260,8 +266,12 @@ async fn beyond_max_connections_a_client_gets_busy_and_is_closed() {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let mut third = Client::connect(addr).await;
+        // Sent at once: a refused connection reads and drops it while it
+        // lingers, a served one takes it after `welcome`.
+        third.send(&json!({"type": "hello"})).await;
+        assert_eq!(third.recv().await["type"], "welcome");
         let frame = third.recv().await;
-        if frame["type"] == "welcome" {
+        if frame["type"] == "ready" {
             break;
         }
         assert_eq!(frame["code"], "busy", "{frame}");
@@ -533,16 +543,17 @@ async fn shutdown_returns_within_the_grace_period_when_a_client_does_not_read() 
 }
 
 #[tokio::test]
-async fn run_refuses_auth_modes_not_served_yet() {
+async fn run_refuses_ip_and_password_without_a_store() {
     for auth in [AuthMode::Ip, AuthMode::Password] {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let config = Config {
             auth,
+            store: None,
             ..Config::default()
         };
         let result = run(listener, config, None, std::future::pending()).await;
         assert!(
-            matches!(result, Err(Error::AuthUnsupported(mode)) if mode == auth),
+            matches!(result, Err(Error::InvalidConfig { field: "store", .. })),
             "{result:?}"
         );
     }

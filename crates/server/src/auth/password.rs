@@ -1,0 +1,398 @@
+//! `auth: password`: users, Argon2id passwords and session tokens.
+//!
+//! The dialogue is PROTOCOL.md section 4: a valid token in `hello` skips the
+//! password; otherwise the user name is asked, then the password of an
+//! existing user, or a new password twice for a new one (when registration is
+//! open). Success opens a session: a fresh token whose SHA-256 is stored
+//! before the token is sent.
+//!
+//! What an attacker must not learn or get:
+//! - Whether a name exists when registration is closed: an unknown user takes
+//!   the existing-user path, verifying against a decoy hash so it costs the
+//!   same time, with the same messages and texts.
+//! - Unbounded guesses: [`Config::max_auth_attempts`] per connection, and
+//!   failures throttled per address and per user ([`Throttle`]).
+//! - Secrets in the log: passwords and tokens are never logged; sessions
+//!   appear by their display id ([`session_id`]).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use porter_store::{SharedStore, StoreError, TokenHash, UnixTime, session_id};
+use porter_wire::{AuthMode, ErrorCode, Secret, ServerMessage};
+use tokio::time::Instant;
+use tracing::info;
+
+use super::{
+    MAX_INVALID_ANSWERS, NameKind, canonical_ip, check_name, internal_failure, rfc3339,
+    store_failed,
+};
+use crate::config::{Clock, Config, Registration};
+use crate::connection::Reason;
+use crate::credentials::{PasswordHasher, check_password_policy, new_token, token_hash};
+use crate::handshake::{Authenticator, Dialog, Ended, Hello, Identity, error};
+use crate::hub::SERVER_NAME;
+use crate::throttle::Throttle;
+
+/// The one text for a failed password, whether the password was wrong or the
+/// user does not exist.
+const BAD_CREDENTIALS_TEXT: &str = "wrong user name or password";
+
+/// The text of `rate_limited`.
+const RATE_LIMITED_TEXT: &str = "too many failed attempts, try again later";
+
+/// The `password` authenticator, shared by every connection of a server.
+pub(crate) struct PasswordAuth {
+    /// Users and sessions.
+    store: SharedStore,
+    /// "Now" for sessions.
+    clock: Clock,
+    /// Argon2id off the async threads, bounded; holds the decoy hash.
+    hasher: PasswordHasher,
+    /// Whether unknown users may register.
+    registration: Registration,
+    /// Lifetime of new sessions, in seconds.
+    session_ttl: UnixTime,
+    /// Password attempts per connection.
+    max_attempts: u32,
+    /// Failures by client address (IPv4-mapped addresses as IPv4).
+    by_address: Throttle<IpAddr>,
+    /// Failures by user name, existing or not (so that throttling, too,
+    /// looks the same for both).
+    by_user: Throttle<String>,
+}
+
+impl fmt::Debug for PasswordAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordAuth")
+            .field("hasher", &self.hasher)
+            .field("registration", &self.registration)
+            .field("session_ttl", &self.session_ttl)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the server knows of the account a password is tried on.
+enum Known {
+    /// The user exists; this is their stored PHC hash.
+    Hash(String),
+    /// No such user (registration closed): verify against the decoy.
+    Unknown,
+}
+
+impl PasswordAuth {
+    /// Builds the authenticator; computing the decoy hash takes as long as
+    /// one login, so it runs on a blocking thread.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] for `hash_cost` when Argon2 refuses it.
+    pub(crate) async fn build(
+        store: SharedStore,
+        config: &Config,
+    ) -> Result<PasswordAuth, crate::Error> {
+        let cost = config.hash_cost;
+        let concurrent = config.max_concurrent_hashes;
+        let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cost, concurrent))
+            .await
+            .map_err(|err| crate::Error::InvalidConfig {
+                field: "hash_cost",
+                reason: format!("computing the decoy hash failed: {err}"),
+            })?
+            .map_err(|err| crate::Error::InvalidConfig {
+                field: "hash_cost",
+                reason: err.to_string(),
+            })?;
+        Ok(PasswordAuth {
+            store,
+            clock: config.clock.clone(),
+            hasher,
+            registration: config.registration,
+            session_ttl: UnixTime::try_from(config.session_ttl.as_secs()).unwrap_or(UnixTime::MAX),
+            max_attempts: config.max_auth_attempts,
+            by_address: Throttle::new(config.throttle_per_address),
+            by_user: Throttle::new(config.throttle_per_user),
+        })
+    }
+}
+
+impl Authenticator for PasswordAuth {
+    fn mode(&self) -> AuthMode {
+        AuthMode::Password
+    }
+
+    async fn authenticate<D: Dialog>(
+        &self,
+        dialog: &mut D,
+        peer: SocketAddr,
+        hello: Hello,
+    ) -> Result<Identity, Ended> {
+        if let Some(token) = hello.token
+            && let Some(identity) = self.resume(dialog, peer, &token).await?
+        {
+            return Ok(identity);
+        }
+        let addr = canonical_ip(peer.ip());
+        self.check_throttles(dialog, peer, addr, None)?;
+        let name = self.ask_user(dialog, peer).await?;
+        match self.store.user(&name).await {
+            Ok(Some(user)) => {
+                self.log_in(dialog, peer, addr, &name, Known::Hash(user.password_hash))
+                    .await
+            }
+            Ok(None) if self.registration == Registration::Closed => {
+                self.log_in(dialog, peer, addr, &name, Known::Unknown).await
+            }
+            Ok(None) => self.register(dialog, peer, addr, &name).await,
+            Err(err) => Err(store_failed(dialog, peer, "user", &err)),
+        }
+    }
+}
+
+impl PasswordAuth {
+    /// The token path: `Some` identity for a live session; `None` after
+    /// telling the client `session_invalid`, so that it logs in instead.
+    async fn resume<D: Dialog>(
+        &self,
+        dialog: &mut D,
+        peer: SocketAddr,
+        token: &Secret,
+    ) -> Result<Option<Identity>, Ended> {
+        let hash = token_hash(token.expose());
+        let session = session_id(&hash);
+        match self.store.resume_session(&hash, self.clock.now()).await {
+            Ok(Some(record)) => {
+                info!(peer = %peer, user = %record.user, session = %session, result = "resumed",
+                    "authentication");
+                dialog.send(&greeting("Welcome back", &record.user))?;
+                Ok(Some(Identity {
+                    user: record.user,
+                    session: Some(hash),
+                }))
+            }
+            Ok(None) => {
+                info!(peer = %peer, session = %session, result = "session invalid",
+                    "authentication");
+                dialog.send(&error(
+                    ErrorCode::SessionInvalid,
+                    "session unknown, expired or revoked: please log in",
+                ))?;
+                Ok(None)
+            }
+            Err(err) => Err(store_failed(dialog, peer, "resume_session", &err)),
+        }
+    }
+
+    /// Asks for a user name until one passes the policy, a bounded number of
+    /// times.
+    async fn ask_user<D: Dialog>(&self, dialog: &mut D, peer: SocketAddr) -> Result<String, Ended> {
+        for _ in 0..MAX_INVALID_ANSWERS {
+            let answer = dialog.ask("user", "User name:", false).await?;
+            match check_name(answer.expose(), NameKind::User) {
+                Ok(name) => return Ok(name.to_owned()),
+                Err(why) => {
+                    info!(peer = %peer, reason = %why, "user name refused");
+                    dialog.send(&error(ErrorCode::InvalidAnswer, &why))?;
+                }
+            }
+        }
+        Err(too_many_invalid_answers(dialog, peer, None))
+    }
+
+    /// The existing-user path (also taken by unknown users when registration
+    /// is closed): the password is asked up to `max_attempts` times.
+    async fn log_in<D: Dialog>(
+        &self,
+        dialog: &mut D,
+        peer: SocketAddr,
+        addr: IpAddr,
+        name: &str,
+        known: Known,
+    ) -> Result<Identity, Ended> {
+        self.check_throttles(dialog, peer, addr, Some(name))?;
+        for attempt in 1..=self.max_attempts {
+            let password = dialog.ask("password", "Password:", true).await?;
+            let verified = match &known {
+                Known::Hash(hash) => self.hasher.verify(password.expose(), hash).await,
+                Known::Unknown => self.hasher.verify_decoy(password.expose()).await,
+            };
+            drop(password);
+            match verified {
+                Ok(true) => {
+                    // A user's count is cleared by success, an address's
+                    // is not: an attacker could otherwise launder an
+                    // address by logging in to an account of their own.
+                    self.by_user.record_success(&name.to_owned());
+                    return self
+                        .open_session(dialog, peer, name, "login ok", "Welcome back")
+                        .await;
+                }
+                Ok(false) => {}
+                Err(err) => return Err(internal_failure(dialog, peer, "verify", &err)),
+            }
+            let now = Instant::now();
+            // Both are counted, whichever refuses first.
+            let address_refused = self.by_address.record_failure(&addr, now);
+            let user_refused = self.by_user.record_failure(&name.to_owned(), now);
+            let result = match known {
+                Known::Hash(_) => "bad password",
+                // For the log only: the client is told exactly what a wrong
+                // password gets.
+                Known::Unknown => "unknown user",
+            };
+            info!(peer = %peer, user = %name, attempt, result, "authentication");
+            if address_refused || user_refused {
+                return Err(rate_limited(dialog, peer, Some(name)));
+            }
+            dialog.send(&error(ErrorCode::BadCredentials, BAD_CREDENTIALS_TEXT))?;
+        }
+        info!(peer = %peer, user = %name, result = "too many attempts", "authentication");
+        dialog.send(&ServerMessage::Bye {
+            text: "too many failed attempts".into(),
+        })?;
+        Err(Reason::Refused("too many failed attempts"))
+    }
+
+    /// The new-user path: a password asked twice, checked, hashed, stored.
+    async fn register<D: Dialog>(
+        &self,
+        dialog: &mut D,
+        peer: SocketAddr,
+        addr: IpAddr,
+        name: &str,
+    ) -> Result<Identity, Ended> {
+        for _ in 0..MAX_INVALID_ANSWERS {
+            let first = dialog
+                .ask("new_password", "New password (8 to 128 characters):", true)
+                .await?;
+            if let Err(why) = check_password_policy(first.expose()) {
+                info!(peer = %peer, user = %name, reason = %why, "new password refused");
+                dialog.send(&error(ErrorCode::InvalidAnswer, &why.to_string()))?;
+                continue;
+            }
+            let second = dialog
+                .ask("repeat_password", "Repeat the password:", true)
+                .await?;
+            if first.expose() != second.expose() {
+                info!(peer = %peer, user = %name, reason = "passwords differ",
+                    "new password refused");
+                dialog.send(&error(ErrorCode::InvalidAnswer, "the passwords differ"))?;
+                continue;
+            }
+            drop(second);
+            let hash = match self.hasher.hash(first.expose()).await {
+                Ok(hash) => hash,
+                Err(err) => return Err(internal_failure(dialog, peer, "hash", &err)),
+            };
+            drop(first);
+            return match self.store.create_user(name, &hash, self.clock.now()).await {
+                Ok(()) => {
+                    self.open_session(dialog, peer, name, "registered", "Welcome")
+                        .await
+                }
+                Err(StoreError::UserExists) => {
+                    // Someone registered the name between our lookup and our
+                    // write: it is an existing user now, whose password is
+                    // asked like anyone's.
+                    info!(peer = %peer, user = %name, "registration lost a race, asking the password");
+                    match self.store.user(name).await {
+                        Ok(Some(user)) => {
+                            self.log_in(dialog, peer, addr, name, Known::Hash(user.password_hash))
+                                .await
+                        }
+                        // Created and removed again meanwhile.
+                        Ok(None) => self.log_in(dialog, peer, addr, name, Known::Unknown).await,
+                        Err(err) => Err(store_failed(dialog, peer, "user", &err)),
+                    }
+                }
+                Err(err) => Err(store_failed(dialog, peer, "create_user", &err)),
+            };
+        }
+        Err(too_many_invalid_answers(dialog, peer, Some(name)))
+    }
+
+    /// Creates and stores a session, then sends `session` and the greeting.
+    /// The token leaves the server only after its hash was committed.
+    async fn open_session<D: Dialog>(
+        &self,
+        dialog: &mut D,
+        peer: SocketAddr,
+        name: &str,
+        result: &'static str,
+        greeting_word: &str,
+    ) -> Result<Identity, Ended> {
+        let (token, hash): (String, TokenHash) = match new_token() {
+            Ok(pair) => pair,
+            Err(err) => return Err(internal_failure(dialog, peer, "new_token", &err)),
+        };
+        let now = self.clock.now();
+        let expires_at = now.saturating_add(self.session_ttl);
+        if let Err(err) = self
+            .store
+            .create_session(&hash, name, now, expires_at)
+            .await
+        {
+            return Err(store_failed(dialog, peer, "create_session", &err));
+        }
+        let expires_at = rfc3339(expires_at);
+        info!(peer = %peer, user = %name, session = %session_id(&hash), expires_at = %expires_at,
+            result, "authentication");
+        dialog.send(&ServerMessage::Session {
+            token: Secret::new(token),
+            user: name.to_owned(),
+            expires_at,
+        })?;
+        dialog.send(&greeting(greeting_word, name))?;
+        Ok(Identity {
+            user: name.to_owned(),
+            session: Some(hash),
+        })
+    }
+
+    /// `rate_limited` and the end of the handshake if the address (or the
+    /// user, once known) is being throttled.
+    fn check_throttles<D: Dialog>(
+        &self,
+        dialog: &mut D,
+        peer: SocketAddr,
+        addr: IpAddr,
+        name: Option<&str>,
+    ) -> Result<(), Ended> {
+        let now = Instant::now();
+        let address_refused = self.by_address.check(&addr, now).is_err();
+        let user_refused = name.is_some_and(|n| self.by_user.check(&n.to_owned(), now).is_err());
+        if address_refused || user_refused {
+            return Err(rate_limited(dialog, peer, name));
+        }
+        Ok(())
+    }
+}
+
+/// A greeting from the server.
+fn greeting(word: &str, name: &str) -> ServerMessage {
+    ServerMessage::Say {
+        text: format!("{word}, {name}!"),
+        from: SERVER_NAME.into(),
+    }
+}
+
+/// Tells the client it is throttled and ends the handshake.
+fn rate_limited<D: Dialog>(dialog: &mut D, peer: SocketAddr, name: Option<&str>) -> Ended {
+    info!(peer = %peer, user = name.unwrap_or("-"), result = "rate limited", "authentication");
+    let _ = dialog.send(&error(ErrorCode::RateLimited, RATE_LIMITED_TEXT));
+    Reason::Refused("rate limited")
+}
+
+/// Says `bye` to a client that keeps giving answers the policy refuses.
+fn too_many_invalid_answers<D: Dialog>(
+    dialog: &mut D,
+    peer: SocketAddr,
+    name: Option<&str>,
+) -> Ended {
+    info!(peer = %peer, user = name.unwrap_or("-"), result = "too many invalid answers",
+        "authentication");
+    let _ = dialog.send(&ServerMessage::Bye {
+        text: "too many invalid answers".into(),
+    });
+    Reason::Refused("too many invalid answers")
+}

@@ -1,0 +1,317 @@
+//! Credentials: password hashing with Argon2id and session tokens.
+//!
+//! Hashing is deliberately slow, so it never runs on the async threads: each
+//! hash or verification goes to `spawn_blocking`, behind a semaphore that
+//! bounds how many run at once. A flood of logins then queues here instead of
+//! starving the connections that are already chatting.
+//!
+//! Session tokens are 256 bits from the OS CSPRNG, handed out as URL-safe
+//! base64. Only their SHA-256 is ever stored, so the database holds nothing
+//! that logs anyone in.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64ct::{Base64UrlUnpadded, Encoding};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+/// Shortest password accepted at registration, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest password accepted, in characters. Argon2 itself has no cap, and an
+/// unbounded password is free CPU for an attacker; 128 leaves room for
+/// passphrases and managers.
+pub const MAX_PASSWORD_CHARS: usize = 128;
+/// Bytes of randomness in a session token: 256 bits.
+pub const TOKEN_BYTES: usize = 32;
+/// Hashes running at once by default: one per core on the small machines
+/// Porter targets, so logins never take every blocking thread.
+pub const DEFAULT_MAX_CONCURRENT_HASHES: usize = 2;
+
+/// Argon2id cost parameters. The default is OWASP's minimum: 19 MiB of
+/// memory, 2 passes, 1 lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashCost {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes over memory.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for HashCost {
+    fn default() -> Self {
+        HashCost {
+            memory_kib: Params::DEFAULT_M_COST,
+            iterations: Params::DEFAULT_T_COST,
+            parallelism: Params::DEFAULT_P_COST,
+        }
+    }
+}
+
+/// Why a credential operation failed. Never carries the password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// The cost parameters are out of Argon2's range.
+    #[error("invalid Argon2 parameters: {0}")]
+    Params(String),
+    /// Hashing failed inside Argon2 (not a wrong password).
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    /// The stored hash is not a PHC string Argon2 can read.
+    #[error("stored password hash is malformed")]
+    MalformedHash,
+    /// The blocking task that hashed was cancelled or panicked.
+    #[error("password hashing task failed")]
+    Task,
+    /// The OS random generator failed.
+    #[error("the system random generator failed: {0}")]
+    Random(String),
+}
+
+/// Why a new password is refused; the text is safe to send to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordPolicyError {
+    /// Shorter than [`MIN_PASSWORD_CHARS`].
+    #[error("a password needs at least {MIN_PASSWORD_CHARS} characters")]
+    TooShort,
+    /// Longer than [`MAX_PASSWORD_CHARS`].
+    #[error("a password may have at most {MAX_PASSWORD_CHARS} characters")]
+    TooLong,
+}
+
+/// Checks a new password against the policy.
+///
+/// # Errors
+/// [`PasswordPolicyError`] saying which bound it broke.
+pub fn check_password_policy(password: &str) -> Result<(), PasswordPolicyError> {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        Err(PasswordPolicyError::TooShort)
+    } else if chars > MAX_PASSWORD_CHARS {
+        Err(PasswordPolicyError::TooLong)
+    } else {
+        Ok(())
+    }
+}
+
+/// Hashes and verifies passwords off the async threads, a bounded number at
+/// a time. Cheap to clone: a handle around an `Arc`.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    params: Params,
+    /// Bounds concurrent hashes so that logins cannot starve the reactor's
+    /// blocking pool or every core.
+    permits: Semaphore,
+    /// A hash of a random password with the current cost, verified against
+    /// when the user does not exist, so that an unknown user costs exactly
+    /// what a wrong password costs.
+    decoy: String,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.inner.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PasswordHasher {
+    /// A hasher with the given cost and at most `max_concurrent` hashes at a
+    /// time (at least one). It computes one decoy hash, so it takes as long
+    /// as one login to create.
+    ///
+    /// # Errors
+    /// [`CredentialError::Params`] when the cost is out of range.
+    pub fn new(cost: HashCost, max_concurrent: usize) -> Result<Self, CredentialError> {
+        let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
+            .map_err(|e| CredentialError::Params(e.to_string()))?;
+        let decoy_password = new_token()?.0;
+        let decoy = hash_blocking(&params, decoy_password.as_bytes())?;
+        Ok(PasswordHasher {
+            inner: Arc::new(Inner {
+                params,
+                permits: Semaphore::new(max_concurrent.max(1)),
+                decoy,
+            }),
+        })
+    }
+
+    /// Hashes `password` with a fresh salt into a PHC string.
+    ///
+    /// # Errors
+    /// [`CredentialError::Hash`] or [`CredentialError::Task`].
+    pub async fn hash(&self, password: &str) -> Result<String, CredentialError> {
+        let password = password.to_owned();
+        self.run(move |inner| hash_blocking(&inner.params, password.as_bytes()))
+            .await
+    }
+
+    /// Whether `password` matches the PHC string `stored`. The parameters
+    /// come from the stored string, so old hashes keep working after the
+    /// cost is raised.
+    ///
+    /// # Errors
+    /// [`CredentialError::MalformedHash`] or [`CredentialError::Task`]; a wrong
+    /// password is `Ok(false)`.
+    pub async fn verify(&self, password: &str, stored: &str) -> Result<bool, CredentialError> {
+        let password = password.to_owned();
+        let stored = stored.to_owned();
+        self.run(move |_| verify_blocking(password.as_bytes(), &stored))
+            .await
+    }
+
+    /// Spends the time of a verification and returns `false`: the path for a
+    /// user that does not exist.
+    ///
+    /// # Errors
+    /// [`CredentialError::Task`].
+    pub async fn verify_decoy(&self, password: &str) -> Result<bool, CredentialError> {
+        let password = password.to_owned();
+        self.run(move |inner| verify_blocking(password.as_bytes(), &inner.decoy).map(|_| false))
+            .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<T, CredentialError> + Send + 'static,
+    ) -> Result<T, CredentialError> {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| CredentialError::Task)?;
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|_| CredentialError::Task)?
+    }
+}
+
+fn argon2(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+fn hash_blocking(params: &Params, password: &[u8]) -> Result<String, CredentialError> {
+    argon2(params)
+        .hash_password(password)
+        .map(|hash| hash.to_string())
+        .map_err(|e| CredentialError::Hash(e.to_string()))
+}
+
+fn verify_blocking(password: &[u8], stored: &str) -> Result<bool, CredentialError> {
+    match Argon2::default().verify_password(password, stored) {
+        Ok(()) => Ok(true),
+        Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
+        Err(_) => Err(CredentialError::MalformedHash),
+    }
+}
+
+/// A new session token and the SHA-256 under which it is stored.
+///
+/// # Errors
+/// [`CredentialError::Random`] if the OS generator fails.
+pub fn new_token() -> Result<(String, [u8; 32]), CredentialError> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| CredentialError::Random(e.to_string()))?;
+    let token = Base64UrlUnpadded::encode_string(&bytes);
+    let hash = token_hash(&token);
+    Ok((token, hash))
+}
+
+/// The SHA-256 of a token as presented by a client: the only form stored.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small parameters keep the unit tests fast; the defaults are tested
+    /// for their values, not their time.
+    fn cheap() -> PasswordHasher {
+        PasswordHasher::new(
+            HashCost {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            2,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn default_cost_is_at_least_owasp_minimum() {
+        let cost = HashCost::default();
+        assert!(cost.memory_kib >= 19 * 1024);
+        assert!(cost.iterations >= 2);
+        assert_eq!(cost.parallelism, 1);
+    }
+
+    #[tokio::test]
+    async fn hash_is_a_salted_argon2id_phc_string_that_verifies() {
+        let hasher = cheap();
+        let a = hasher.hash("correct horse").await.unwrap();
+        let b = hasher.hash("correct horse").await.unwrap();
+        assert!(a.starts_with("$argon2id$v=19$"), "{a}");
+        assert_ne!(a, b, "each hash has its own salt");
+        assert!(!a.contains("correct horse"));
+        assert!(hasher.verify("correct horse", &a).await.unwrap());
+        assert!(!hasher.verify("wrong horse", &a).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn malformed_hash_is_an_error_not_a_match() {
+        let hasher = cheap();
+        assert!(matches!(
+            hasher.verify("x", "not a phc string").await,
+            Err(CredentialError::MalformedHash)
+        ));
+    }
+
+    #[tokio::test]
+    async fn decoy_never_matches() {
+        let hasher = cheap();
+        assert!(!hasher.verify_decoy("anything at all").await.unwrap());
+    }
+
+    #[test]
+    fn policy_bounds_are_in_characters_not_bytes() {
+        assert_eq!(
+            check_password_policy("1234567"),
+            Err(PasswordPolicyError::TooShort)
+        );
+        assert_eq!(check_password_policy("12345678"), Ok(()));
+        assert_eq!(check_password_policy("éééééééé"), Ok(()));
+        assert_eq!(check_password_policy(&"x".repeat(128)), Ok(()));
+        assert_eq!(
+            check_password_policy(&"x".repeat(129)),
+            Err(PasswordPolicyError::TooLong)
+        );
+    }
+
+    #[test]
+    fn tokens_are_256_bit_url_safe_and_distinct() {
+        let (a, hash_a) = new_token().unwrap();
+        let (b, _) = new_token().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43, "32 bytes in unpadded base64");
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+        assert_eq!(hash_a, token_hash(&a));
+        assert_ne!(hash_a, token_hash(&b));
+    }
+}
