@@ -12,8 +12,9 @@ use porter_wire::AuthMode;
 use crate::credentials::{self, HashCost};
 use crate::throttle::ThrottlePolicy;
 
-/// Connections served at once. Beyond it a newcomer gets `error{busy}` and is
-/// closed, so a flood cannot exhaust file descriptors or memory.
+/// Connections served at once. Beyond it a newcomer gets `welcome` then
+/// `error{busy}` and is closed, so a flood cannot exhaust file descriptors
+/// or memory.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// Time from accept to `ready`. A client that stalls in the handshake holds a

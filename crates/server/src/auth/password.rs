@@ -396,3 +396,114 @@ fn too_many_invalid_answers<D: Dialog>(
     });
     Reason::Refused("too many invalid answers")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use porter_store::SqliteStore;
+
+    use super::*;
+    use crate::credentials::HashCost;
+
+    /// A client whose answers are written in advance. It can register a
+    /// competing account just before it answers `repeat_password`, as a
+    /// concurrent connection would.
+    struct Scripted {
+        store: SharedStore,
+        answers: VecDeque<&'static str>,
+        asked: Vec<String>,
+        sent: Vec<ServerMessage>,
+        racer: Option<String>,
+    }
+
+    impl Dialog for Scripted {
+        fn send(&mut self, message: &ServerMessage) -> Result<(), Ended> {
+            self.sent.push(message.clone());
+            Ok(())
+        }
+
+        async fn ask(&mut self, id: &str, _text: &str, _secret: bool) -> Result<Secret, Ended> {
+            self.asked.push(id.to_owned());
+            if id == "repeat_password"
+                && let Some(hash) = self.racer.take()
+            {
+                self.store.create_user("ada", &hash, 0).await.unwrap();
+            }
+            self.answers
+                .pop_front()
+                .map(Secret::from)
+                .ok_or(Reason::Eof)
+        }
+    }
+
+    async fn setup() -> (SharedStore, PasswordAuth) {
+        let store = SqliteStore::open_in_memory().await.unwrap().shared();
+        let config = Config {
+            auth: AuthMode::Password,
+            store: Some(store.clone()),
+            hash_cost: HashCost {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..Config::default()
+        };
+        let auth = PasswordAuth::build(store.clone(), &config).await.unwrap();
+        (store, auth)
+    }
+
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9))
+    }
+
+    #[tokio::test]
+    async fn a_registration_that_loses_the_race_for_its_name_asks_the_password() {
+        let (store, auth) = setup().await;
+        let racer = auth.hasher.hash("racer's password").await.unwrap();
+        let mut dialog = Scripted {
+            store: store.clone(),
+            answers: ["ada", "my password", "my password", "racer's password"].into(),
+            asked: Vec::new(),
+            sent: Vec::new(),
+            racer: Some(racer),
+        };
+        let identity = auth
+            .authenticate(&mut dialog, peer(), Hello::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            dialog.asked,
+            ["user", "new_password", "repeat_password", "password"]
+        );
+        assert_eq!(identity.user, "ada");
+        assert!(identity.session.is_some());
+        assert!(matches!(&dialog.sent[0], ServerMessage::Session { user, .. } if user == "ada"));
+        assert_eq!(dialog.sent[1], greeting("Welcome back", "ada"));
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_ends_the_handshake_with_a_server_error_bye() {
+        let (store, auth) = setup().await;
+        store.close().await;
+        let mut dialog = Scripted {
+            store,
+            answers: ["ada"].into(),
+            asked: Vec::new(),
+            sent: Vec::new(),
+            racer: None,
+        };
+        let ended = auth
+            .authenticate(&mut dialog, peer(), Hello::default())
+            .await
+            .unwrap_err();
+        assert_eq!(ended, Reason::ServerError);
+        assert_eq!(
+            dialog.sent,
+            [ServerMessage::Bye {
+                text: "server error, try again later".into()
+            }]
+        );
+    }
+}
