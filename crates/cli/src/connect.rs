@@ -80,7 +80,8 @@ async fn converse(options: ConnectOptions, interactive: bool) -> anyhow::Result<
     let mut conn = Connection::new(stream);
     if interactive {
         let info =
-            porter_client::handshake(&mut conn, &mut TerminalAnswerer, &mut NoTokens).await?;
+            porter_client::handshake(&mut conn, &mut TerminalAnswerer::default(), &mut NoTokens)
+                .await?;
         interactive::run(conn, &info).await?;
     } else {
         porter_client::handshake(&mut conn, &mut ScriptedAnswers::new(), &mut NoTokens).await?;

@@ -120,6 +120,11 @@ pub enum Error {
     #[error("connection failed")]
     Wire(#[from] porter_wire::Error),
 
+    /// The server refused a request and kept the connection open (for
+    /// example `logout` on a server without sessions).
+    #[error("the server refused: {0}")]
+    Refused(ServerError),
+
     /// The server asked a question that nobody could answer (no terminal and
     /// no scripted answer for this id).
     #[error("cannot answer the server's question {id:?} ({text:?}): {reason}")]
@@ -160,10 +165,11 @@ fn family_note(bind_addr: Option<IpAddr>) -> String {
 
 impl Error {
     /// The server's `error` behind this failure, if the server ended the
-    /// conversation with one.
+    /// conversation with one or refused a request.
     pub fn server_error(&self) -> Option<&ServerError> {
         match self {
             Error::Ended(ending) => ending.error.as_ref(),
+            Error::Refused(error) => Some(error),
             _ => None,
         }
     }

@@ -15,17 +15,33 @@ use rustyline_async::{Readline, ReadlineEvent, SharedWriter};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Ending, Error, Result, ServerError};
-use crate::session::{Answerer, Ask, Connection, Notice, SessionInfo};
+use crate::session::{Answerer, Ask, Connection, Notice, ScriptedAnswers, SessionInfo};
 
 /// The command that ends the conversation.
 pub const QUIT_COMMAND: &str = "/quit";
 
 /// Answers the server's questions at the terminal, hiding secret answers.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TerminalAnswerer;
+///
+/// Answers given in advance (`--user`, `PORTER_PASSWORD`) are used first,
+/// once each; when the server refuses one and asks again, the terminal is
+/// asked.
+#[derive(Debug, Default)]
+pub struct TerminalAnswerer {
+    preset: ScriptedAnswers,
+}
+
+impl TerminalAnswerer {
+    /// Asks the terminal only what `preset` cannot answer.
+    pub fn with_preset(preset: ScriptedAnswers) -> Self {
+        TerminalAnswerer { preset }
+    }
+}
 
 impl Answerer for TerminalAnswerer {
     async fn answer(&mut self, ask: &Ask) -> Result<Secret> {
+        if let Some(answer) = self.preset.take(ask) {
+            return Ok(answer);
+        }
         let ask = ask.clone();
         // Both dialoguer and a std line read block: keep them off the
         // reactor so the connection is still served meanwhile.

@@ -5,6 +5,8 @@
 //!   address), the framed [`Connection`] over any async stream, and the
 //!   [`handshake`] up to `ready`, whose questions are answered through the
 //!   [`Answerer`] trait and whose session tokens go to a [`TokenJar`].
+//! - [`jar`]: the cookie jar, one session token per server in a private
+//!   file under the XDG state directory, and its [`TokenJar`] adapter.
 //! - [`scripted`]: standard input is not a terminal; each line is a `say`,
 //!   each reply a printed line, and a documented rule decides when the
 //!   replies are all in.
@@ -27,11 +29,12 @@
 
 mod error;
 pub mod interactive;
+pub mod jar;
 pub mod scripted;
 pub mod session;
 
 pub use error::{Ending, Error, Result, ServerError};
 pub use session::{
     Answerer, Ask, CLIENT_NAME, ConnectOptions, Connection, MessageReader, MessageWriter, NoTokens,
-    Notice, ScriptedAnswers, SessionInfo, TokenJar, connect, handshake,
+    Notice, ScriptedAnswers, SessionInfo, TokenJar, connect, handshake, logout,
 };

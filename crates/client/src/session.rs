@@ -12,10 +12,11 @@
 //!   through an [`Answerer`] until `ready`. Whatever is asked, the answer
 //!   comes from the answerer: a terminal prompt, scripted answers (flags,
 //!   environment) or a test.
-//! - Session tokens go through a [`TokenJar`]: the hook where the cookie jar
-//!   will plug in. For now [`NoTokens`] holds nothing.
+//! - Session tokens go through a [`TokenJar`]: the cookie jar
+//!   ([`crate::jar::JarTokens`]) or [`NoTokens`], which holds nothing.
+//! - [`logout`] ends a resumed session: `logout`, then the server's `bye`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -359,11 +360,25 @@ impl TokenJar for NoTokens {
 }
 
 /// Answers by `ask` id from a fixed table, for when there is no terminal
-/// (scripted use, `--user` and `PORTER_PASSWORD` later). Handshake messages
-/// go to stdout (`say`) and stderr (`error`).
+/// (scripted use: `--user`, `PORTER_PASSWORD`), or to spare the terminal
+/// questions already answered on the command line.
+///
+/// Each answer is given once. When the server asks the same id again it
+/// refused the answer (a name or password refused by policy, a wrong
+/// password): repeating it could only fail again, and would spend login
+/// attempts and feed the server's throttling, so the second ask fails with
+/// [`Error::NoAnswer`] instead.
+///
+/// Handshake messages go to stderr (`porter: Welcome back, ada!`), so that
+/// stdout carries only the conversation after `ready`.
 #[derive(Debug, Default)]
 pub struct ScriptedAnswers {
     answers: HashMap<String, Secret>,
+    /// Why an id cannot be answered, when the caller knows better than the
+    /// generic reason (which flag or variable would answer it).
+    hints: HashMap<String, String>,
+    /// Ids already answered: asked again means refused.
+    given: HashSet<String>,
 }
 
 impl ScriptedAnswers {
@@ -377,33 +392,68 @@ impl ScriptedAnswers {
         self.answers.insert(id.into(), answer.into());
         self
     }
+
+    /// Sets the reason given in [`Error::NoAnswer`] when the server asks
+    /// `id` and no answer is held, for example "set PORTER_PASSWORD".
+    pub fn with_hint(mut self, id: impl Into<String>, hint: impl Into<String>) -> Self {
+        self.hints.insert(id.into(), hint.into());
+        self
+    }
+
+    /// Whether an answer is held for `id` (given or not yet).
+    pub fn has(&self, id: &str) -> bool {
+        self.answers.contains_key(id)
+    }
+
+    /// The answer for `ask`, the first time it is asked; `None` when none is
+    /// held or it was given already (and so refused).
+    pub fn take(&mut self, ask: &Ask) -> Option<Secret> {
+        let answer = self.answers.get(&ask.id)?;
+        self.given.insert(ask.id.clone()).then(|| answer.clone())
+    }
+
+    fn no_answer(&self, ask: &Ask) -> Error {
+        let reason = if self.given.contains(&ask.id) {
+            "the server refused the answer given in advance".to_owned()
+        } else {
+            self.hints.get(&ask.id).cloned().unwrap_or_else(|| {
+                "no terminal to ask on and no answer given in advance".to_owned()
+            })
+        };
+        Error::NoAnswer {
+            id: ask.id.clone(),
+            text: ask.text.clone(),
+            reason,
+        }
+    }
 }
 
 impl Answerer for ScriptedAnswers {
     async fn answer(&mut self, ask: &Ask) -> Result<Secret> {
-        self.answers
-            .get(&ask.id)
-            .cloned()
-            .ok_or_else(|| Error::NoAnswer {
-                id: ask.id.clone(),
-                text: ask.text.clone(),
-                reason: "no terminal to ask on and no answer given in advance".to_owned(),
-            })
+        self.take(ask).ok_or_else(|| self.no_answer(ask))
     }
 
     fn notice(&mut self, notice: &Notice) {
-        // Output errors are not the handshake's business; a closed stdout
-        // shows up again when the conversation prints.
-        match notice {
-            Notice::Say { from, text } => {
-                let _ = writeln!(std::io::stdout(), "{from}: {text}");
-            }
-            Notice::Error(error) => {
-                let _ = writeln!(std::io::stderr(), "porter: server error: {error}");
-            }
+        // Output errors are not the handshake's business; a closed stderr
+        // has nowhere to be reported anyway.
+        let _ = writeln!(std::io::stderr(), "porter: {}", notice.line());
+    }
+}
+
+impl Notice {
+    /// The notice as one line for people: a greeting from the server as its
+    /// text, anyone else's line as `from: text`, an error with its code.
+    pub fn line(&self) -> String {
+        match self {
+            Notice::Say { from, text } if from == SERVER_FROM => text.clone(),
+            Notice::Say { from, text } => format!("{from}: {text}"),
+            Notice::Error(error) => format!("server error: {error}"),
         }
     }
 }
+
+/// The `from` of the server's own lines.
+const SERVER_FROM: &str = "server";
 
 /// What the handshake established.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -474,11 +524,17 @@ where
                         "server speaks another protocol version"
                     );
                 }
-                conn.send(&ClientMessage::Hello {
+                let hello = ClientMessage::Hello {
                     client: Some(CLIENT_NAME.to_owned()),
                     token: jar.token(),
-                })
-                .await?;
+                };
+                if let Err(err) = conn.send(&hello).await {
+                    // A server at its limit sends `welcome`, `error{busy}`
+                    // and closes: our `hello` may hit the closed socket.
+                    // What it said before closing explains more than
+                    // "broken pipe".
+                    return Err(explain_send_failure(conn, answerer, last_error, err).await);
+                }
                 welcome = Some((server, auth));
             }
             ServerMessage::Unknown => {
@@ -519,6 +575,86 @@ where
             }
             // `ServerMessage` is non-exhaustive: newer messages are skipped.
             _ => tracing::debug!("skipping an unexpected message in the handshake"),
+        }
+    }
+}
+
+/// After a failed send: reads what the server sent before it closed (an
+/// `error`, a `bye`) and returns that ending, or `err` when it said nothing.
+async fn explain_send_failure<T, A>(
+    conn: &mut Connection<T>,
+    answerer: &mut A,
+    mut last_error: Option<ServerError>,
+    err: Error,
+) -> Error
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    A: Answerer,
+{
+    let mut bye = None;
+    while let Ok(Some(message)) = conn.recv().await {
+        match message {
+            ServerMessage::Error { code, text } => {
+                let error = ServerError { code, text };
+                answerer.notice(&Notice::Error(error.clone()));
+                last_error = Some(error);
+            }
+            ServerMessage::Bye { text } => {
+                bye = Some(text);
+                break;
+            }
+            _ => {}
+        }
+    }
+    if last_error.is_none() && bye.is_none() {
+        return err;
+    }
+    Error::Ended(Ending {
+        bye,
+        error: last_error,
+    })
+}
+
+/// Ends a session established by [`handshake`]: sends `logout` and waits for
+/// the server's `bye`, which it sends once the session is revoked. Returns
+/// the text of that `bye`. Lines said in the meantime are skipped.
+///
+/// # Errors
+/// [`Error::Refused`] when the server refuses (a server without sessions
+/// answers `unexpected`); [`Error::Ended`] when it closes without `bye` or
+/// says `bye` right after an `error`; [`Error::Wire`].
+pub async fn logout<T>(conn: &mut Connection<T>) -> Result<String>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    conn.send(&ClientMessage::Logout).await?;
+    let mut last_error = None;
+    loop {
+        match conn.recv().await? {
+            Some(ServerMessage::Bye { text }) if last_error.is_none() => return Ok(text),
+            Some(ServerMessage::Bye { text }) => {
+                return Err(Error::Ended(Ending {
+                    bye: Some(text),
+                    error: last_error,
+                }));
+            }
+            Some(ServerMessage::Error { code, text }) => {
+                let error = ServerError { code, text };
+                // A refusal of the logout itself: the session stays. Say
+                // goodbye and report it.
+                if error.code == ErrorCode::Unexpected {
+                    let _ = conn.send(&ClientMessage::Bye).await;
+                    return Err(Error::Refused(error));
+                }
+                last_error = Some(error);
+            }
+            Some(_) => {}
+            None => {
+                return Err(Error::Ended(Ending {
+                    bye: None,
+                    error: last_error,
+                }));
+            }
         }
     }
 }

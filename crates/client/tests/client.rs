@@ -656,3 +656,136 @@ async fn scripted_close_without_bye_is_reported_as_the_end_of_the_conversation()
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn a_scripted_answer_the_server_refuses_is_not_sent_again() {
+    let (addr, server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::Password).await;
+        let ask = ServerMessage::Ask {
+            id: "password".into(),
+            text: "Password:".into(),
+            secret: true,
+        };
+        peer.send(ask.clone()).await;
+        let first = peer.recv().await;
+        peer.send(ServerMessage::Error {
+            code: ErrorCode::BadCredentials,
+            text: "wrong user name or password".into(),
+        })
+        .await;
+        peer.send(ask).await;
+        // The client gives up instead of answering again: it closes.
+        let next = peer.recv().await;
+        (first, next)
+    })
+    .await;
+    let mut conn = connect(addr).await;
+    let mut answers = ScriptedAnswers::new().with("password", "hunter22");
+    let err = bounded(porter_client::handshake(
+        &mut conn,
+        &mut answers,
+        &mut NoTokens,
+    ))
+    .await
+    .unwrap_err();
+    drop(conn);
+    assert!(
+        matches!(&err, Error::NoAnswer { id, reason, .. } if id == "password" && reason.contains("refused")),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("hunter22"), "{err}");
+    let (first, next) = server.await.unwrap();
+    assert_eq!(
+        first,
+        Some(ClientMessage::Answer {
+            id: "password".into(),
+            text: Secret::new("hunter22")
+        })
+    );
+    assert_eq!(next, None);
+}
+
+#[tokio::test]
+async fn a_hint_explains_a_missing_scripted_answer() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::Password).await;
+        peer.send(ServerMessage::Ask {
+            id: "user".into(),
+            text: "User name:".into(),
+            secret: false,
+        })
+        .await;
+        let _ = peer.recv().await;
+    })
+    .await;
+    let mut conn = connect(addr).await;
+    let mut answers = ScriptedAnswers::new().with_hint("user", "give --user NAME");
+    let err = bounded(porter_client::handshake(
+        &mut conn,
+        &mut answers,
+        &mut NoTokens,
+    ))
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("give --user NAME"), "{err}");
+}
+
+#[tokio::test]
+async fn logout_sends_logout_and_returns_the_servers_bye() {
+    let (addr, server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::Password).await;
+        peer.ready("ada").await;
+        let logout = peer.recv().await;
+        peer.send(ServerMessage::Say {
+            text: "a late line".into(),
+            from: "bob".into(),
+        })
+        .await;
+        peer.send(ServerMessage::Bye {
+            text: "logged out".into(),
+        })
+        .await;
+        logout
+    })
+    .await;
+    let mut conn = connect(addr).await;
+    bounded(porter_client::handshake(
+        &mut conn,
+        &mut ScriptedAnswers::new(),
+        &mut NoTokens,
+    ))
+    .await
+    .unwrap();
+    let bye = bounded(porter_client::logout(&mut conn)).await.unwrap();
+    assert_eq!(bye, "logged out");
+    assert_eq!(server.await.unwrap(), Some(ClientMessage::Logout));
+}
+
+#[tokio::test]
+async fn logout_refused_by_a_server_without_sessions_is_a_refusal() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::None).await;
+        peer.ready("guest").await;
+        let _ = peer.recv().await;
+        peer.send(ServerMessage::Error {
+            code: ErrorCode::Unexpected,
+            text: "logout needs a session".into(),
+        })
+        .await;
+        let _ = peer.recv().await;
+    })
+    .await;
+    let mut conn = connect(addr).await;
+    bounded(porter_client::handshake(
+        &mut conn,
+        &mut ScriptedAnswers::new(),
+        &mut NoTokens,
+    ))
+    .await
+    .unwrap();
+    let err = bounded(porter_client::logout(&mut conn)).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Refused(e) if e.code == ErrorCode::Unexpected),
+        "{err:?}"
+    );
+}

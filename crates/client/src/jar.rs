@@ -1,0 +1,376 @@
+//! The cookie jar: one session token per server, kept between runs.
+//!
+//! Tokens live in one JSON file, `porter/tokens.json` under the user's XDG
+//! state directory (`$XDG_STATE_HOME`, by default `~/.local/state`), keyed by
+//! the server's `host:port`. The directory is created with mode 0700 and the
+//! file is written with mode 0600 from the moment it exists: through a
+//! temporary file in the same directory, synced, then renamed over the old
+//! one, so a crash never leaves a half-written jar or a readable token.
+//!
+//! Two clients updating the jar at once both succeed; the later rename wins.
+//!
+//! [`JarTokens`] plugs a jar into the handshake as its [`TokenJar`], for one
+//! server. A jar that cannot be read or written never stops anyone logging
+//! in: its errors are kept as warnings for the caller to show.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+#[cfg(unix)]
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use porter_wire::Secret;
+
+use crate::session::TokenJar;
+
+/// File name of the jar inside the state directory.
+const JAR_FILE: &str = "tokens.json";
+
+/// Why the jar could not be read or written. Never carries a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JarError {
+    /// No home directory to put the state directory in.
+    #[error("cannot find the user's state directory (is HOME set?)")]
+    NoStateDir,
+    /// Reading or writing the file failed.
+    #[error("cookie jar {path}")]
+    Io {
+        /// The jar file or directory.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not a JSON object of strings.
+    #[error("cookie jar {path} is corrupt; delete it to start afresh")]
+    Corrupt {
+        /// The jar file.
+        path: PathBuf,
+    },
+}
+
+/// Session tokens by server, in a file.
+#[derive(Debug, Clone)]
+pub struct CookieJar {
+    path: PathBuf,
+}
+
+impl CookieJar {
+    /// The jar at its default place under the XDG state directory.
+    ///
+    /// # Errors
+    /// [`JarError::NoStateDir`] when there is no home directory.
+    pub fn default_location() -> Result<Self, JarError> {
+        use etcetera::app_strategy::{AppStrategy, AppStrategyArgs, Xdg};
+        let strategy = Xdg::new(AppStrategyArgs {
+            top_level_domain: String::new(),
+            author: String::new(),
+            app_name: "porter".into(),
+        })
+        .map_err(|_| JarError::NoStateDir)?;
+        let dir = strategy.state_dir().ok_or(JarError::NoStateDir)?;
+        Ok(CookieJar::at(dir.join(JAR_FILE)))
+    }
+
+    /// A jar in the file `path`.
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        CookieJar { path: path.into() }
+    }
+
+    /// Where the jar lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The token held for `server`, if any. A missing file is an empty jar.
+    ///
+    /// # Errors
+    /// [`JarError::Io`] or [`JarError::Corrupt`].
+    pub fn get(&self, server: &str) -> Result<Option<Secret>, JarError> {
+        Ok(self.load()?.remove(server).map(Secret::from))
+    }
+
+    /// Stores `token` for `server`, replacing any older one.
+    ///
+    /// # Errors
+    /// [`JarError::Io`] or [`JarError::Corrupt`].
+    pub fn put(&self, server: &str, token: &Secret) -> Result<(), JarError> {
+        let mut tokens = self.load()?;
+        tokens.insert(server.to_owned(), token.expose().to_owned());
+        self.save(&tokens)
+    }
+
+    /// Forgets the token for `server`; `true` if there was one.
+    ///
+    /// # Errors
+    /// [`JarError::Io`] or [`JarError::Corrupt`].
+    pub fn remove(&self, server: &str) -> Result<bool, JarError> {
+        let mut tokens = self.load()?;
+        if tokens.remove(server).is_none() {
+            return Ok(false);
+        }
+        self.save(&tokens)?;
+        Ok(true)
+    }
+
+    fn load(&self) -> Result<BTreeMap<String, String>, JarError> {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(source) => return Err(self.io_error(&self.path, source)),
+        };
+        serde_json::from_slice(&bytes).map_err(|_| JarError::Corrupt {
+            path: self.path.clone(),
+        })
+    }
+
+    fn save(&self, tokens: &BTreeMap<String, String>) -> Result<(), JarError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        create_private_dir(dir).map_err(|e| self.io_error(dir, e))?;
+        let tmp = dir.join(format!(".{JAR_FILE}.{}.tmp", std::process::id()));
+        let written = write_private(&tmp, &serde_json::to_vec_pretty(tokens).unwrap_or_default())
+            .and_then(|()| fs::rename(&tmp, &self.path));
+        if let Err(source) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(self.io_error(&self.path, source));
+        }
+        Ok(())
+    }
+
+    fn io_error(&self, path: &Path, source: io::Error) -> JarError {
+        JarError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The [`TokenJar`] of one server, backed by a [`CookieJar`].
+///
+/// The token is read once, when the handshake starts; a new `session`
+/// replaces it in the file, `session_invalid` removes it. Failures are
+/// collected (see [`take_warnings`](Self::take_warnings)) rather than
+/// returned, so a broken jar only costs the user a password prompt.
+#[derive(Debug)]
+pub struct JarTokens {
+    /// `None` when the jar could not even be located.
+    jar: Option<CookieJar>,
+    /// The key of this server in the jar: `host:port` as the user gave it.
+    server: String,
+    /// The token held for the server, as last read or written.
+    token: Option<Secret>,
+    /// Whether the server refused the token (`session_invalid`).
+    forgotten: bool,
+    warnings: Vec<JarError>,
+}
+
+impl JarTokens {
+    /// The tokens of `server` (`host:port`) in `jar`, reading its token now.
+    /// A jar that cannot be read counts as empty, with a warning.
+    pub fn open(jar: CookieJar, server: impl Into<String>) -> Self {
+        let server = server.into();
+        let mut warnings = Vec::new();
+        let token = jar.get(&server).unwrap_or_else(|err| {
+            warnings.push(err);
+            None
+        });
+        JarTokens {
+            jar: Some(jar),
+            server,
+            token,
+            forgotten: false,
+            warnings,
+        }
+    }
+
+    /// No jar at all (it could not be located): nothing is presented or
+    /// kept. `why` is kept as the first warning.
+    pub fn unavailable(server: impl Into<String>, why: JarError) -> Self {
+        JarTokens {
+            jar: None,
+            server: server.into(),
+            token: None,
+            forgotten: false,
+            warnings: vec![why],
+        }
+    }
+
+    /// The key of this server in the jar.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Whether a token is held for the server.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Whether the server refused the presented token during the handshake
+    /// (it was removed from the jar then).
+    pub fn was_refused(&self) -> bool {
+        self.forgotten
+    }
+
+    /// Removes the server's token from the jar (after `logout`).
+    ///
+    /// # Errors
+    /// [`JarError`] when the file cannot be rewritten; the token is
+    /// forgotten in memory anyway.
+    pub fn remove(&mut self) -> Result<bool, JarError> {
+        self.token = None;
+        match &self.jar {
+            Some(jar) => jar.remove(&self.server),
+            None => Ok(false),
+        }
+    }
+
+    /// The errors met so far, oldest first, emptying the list.
+    pub fn take_warnings(&mut self) -> Vec<JarError> {
+        std::mem::take(&mut self.warnings)
+    }
+}
+
+impl TokenJar for JarTokens {
+    fn token(&self) -> Option<Secret> {
+        self.token.clone()
+    }
+
+    fn store(&mut self, token: Secret, _user: &str, _expires_at: &str) {
+        if let Some(jar) = &self.jar
+            && let Err(err) = jar.put(&self.server, &token)
+        {
+            self.warnings.push(err);
+        }
+        self.token = Some(token);
+    }
+
+    fn forget(&mut self) {
+        self.forgotten = true;
+        self.token = None;
+        if let Some(jar) = &self.jar
+            && let Err(err) = jar.remove(&self.server)
+        {
+            self.warnings.push(err);
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(dir)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file: File = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_remove_round_trip_per_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let jar = CookieJar::at(dir.path().join("state/porter/tokens.json"));
+        assert_eq!(jar.get("localhost:9090").unwrap(), None);
+        jar.put("localhost:9090", &Secret::new("tok-a")).unwrap();
+        jar.put("example:1", &Secret::new("tok-b")).unwrap();
+        assert_eq!(
+            jar.get("localhost:9090").unwrap().unwrap().expose(),
+            "tok-a"
+        );
+        jar.put("localhost:9090", &Secret::new("tok-c")).unwrap();
+        assert_eq!(
+            jar.get("localhost:9090").unwrap().unwrap().expose(),
+            "tok-c"
+        );
+        assert!(jar.remove("localhost:9090").unwrap());
+        assert!(!jar.remove("localhost:9090").unwrap());
+        assert_eq!(jar.get("localhost:9090").unwrap(), None);
+        assert_eq!(jar.get("example:1").unwrap().unwrap().expose(), "tok-b");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn jar_file_is_0600_and_its_directory_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let jar = CookieJar::at(dir.path().join("porter/tokens.json"));
+        jar.put("h:1", &Secret::new("t")).unwrap();
+        let file_mode = fs::metadata(jar.path()).unwrap().permissions().mode() & 0o777;
+        let dir_mode = fs::metadata(jar.path().parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(file_mode, 0o600);
+        assert_eq!(dir_mode, 0o700);
+    }
+
+    #[test]
+    fn corrupt_jar_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        fs::write(&path, b"not json").unwrap();
+        assert!(matches!(
+            CookieJar::at(&path).get("h:1"),
+            Err(JarError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn jar_tokens_present_store_and_forget_one_servers_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let jar = CookieJar::at(dir.path().join("porter/tokens.json"));
+        jar.put("other:1", &Secret::new("keep-me")).unwrap();
+        let mut tokens = JarTokens::open(jar.clone(), "h:1");
+        assert_eq!(tokens.token(), None);
+        tokens.store(Secret::new("tok"), "ada", "2030-01-01T00:00:00Z");
+        assert_eq!(jar.get("h:1").unwrap().unwrap().expose(), "tok");
+        let mut again = JarTokens::open(jar.clone(), "h:1");
+        assert_eq!(again.token().unwrap().expose(), "tok");
+        again.forget();
+        assert!(again.was_refused());
+        assert_eq!(again.token(), None);
+        assert_eq!(jar.get("h:1").unwrap(), None);
+        assert_eq!(jar.get("other:1").unwrap().unwrap().expose(), "keep-me");
+        assert!(again.take_warnings().is_empty());
+    }
+
+    #[test]
+    fn a_broken_jar_is_a_warning_and_an_empty_jar() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        fs::write(&path, b"not json").unwrap();
+        let mut tokens = JarTokens::open(CookieJar::at(&path), "h:1");
+        assert_eq!(tokens.token(), None);
+        tokens.store(Secret::new("secret-token"), "ada", "2030-01-01T00:00:00Z");
+        // Still usable in memory for this run.
+        assert_eq!(tokens.token().unwrap().expose(), "secret-token");
+        let warnings = tokens.take_warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        for warning in &warnings {
+            assert!(!warning.to_string().contains("secret-token"));
+        }
+    }
+
+    #[test]
+    fn errors_do_not_show_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        fs::write(&path, br#"{"h:1": 5}"#).unwrap();
+        let err = CookieJar::at(&path).get("h:1").unwrap_err().to_string();
+        assert!(err.contains("corrupt"), "{err}");
+    }
+}
