@@ -1,17 +1,28 @@
 //! `porter connect`: its options, the address (flag, environment, prompt,
-//! default), and the conversation: interactive at a terminal, scripted when
-//! stdin is a pipe or a file.
+//! default), the answers given in advance (`--user`, `PORTER_PASSWORD`),
+//! the cookie jar, and the conversation: interactive at a terminal, scripted
+//! when stdin is a pipe or a file. Also `--logout`.
+//!
+//! Where things are printed in scripted mode: stdout carries only the
+//! conversation after `ready` (`from: text`); everything from the handshake
+//! (greetings, refused answers, jar warnings) goes to stderr prefixed with
+//! `porter: `, so a script's output is the same whatever the auth mode.
 
 use std::io::{self, IsTerminal};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::{Context, bail};
 use clap::Args;
 use porter_client::interactive::{self, TerminalAnswerer};
+use porter_client::jar::{CookieJar, JarTokens};
 use porter_client::scripted::{self, ScriptedOptions};
 use porter_client::session::DEFAULT_CONNECT_TIMEOUT;
-use porter_client::{ConnectOptions, Connection, NoTokens, ScriptedAnswers};
+use porter_client::{ConnectOptions, Connection, ScriptedAnswers};
+use porter_wire::Secret;
 
+use crate::password::PASSWORD_ENV;
 use crate::prompt;
 
 /// The server a client talks to when none is given.
@@ -19,8 +30,18 @@ const DEFAULT_HOST: &str = "localhost";
 /// Its port.
 const DEFAULT_PORT: u16 = 9090;
 
+/// The `ask` ids a user name answers (`user` for passwords, `name` for ip).
+const NAME_IDS: [&str; 2] = ["user", "name"];
+/// The `ask` ids a password answers.
+const PASSWORD_IDS: [&str; 3] = ["password", "new_password", "repeat_password"];
+
 /// Options of `porter connect`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Environment: PORTER_PASSWORD answers the server's password questions \
+    (log in, or register with it); its value is never shown. Session tokens are kept per \
+    host:port in $XDG_STATE_HOME/porter/tokens.json (mode 0600)."
+)]
 pub struct ConnectArgs {
     /// Server to connect to: an IP address or a host name [default:
     /// localhost; asked at a terminal]
@@ -38,20 +59,34 @@ pub struct ConnectArgs {
     /// Seconds to wait for the server to accept the connection
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CONNECT_TIMEOUT.as_secs())]
     connect_timeout: u64,
+
+    /// User name (auth password) or name (auth ip) to answer with, instead
+    /// of being asked
+    #[arg(long, value_name = "NAME", env = "PORTER_USER")]
+    user: Option<String>,
+
+    /// File whose first line is the password (instead of PORTER_PASSWORD)
+    #[arg(long, value_name = "PATH")]
+    password_file: Option<PathBuf>,
+
+    /// Revoke the session held for this server and forget its token
+    #[arg(long)]
+    logout: bool,
 }
 
 /// Runs `porter connect`.
 ///
 /// With stdin at a terminal: prompts for what is missing, answers the
-/// server's questions at the terminal, then a line editor until `/quit`.
-/// Otherwise each input line is a `say` and each reply is printed as
-/// `from: text` (see `porter_client::scripted` for when it stops).
+/// server's questions at the terminal (unless given in advance), then a line
+/// editor until `/quit`. Otherwise each input line is a `say` and each
+/// reply is printed as `from: text` (see `porter_client::scripted` for when
+/// it stops); a question without an answer given in advance is an error.
 ///
 /// # Errors
-/// No answer at a prompt, a connection that fails, a server that ends the
-/// conversation with an error or closes it unexpectedly.
+/// No answer at a prompt or in advance, a connection that fails, a server
+/// that ends the conversation with an error or closes it unexpectedly.
 pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
-    let interactive = io::stdin().is_terminal();
+    let interactive = io::stdin().is_terminal() && !args.logout;
     let host = prompt::resolve(
         args.host,
         interactive,
@@ -64,27 +99,110 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         || prompt::ask_port(DEFAULT_PORT),
         DEFAULT_PORT,
     )?;
+    let password = read_password(args.password_file.as_deref())?;
+    let answers = preset_answers(args.user.as_deref(), password);
+    let server = jar_key(&host, port);
+    let jar = match CookieJar::default_location() {
+        Ok(jar) => JarTokens::open(jar, &server),
+        Err(why) if args.logout => {
+            return Err(why).context("cannot find the session token to log out");
+        }
+        Err(why) => JarTokens::unavailable(&server, why),
+    };
+    if args.logout && !jar.has_token() {
+        report_jar_warnings(&mut { jar });
+        eprintln!("porter: no session token is kept for {server}; nothing to log out");
+        return Ok(());
+    }
     let options = ConnectOptions {
         bind_addr: args.bind_addr,
         connect_timeout: Duration::from_secs(args.connect_timeout),
         ..ConnectOptions::new(host, port)
     };
     let runtime = crate::runtime()?;
-    let result = runtime.block_on(converse(options, interactive));
+    let result = runtime.block_on(async {
+        if args.logout {
+            logout(options, jar).await
+        } else {
+            converse(options, interactive, answers, jar).await
+        }
+    });
     runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
     result
 }
 
-async fn converse(options: ConnectOptions, interactive: bool) -> anyhow::Result<()> {
+/// The key of a server in the cookie jar: `host:port` as the user gave
+/// them, with an IPv6 address in brackets.
+fn jar_key(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The password from `--password-file` (its first line) or
+/// `PORTER_PASSWORD`, if either is given.
+fn read_password(file: Option<&std::path::Path>) -> anyhow::Result<Option<Secret>> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the password file {}", path.display()))?;
+        let line = text.lines().next().unwrap_or_default();
+        return Ok(Some(Secret::new(line)));
+    }
+    match std::env::var_os(PASSWORD_ENV) {
+        None => Ok(None),
+        Some(value) => match value.into_string() {
+            Ok(password) => Ok(Some(Secret::new(password))),
+            Err(_) => bail!("{PASSWORD_ENV} is not valid UTF-8"),
+        },
+    }
+}
+
+/// The answers given in advance, with hints naming the flag or variable
+/// that would answer what is missing.
+fn preset_answers(user: Option<&str>, password: Option<Secret>) -> ScriptedAnswers {
+    let mut answers = ScriptedAnswers::new();
+    for id in NAME_IDS {
+        answers = answers.with_hint(
+            id,
+            "no terminal to ask on: give --user NAME or set PORTER_USER",
+        );
+        if let Some(user) = user {
+            answers = answers.with(id, user);
+        }
+    }
+    for id in PASSWORD_IDS {
+        answers = answers.with_hint(
+            id,
+            format!("no terminal to ask on: set {PASSWORD_ENV} or give --password-file"),
+        );
+        if let Some(password) = &password {
+            answers = answers.with(id, password.clone());
+        }
+    }
+    answers
+}
+
+async fn converse(
+    options: ConnectOptions,
+    interactive: bool,
+    answers: ScriptedAnswers,
+    mut jar: JarTokens,
+) -> anyhow::Result<()> {
     let stream = porter_client::connect(&options).await?;
     let mut conn = Connection::new(stream);
     if interactive {
-        let info =
-            porter_client::handshake(&mut conn, &mut TerminalAnswerer::default(), &mut NoTokens)
-                .await?;
+        let mut answerer = TerminalAnswerer::with_preset(answers);
+        let handshake = porter_client::handshake(&mut conn, &mut answerer, &mut jar).await;
+        report_jar_warnings(&mut jar);
+        let info = handshake?;
         interactive::run(conn, &info).await?;
     } else {
-        porter_client::handshake(&mut conn, &mut ScriptedAnswers::new(), &mut NoTokens).await?;
+        let mut answerer = answers;
+        let handshake = porter_client::handshake(&mut conn, &mut answerer, &mut jar).await;
+        report_jar_warnings(&mut jar);
+        handshake?;
         scripted::run(
             conn,
             tokio::io::stdin(),
@@ -95,4 +213,51 @@ async fn converse(options: ConnectOptions, interactive: bool) -> anyhow::Result<
         .await?;
     }
     Ok(())
+}
+
+/// `--logout`: resume the session with the jar's token, say `logout`, wait
+/// for `bye`, forget the token. Nothing is asked: logging in only to log
+/// out makes no sense, so a refused token just leaves the jar empty.
+async fn logout(options: ConnectOptions, mut jar: JarTokens) -> anyhow::Result<()> {
+    let server = jar.server().to_owned();
+    let stream = porter_client::connect(&options).await?;
+    let mut conn = Connection::new(stream);
+    let mut nothing = ScriptedAnswers::new();
+    let handshake = porter_client::handshake(&mut conn, &mut nothing, &mut jar).await;
+    report_jar_warnings(&mut jar);
+    match handshake {
+        Ok(_) => {}
+        Err(porter_client::Error::NoAnswer { .. }) if jar.was_refused() => {
+            eprintln!(
+                "porter: the server no longer accepted the session for {server}; token forgotten"
+            );
+            return Ok(());
+        }
+        Err(err) => return Err(err.into()),
+    }
+    porter_client::logout(&mut conn).await?;
+    jar.remove()
+        .with_context(|| format!("logged out, but the token for {server} could not be removed"))?;
+    eprintln!("porter: logged out of {server}");
+    Ok(())
+}
+
+/// Prints what went wrong with the cookie jar: never fatal, logging in
+/// works without it (with a password).
+fn report_jar_warnings(jar: &mut JarTokens) {
+    for warning in jar.take_warnings() {
+        eprintln!("porter: warning: {:#}", anyhow::Error::from(warning));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jar_keys_are_host_and_port_as_given() {
+        assert_eq!(jar_key("localhost", 9090), "localhost:9090");
+        assert_eq!(jar_key("127.0.0.1", 1), "127.0.0.1:1");
+        assert_eq!(jar_key("::1", 9090), "[::1]:9090");
+    }
 }

@@ -2,14 +2,21 @@
 //! arguments, hands each subcommand to its module, and turns an error into
 //! one line on stderr and exit status 1 (never a panic or a backtrace).
 //!
-//! Each subcommand is a module owning its options and its `run`: `serve`
-//! and `connect` now; `users`, `sessions`, `names` and `bench` will follow
-//! the same shape.
+//! Each subcommand is a module owning its options and its `run`: `serve`,
+//! `connect`, and the admin commands `users`, `sessions` and `names`, which
+//! work on the server's database while it runs (`store`, `password` and
+//! `duration` hold what they share).
 
 mod connect;
+mod duration;
 mod logging;
+mod names;
+mod password;
 mod prompt;
 mod serve;
+mod sessions;
+mod store;
+mod users;
 
 use std::process::ExitCode;
 
@@ -30,6 +37,12 @@ enum Command {
     /// Talk to a server: interactively at a terminal, or line by line from
     /// piped input.
     Connect(connect::ConnectArgs),
+    /// Manage the users of `--auth password` (the server may be running).
+    Users(users::UsersArgs),
+    /// List and revoke login sessions (the server may be running).
+    Sessions(sessions::SessionsArgs),
+    /// List and forget the names of `--auth ip` (the server may be running).
+    Names(names::NamesArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +50,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Connect(args) => connect::run(args),
+        Command::Users(args) => users::run(args),
+        Command::Sessions(args) => sessions::run(args),
+        Command::Names(args) => names::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

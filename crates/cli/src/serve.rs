@@ -1,23 +1,26 @@
 //! `porter serve`: its options, and the start-up sequence: log file, address
-//! (flag, environment, prompt, default), bind with port hunting, the
-//! listening line, then the server until Ctrl-C or SIGTERM.
+//! (flag, environment, prompt, default), the database (for `--auth ip` and
+//! `password`), bind with port hunting, the listening line, then the server
+//! until Ctrl-C or SIGTERM.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use porter_server::{
-    AuthMode, Config, Console, ConsoleLine, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_FRAME_LEN, DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES, DEFAULT_SHUTDOWN_GRACE,
-    ServiceKind,
+    AuthMode, Config, Console, ConsoleLine, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS,
+    DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
+    DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN,
+    DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::logging::{self, LogFormat};
-use crate::prompt;
+use crate::password::HashCostArgs;
+use crate::{duration, prompt, store};
 
 /// The host a server listens on when none is given: every IPv4 interface.
 const DEFAULT_HOST: &str = "0.0.0.0";
@@ -85,6 +88,80 @@ pub struct ServeArgs {
     /// Seconds given to clients to receive `bye` at shutdown
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_secs())]
     shutdown_grace: u64,
+
+    /// How clients are identified: not at all, by IP address (asked a name
+    /// once), or by user name and password with session tokens
+    #[arg(long, value_enum, env = "PORTER_AUTH", default_value_t = Auth::Password)]
+    auth: Auth,
+
+    /// SQLite database of names, users and sessions (ip and password modes)
+    /// [default: porter.db next to the log file]
+    #[arg(long, value_name = "PATH", env = "PORTER_DB")]
+    db: Option<PathBuf>,
+
+    /// Whether unknown user names may register themselves
+    #[arg(long, value_enum, default_value_t = RegistrationArg::Open)]
+    registration: RegistrationArg,
+
+    /// How long a session token logs its user in: a number with a unit,
+    /// s, m, h or d (`90s`, `30m`, `12h`, `7d`); 0 makes tokens that are
+    /// expired at once
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = duration::parse)]
+    session_ttl: Duration,
+
+    /// Password attempts per connection before `bye`
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_AUTH_ATTEMPTS)]
+    max_auth_attempts: u32,
+
+    /// Largest frame payload accepted before `ready`, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_PRE_LOGIN_MAX_FRAME_LEN)]
+    pre_login_max_frame_len: usize,
+
+    #[command(flatten)]
+    hash_cost: HashCostArgs,
+
+    /// Password hashes computed at once; more logins wait their turn
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENT_HASHES)]
+    max_concurrent_hashes: usize,
+}
+
+/// The auth modes, as the command line names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Auth {
+    /// Everyone is let in, known by their address and port.
+    None,
+    /// Known by IP address; an unknown address is asked a name once.
+    Ip,
+    /// User name and password, then a session token.
+    Password,
+}
+
+impl From<Auth> for AuthMode {
+    fn from(auth: Auth) -> Self {
+        match auth {
+            Auth::None => AuthMode::None,
+            Auth::Ip => AuthMode::Ip,
+            Auth::Password => AuthMode::Password,
+        }
+    }
+}
+
+/// `--registration`, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RegistrationArg {
+    /// Unknown user names are offered an account.
+    Open,
+    /// Only existing users log in; unknown names look like wrong passwords.
+    Closed,
+}
+
+impl From<RegistrationArg> for Registration {
+    fn from(registration: RegistrationArg) -> Self {
+        match registration {
+            RegistrationArg::Open => Registration::Open,
+            RegistrationArg::Closed => Registration::Closed,
+        }
+    }
 }
 
 /// The services, as the command line names them.
@@ -127,11 +204,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         || prompt::ask_port(DEFAULT_PORT),
         DEFAULT_PORT,
     )?;
+    let auth = AuthMode::from(args.auth);
+    // The database is only opened (and created) when the mode needs one.
+    let db = (auth != AuthMode::None).then(|| {
+        args.db.clone().unwrap_or_else(|| {
+            log_path.parent().map_or_else(
+                || store::DEFAULT_DB_FILE.into(),
+                |dir| dir.join(store::DEFAULT_DB_FILE),
+            )
+        })
+    });
     let config = Config {
         service: args.service.into(),
-        // Only `none` is offered until `--auth` exists; explicit, so a
-        // library default that changes cannot change what this binary does.
-        auth: AuthMode::None,
+        auth,
+        registration: args.registration.into(),
+        session_ttl: args.session_ttl,
+        max_auth_attempts: args.max_auth_attempts,
+        pre_login_max_frame_len: args.pre_login_max_frame_len,
+        hash_cost: args.hash_cost.cost(),
+        max_concurrent_hashes: args.max_concurrent_hashes,
         max_connections: args.max_connections,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         max_frame_len: args.max_frame_len,
@@ -144,7 +235,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let with_console = interactive && config.service == ServiceKind::Chat;
 
     let runtime = crate::runtime()?;
-    let result = runtime.block_on(serve(&host, port, args.port_tries, config, with_console));
+    let result = runtime.block_on(serve(
+        &host,
+        port,
+        args.port_tries,
+        config,
+        db.as_deref(),
+        with_console,
+    ));
     runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
     if let Err(err) = &result {
         tracing::error!(error = format!("{err:#}"), "server stopped with an error");
@@ -153,6 +251,29 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(
+    host: &str,
+    port: u16,
+    tries: u16,
+    mut config: Config,
+    db: Option<&Path>,
+    with_console: bool,
+) -> anyhow::Result<()> {
+    if let Some(path) = db {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        config.store = Some(store::open(&path).await?);
+        tracing::info!(db = %path.display(), auth = %config.auth, "database opened");
+    }
+    let store = config.store.clone();
+    let result = listen_and_serve(host, port, tries, config, with_console).await;
+    if let Some(store) = store {
+        // A clean close checkpoints the WAL; every acknowledged write is
+        // durable without it.
+        store.close().await;
+    }
+    result
+}
+
+async fn listen_and_serve(
     host: &str,
     port: u16,
     tries: u16,

@@ -83,11 +83,18 @@ fn start_server(args: &[&str]) -> ServerProc {
     if !args.contains(&"--port") {
         command.args(["--port", "0"]);
     }
+    // These tests are about serving and talking (issue 3): no auth unless
+    // a test asks for it.
+    if !args.contains(&"--auth") {
+        command.args(["--auth", "none"]);
+    }
     let mut child = command
         .args(args)
         .current_dir(dir.path())
         .env_remove("PORTER_HOST")
         .env_remove("PORTER_PORT")
+        .env_remove("PORTER_AUTH")
+        .env_remove("PORTER_DB")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -324,20 +331,25 @@ fn piped_connect_prints_every_echo_reply_in_order() {
     let server = start_server(&["--service", "echo"]);
     let input: String = (0..1000).map(|i| format!("line {i}\n")).collect();
     let expected: String = (0..1000).map(|i| format!("server: line {i}\n")).collect();
-    connect_command(server.addr)
+    connect_command(&server)
         .write_stdin(input)
         .assert()
         .success()
         .stdout(expected);
 }
 
-fn connect_command(addr: SocketAddr) -> assert_cmd::Command {
+/// `porter connect` to `server`, with its cookie jar in the server's
+/// folder so that the real home is never touched.
+fn connect_command(server: &ServerProc) -> assert_cmd::Command {
     let mut command = assert_cmd::Command::new(PORTER);
     command
         .args(["connect", "--host", "127.0.0.1", "--port"])
-        .arg(addr.port().to_string())
+        .arg(server.addr.port().to_string())
         .env_remove("PORTER_HOST")
         .env_remove("PORTER_PORT")
+        .env_remove("PORTER_USER")
+        .env_remove("PORTER_PASSWORD")
+        .env("XDG_STATE_HOME", server.dir.path().join("state"))
         .timeout(LIMIT);
     command
 }
@@ -345,7 +357,7 @@ fn connect_command(addr: SocketAddr) -> assert_cmd::Command {
 #[test]
 fn printf_a_b_into_porter_connect_prints_two_replies() {
     let server = start_server(&["--service", "echo"]);
-    connect_command(server.addr)
+    connect_command(&server)
         .write_stdin("a\nb\n")
         .assert()
         .success()
@@ -500,7 +512,9 @@ fn connecting_to_a_closed_port_fails_with_a_clear_message() {
         .local_addr()
         .unwrap()
         .port();
+    let state = tempfile::tempdir().unwrap();
     let output = assert_cmd::Command::new(PORTER)
+        .env("XDG_STATE_HOME", state.path())
         .args([
             "connect",
             "--host",
@@ -528,7 +542,15 @@ fn connecting_to_a_closed_port_fails_with_a_clear_message() {
 fn a_log_file_in_a_missing_folder_fails_at_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let output = assert_cmd::Command::new(PORTER)
-        .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--auth",
+            "none",
+        ])
         .args(["--log-file", "no/such/folder/porter.log"])
         .current_dir(dir.path())
         .write_stdin("")
@@ -550,7 +572,7 @@ fn a_log_file_in_a_missing_folder_fails_at_start_with_a_clear_message() {
 fn a_server_busy_error_makes_porter_connect_exit_non_zero() {
     let server = start_server(&["--service", "echo", "--max-connections", "1"]);
     let _occupant = Client::ready(server.addr);
-    let output = connect_command(server.addr)
+    let output = connect_command(&server)
         .write_stdin("hello\n")
         .output()
         .unwrap();

@@ -30,8 +30,11 @@ fn connect_at_terminal(port: u16) -> (PtySession, tempfile::TempDir) {
             &port.to_string(),
         ])
         .current_dir(dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("state"))
         .env_remove("PORTER_HOST")
-        .env_remove("PORTER_PORT");
+        .env_remove("PORTER_PORT")
+        .env_remove("PORTER_USER")
+        .env_remove("PORTER_PASSWORD");
     (spawn_command(command, Some(TIMEOUT_MS)).unwrap(), dir)
 }
 
@@ -187,7 +190,15 @@ fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(PORTER);
     command
-        .args(["serve", "--service", "chat", "--host", "127.0.0.1"])
+        .args([
+            "serve",
+            "--service",
+            "chat",
+            "--host",
+            "127.0.0.1",
+            "--auth",
+            "none",
+        ])
         .current_dir(dir.path())
         .env_remove("PORTER_HOST")
         .env("PORTER_PORT", "0");

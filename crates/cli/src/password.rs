@@ -1,0 +1,89 @@
+//! Passwords at the command line: the Argon2id cost flags shared by `serve`
+//! and `users`, and asking for a new password.
+//!
+//! A new password is asked twice with hidden input at a terminal
+//! (`dialoguer::Password`); without a terminal it comes from
+//! `PORTER_PASSWORD`, so scripts and tests need no terminal. It is asked
+//! before any tokio runtime or signal handler exists: dialoguer leaves the
+//! terminal without echo when Ctrl-C is caught by a tokio handler
+//! (dialoguer issue 352).
+
+use std::io::{self, IsTerminal};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use porter_server::credentials::{self, HashCost, PasswordHasher};
+use porter_wire::Secret;
+
+/// The environment variable holding a password for scripts.
+pub const PASSWORD_ENV: &str = "PORTER_PASSWORD";
+
+/// Tries at the terminal before giving up on a password the policy refuses.
+const MAX_TRIES: u32 = 3;
+
+/// Argon2id cost of new password hashes.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct HashCostArgs {
+    /// Argon2id memory per hash, in KiB (OWASP's minimum by default)
+    #[arg(long, value_name = "KIB", default_value_t = HashCost::default().memory_kib)]
+    pub argon2_memory_kib: u32,
+
+    /// Argon2id passes over memory
+    #[arg(long, value_name = "N", default_value_t = HashCost::default().iterations)]
+    pub argon2_iterations: u32,
+
+    /// Argon2id lanes
+    #[arg(long, value_name = "N", default_value_t = HashCost::default().parallelism)]
+    pub argon2_parallelism: u32,
+}
+
+impl HashCostArgs {
+    /// The cost as the server's credentials module takes it.
+    pub fn cost(&self) -> HashCost {
+        HashCost {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+        }
+    }
+
+    /// A hasher with this cost, one hash at a time.
+    ///
+    /// # Errors
+    /// When Argon2 refuses the cost.
+    pub fn hasher(&self) -> anyhow::Result<PasswordHasher> {
+        PasswordHasher::new(self.cost(), 1).context("invalid --argon2-* parameters")
+    }
+}
+
+/// A new password for `user`: asked twice, hidden, at a terminal; else
+/// `PORTER_PASSWORD`. Checked against the server's policy either way.
+///
+/// # Errors
+/// No terminal and no `PORTER_PASSWORD`; a password the policy refuses
+/// (three times at a terminal); the terminal failing.
+pub fn new_password(user: &str) -> anyhow::Result<Secret> {
+    if !io::stdin().is_terminal() {
+        let Some(password) = std::env::var_os(PASSWORD_ENV) else {
+            bail!("no terminal to ask the password on: set {PASSWORD_ENV}");
+        };
+        let password = password
+            .into_string()
+            .map_err(|_| anyhow::anyhow!("{PASSWORD_ENV} is not valid UTF-8"))?;
+        credentials::check_password_policy(&password)
+            .with_context(|| format!("the password in {PASSWORD_ENV} is refused"))?;
+        return Ok(Secret::new(password));
+    }
+    for _ in 0..MAX_TRIES {
+        let password = dialoguer::Password::new()
+            .with_prompt(format!("New password for {user}"))
+            .with_confirmation("Repeat the password", "The passwords differ.")
+            .interact()
+            .context("cannot read the password")?;
+        match credentials::check_password_policy(&password) {
+            Ok(()) => return Ok(Secret::new(password)),
+            Err(why) => eprintln!("{why}; try again."),
+        }
+    }
+    bail!("no acceptable password after {MAX_TRIES} tries")
+}

@@ -1,0 +1,131 @@
+//! The database at the command line, shared by `serve` and the admin
+//! commands (`users`, `sessions`, `names`): where it is (`--db`), opening it
+//! with a clear error, and showing its times.
+//!
+//! The admin commands work on the same file as a running server: SQLite in
+//! WAL mode lets them read while it serves, and its busy timeout serialises
+//! their writes with the server's.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::Args;
+use porter_store::{SharedStore, SqliteStore, UnixTime};
+
+/// The database file's name: next to the log file for `serve`, in the
+/// working folder for the admin commands (where `serve` puts it when its
+/// log file has the default place).
+pub const DEFAULT_DB_FILE: &str = "porter.db";
+
+/// `--db` of the admin commands.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// SQLite database of the server (it may be running)
+    #[arg(long, value_name = "PATH", env = "PORTER_DB", default_value = DEFAULT_DB_FILE, global = true)]
+    pub db: PathBuf,
+}
+
+/// Opens (creating and migrating if needed) the database at `path`.
+///
+/// # Errors
+/// When the file cannot be opened, created or migrated; the message names
+/// the path and the cause.
+pub async fn open(path: &Path) -> anyhow::Result<SharedStore> {
+    let store = SqliteStore::open(path)
+        .await
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    Ok(store.shared())
+}
+
+/// Runs `work` on the database at `path` on a fresh runtime, and closes the
+/// database afterwards (checkpointing its WAL) whatever the outcome.
+///
+/// # Errors
+/// Those of [`open`] and of `work`.
+pub fn with_store<T, F>(path: &Path, work: impl FnOnce(SharedStore) -> F) -> anyhow::Result<T>
+where
+    F: Future<Output = anyhow::Result<T>>,
+{
+    let runtime = crate::runtime()?;
+    let result = runtime.block_on(async {
+        let store = open(path).await?;
+        let result = work(store.clone()).await;
+        store.close().await;
+        result
+    });
+    runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
+    result
+}
+
+/// Now, as the store counts time.
+pub fn now() -> UnixTime {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+        UnixTime::try_from(d.as_secs()).unwrap_or(UnixTime::MAX)
+    })
+}
+
+/// Unix seconds as RFC 3339 in UTC (`2026-12-02T08:00:00Z`), as the server
+/// writes `expires_at`.
+pub fn rfc3339(time: UnixTime) -> String {
+    let days = time.div_euclid(86_400);
+    let secs = time.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Prints rows as columns aligned under `header`, two spaces apart.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out
+    };
+    println!("{}", line(header.to_vec()));
+    for row in rows {
+        println!("{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}
