@@ -253,3 +253,28 @@ fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
     p.exp_eof().unwrap();
     assert_eq!(exit_code(&p), Some(0));
 }
+
+#[test]
+fn users_add_at_a_terminal_asks_the_password_twice_without_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(PORTER);
+    command
+        .args(["users", "add", "ada", "--argon2-memory-kib", "64"])
+        .args(["--argon2-iterations", "1"])
+        .current_dir(dir.path())
+        .env_remove("PORTER_DB")
+        .env_remove("PORTER_PASSWORD");
+    let mut p = spawn_command(command, Some(TIMEOUT_MS)).unwrap();
+    p.exp_string("New password for ada").unwrap();
+    p.send_line("hunter2-hunter2").unwrap();
+    p.exp_string("Repeat the password").unwrap();
+    p.send_line("hunter2-hunter2").unwrap();
+    let shown = p.exp_string("added user ada").unwrap();
+    assert!(
+        !shown.contains("hunter2"),
+        "the password was echoed: {shown}"
+    );
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), Some(0));
+    assert!(dir.path().join("porter.db").exists());
+}
