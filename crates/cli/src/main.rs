@@ -7,6 +7,7 @@
 //! work on the server's database while it runs (`store`, `password` and
 //! `duration` hold what they share).
 
+mod bench;
 mod connect;
 mod duration;
 mod logging;
@@ -43,6 +44,9 @@ enum Command {
     Sessions(sessions::SessionsArgs),
     /// List and forget the names of `--auth ip` (the server may be running).
     Names(names::NamesArgs),
+    /// Load a server and measure it: messages/s, latency percentiles,
+    /// logins/s (like redis-benchmark).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Users(args) => users::run(args),
         Command::Sessions(args) => sessions::run(args),
         Command::Names(args) => names::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

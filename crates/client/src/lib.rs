@@ -27,6 +27,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bench;
 mod error;
 pub mod interactive;
 pub mod jar;

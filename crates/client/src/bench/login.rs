@@ -1,0 +1,174 @@
+//! The login phase of `--auth password`, measured apart from the
+//! conversation: Argon2 bounds it by design.
+//!
+//! Three steps, all users at once (bounded by [`super::OPEN_CONCURRENCY`]):
+//! 1. registration: each bench user `bench-<run>-<i>` is new, so the server
+//!    asks for a new password twice and hashes it once;
+//! 2. password login: the same users log in again (one verification each),
+//!    and the tokens they get are kept;
+//! 3. token resume: connections present those tokens, several rounds.
+//!
+//! With the server's process id (same machine, Linux), the server's CPU
+//! time is read from `/proc/PID/stat` around steps 2 and 3, to compare what
+//! a login and a resume cost it.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use porter_wire::{ClientMessage, EncodedFrame, FrameCodec, Secret};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::conn::{Login, Ready};
+use super::report::{Failure, FailureKind, ServerCpu};
+use super::{BenchOptions, DEFAULT_RESUMES_PER_USER, ErrorSummary, LoginReport, OPEN_CONCURRENCY};
+
+/// Clock ticks per second of `/proc/PID/stat` times: Linux's `USER_HZ`,
+/// 100 on every architecture it runs on (the kernel scales to it).
+const USER_HZ: f64 = 100.0;
+
+/// A name no earlier run has used: the process id and the clock.
+fn run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}{:x}", std::process::id(), nanos & 0xff_ffff_ffff)
+}
+
+/// Runs the three steps; returns the report and the tokens of the users
+/// that logged in.
+pub(super) async fn run(options: &BenchOptions) -> (LoginReport, Vec<Secret>) {
+    let run = run_id();
+    let users: Vec<Login> = (0..options.conns)
+        .map(|i| Login::Password {
+            user: format!("bench-{run}-{i}"),
+            password: options.password.clone(),
+        })
+        .collect();
+    let mut report = LoginReport {
+        users: users.len() as u64,
+        ..LoginReport::default()
+    };
+
+    let started = Instant::now();
+    let (registered, errors) = each(options, users.clone()).await;
+    report.registrations = registered.len() as u64;
+    report.registrations_per_sec = rate(report.registrations, started);
+    report.errors.merge(errors);
+
+    let cpu_before = options.server_pid.and_then(cpu_ticks);
+    let started = Instant::now();
+    let (logged_in, errors) = each(options, users).await;
+    report.logins = logged_in.len() as u64;
+    report.logins_per_sec = rate(report.logins, started);
+    report.errors.merge(errors);
+    let cpu_logins = options.server_pid.and_then(cpu_ticks);
+    let tokens: Vec<Secret> = logged_in.into_iter().flatten().collect();
+
+    let rounds = match options.resumes {
+        Some(total) => total.div_ceil(tokens.len().max(1) as u64),
+        None => DEFAULT_RESUMES_PER_USER,
+    };
+    let resumes: Vec<Login> = (0..rounds)
+        .flat_map(|_| tokens.iter().cloned().map(Login::Token))
+        .collect();
+    let cpu_before_resumes = options.server_pid.and_then(cpu_ticks);
+    let started = Instant::now();
+    let (resumed, errors) = each(options, resumes).await;
+    report.resumes = resumed.len() as u64;
+    report.resumes_per_sec = rate(report.resumes, started);
+    report.errors.merge(errors);
+    let cpu_resumes = options.server_pid.and_then(cpu_ticks);
+
+    if let (Some(a), Some(b), Some(c), Some(d)) =
+        (cpu_before, cpu_logins, cpu_before_resumes, cpu_resumes)
+    {
+        let per = |ticks: u64, n: u64| ticks as f64 / USER_HZ * 1000.0 / n.max(1) as f64;
+        report.server_cpu = Some(ServerCpu {
+            ms_per_login: per(b.saturating_sub(a), report.logins),
+            ms_per_resume: per(d.saturating_sub(c), report.resumes),
+        });
+    }
+    (report, tokens)
+}
+
+fn rate(n: u64, started: Instant) -> f64 {
+    n as f64 / started.elapsed().as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// Connects and completes one handshake per login, then says `bye`.
+/// Returns the token each successful handshake got.
+async fn each(options: &BenchOptions, logins: Vec<Login>) -> (Vec<Option<Secret>>, ErrorSummary) {
+    let bye = EncodedFrame::message(&FrameCodec::new(), &ClientMessage::Bye).ok();
+    let connect = &options.connect;
+    let mut attempts = futures_util::stream::iter(logins)
+        .map(|login| {
+            let bye = bye.clone();
+            async move {
+                let ready = super::open_one(connect, &login, false).await?;
+                if let Login::Token(_) = login {
+                    // A resume hands out no new token; keep the one used.
+                } else if ready.token.is_none() {
+                    return Err(Failure::new(
+                        FailureKind::Protocol,
+                        "a password login ended without a session token",
+                    ));
+                }
+                Ok(close(ready, bye).await)
+            }
+        })
+        .buffer_unordered(OPEN_CONCURRENCY);
+    let mut done = Vec::new();
+    let mut errors = ErrorSummary::default();
+    while let Some(attempt) = attempts.next().await {
+        match attempt {
+            Ok(token) => done.push(token),
+            Err(failure) => errors.add(failure),
+        }
+    }
+    (done, errors)
+}
+
+/// Says `bye` and closes; returns the connection's token.
+async fn close(ready: Ready<TcpStream>, bye: Option<EncodedFrame>) -> Option<Secret> {
+    let Ready { mut io, token, .. } = ready;
+    if let Some(bye) = bye {
+        let _ = io.write_all(bye.as_bytes()).await;
+    }
+    let _ = io.shutdown().await;
+    token
+}
+
+/// User + system CPU ticks of a process, from `/proc/PID/stat`; `None` when
+/// it cannot be read (another system, a process that is gone).
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ticks(&stat)
+}
+
+/// Fields 14 and 15 (utime, stime), counted after the command name, which
+/// is in parentheses and may itself hold spaces.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_read_after_a_command_name_with_spaces() {
+        let stat = "1234 (porter (x) y) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 40 0 0 20 0 3";
+        assert_eq!(parse_cpu_ticks(stat), Some(290));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_has_readable_cpu_ticks() {
+        assert!(cpu_ticks(std::process::id()).is_some());
+    }
+}
