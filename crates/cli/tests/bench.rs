@@ -1,0 +1,275 @@
+//! `porter bench` end to end: the real binary against a real `porter serve`
+//! (echo and chat, auth none), and in `--raw` mode against a verbatim frame
+//! echo (the baseline's behaviour) run inside the test. Only counts and
+//! error totals are asserted, never timings.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use porter_wire::{ReadFrameExt, WriteFrameExt};
+
+const PORTER: &str = env!("CARGO_BIN_EXE_porter");
+
+/// Upper bound for every wait in this file.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A running `porter serve`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `porter serve --service SERVICE --auth none` on 127.0.0.1 port 0
+/// and waits for its listening line.
+fn start_server(service: &str) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("porter.log");
+    let mut child = Command::new(PORTER)
+        .args(["serve", "--service", service, "--auth", "none"])
+        .args(["--host", "127.0.0.1", "--port", "0", "--log-file"])
+        .arg(&log)
+        .current_dir(dir.path())
+        .env_remove("PORTER_HOST")
+        .env_remove("PORTER_PORT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = match rx.recv_timeout(LIMIT) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("porter serve printed no listening line");
+        }
+    };
+    let addr = line
+        .strip_prefix("porter: listening on ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected listening line {line:?}"));
+    Server {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// Runs `porter bench` against `addr`, killing it if it outlives `LIMIT`.
+fn bench(addr: SocketAddr, args: &[&str]) -> Output {
+    let mut child = Command::new(PORTER)
+        .args([
+            "bench",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &addr.port().to_string(),
+        ])
+        .args(args)
+        .env_remove("PORTER_HOST")
+        .env_remove("PORTER_PORT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + LIMIT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("porter bench {args:?} did not finish within {LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The JSON report, checked to be one object on one line.
+fn json_report(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "porter bench failed: {}\nstdout: {stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout.trim();
+    assert!(
+        line.starts_with('{') && line.ends_with('}') && !line.contains('\n'),
+        "not one JSON object: {stdout}"
+    );
+    line.to_owned()
+}
+
+const NO_ERRORS: &str = r#""errors":{"connection":0,"protocol":0,"lost":0,"samples":[]}"#;
+
+#[test]
+fn echo_run_reports_every_message_and_no_error() {
+    let server = start_server("echo");
+    let output = bench(
+        server.addr,
+        &[
+            "--messages",
+            "200",
+            "--conns",
+            "2",
+            "--pipeline",
+            "4",
+            "--json",
+        ],
+    );
+    let report = json_report(&output);
+    assert!(report.contains(r#""messages":200,"#), "{report}");
+    assert!(report.contains(r#""mode":"porter""#), "{report}");
+    assert!(
+        report.contains(r#""count":200,"#),
+        "latencies recorded: {report}"
+    );
+    assert!(report.contains(NO_ERRORS), "{report}");
+}
+
+#[test]
+fn chat_run_delivers_every_line_to_every_other_connection() {
+    let server = start_server("chat");
+    let output = bench(
+        server.addr,
+        &[
+            "--service",
+            "chat",
+            "--messages",
+            "90",
+            "--conns",
+            "3",
+            "--pipeline",
+            "2",
+            "--json",
+        ],
+    );
+    let report = json_report(&output);
+    assert!(report.contains(r#""messages":90,"#), "{report}");
+    // Each line reaches the two other participants.
+    assert!(report.contains(r#""deliveries":180,"#), "{report}");
+    assert!(report.contains(NO_ERRORS), "{report}");
+}
+
+/// The baseline's behaviour, for `--raw`: every frame comes back verbatim.
+fn start_verbatim_echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(LIMIT));
+                while let Ok(Some(frame)) = stream.recv_frame() {
+                    if stream.send_frame(&frame).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn raw_run_talks_to_a_verbatim_echo_without_a_handshake() {
+    let addr = start_verbatim_echo();
+    let output = bench(
+        addr,
+        &[
+            "--raw",
+            "--messages",
+            "100",
+            "--conns",
+            "2",
+            "--pipeline",
+            "3",
+            "--json",
+        ],
+    );
+    let report = json_report(&output);
+    assert!(report.contains(r#""messages":100,"#), "{report}");
+    assert!(report.contains(r#""mode":"raw""#), "{report}");
+    assert!(report.contains(NO_ERRORS), "{report}");
+}
+
+#[test]
+fn a_refused_connection_is_an_error_not_a_silent_empty_run() {
+    // A port nothing listens on: bound, then released.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let output = bench(addr, &["--messages", "10", "--json"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no connection could be set up"), "{stderr}");
+}
+
+#[test]
+fn invalid_options_are_refused_before_connecting() {
+    let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let output = bench(addr, &["--conns", "4", "--messages", "3"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--messages"), "{stderr}");
+}
+
+#[test]
+fn idle_holds_connections_and_says_when_they_are_ready() {
+    let server = start_server("echo");
+    let mut child = Command::new(PORTER)
+        .args(["bench", "--host", "127.0.0.1"])
+        .args(["--port", &server.addr.port().to_string()])
+        .args(["--idle", "20", "--hold", "0.2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("porter bench --idle did not finish");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert_eq!(reader.join().unwrap().trim(), "idle: 20 connections ready");
+    // The server is still fine after they left.
+    let mut probe = TcpStream::connect(server.addr).unwrap();
+    probe.set_read_timeout(Some(LIMIT)).unwrap();
+    assert!(probe.recv_frame().unwrap().is_some(), "no welcome");
+}
