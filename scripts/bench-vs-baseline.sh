@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Porter against the ceiling of its wire format, measured in one run.
+#
+# Runs `porter serve --service echo --auth none` and the bare baseline
+# (crates/server/examples/baseline_echo.rs) side by side, loads each with the
+# SAME `porter bench --json` parameters, in alternation (baseline, porter,
+# baseline, porter...), keeps the best round of each, and prints the ratios
+# the targets are stated in:
+#   messages/s  porter / baseline  >= 0.9
+#   p99 latency porter / baseline  <= 1.2
+# Timings on a shared machine drift; ratios taken minutes apart do not.
+#
+# Optional sections:
+#   --memory   10,000 idle connections past the handshake: server RSS growth
+#              per connection (target <= 10 KiB), baseline alongside
+#   --chat     100 chat clients all sending: deliveries/s, p99 delivery latency
+#   --logins   --auth password: logins/s, resumes/s, and server CPU per login
+#              vs per resume (target ratio >= 100)
+#   --all      all of the above
+# Other flags: --seconds N (per run, default 3), --rounds N (default 2),
+#              --idle N (connections for --memory, default 10000).
+#
+# Only loopback is used. Servers are killed on exit.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+SECS=3
+ROUNDS=2
+IDLE=10000
+MEMORY=0
+CHAT=0
+LOGINS=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --seconds) SECS="$2"; shift ;;
+        --rounds) ROUNDS="$2"; shift ;;
+        --idle) IDLE="$2"; shift ;;
+        --memory) MEMORY=1 ;;
+        --chat) CHAT=1 ;;
+        --logins) LOGINS=1 ;;
+        --all) MEMORY=1; CHAT=1; LOGINS=1 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        *) echo "unknown option: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+echo "building (release)..." >&2
+cargo build --release -q -p porter -p porter-server --bins --examples
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+PORTER="$TARGET_DIR/release/porter"
+BASELINE="$TARGET_DIR/release/examples/baseline_echo"
+
+TMP="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# wait_line FILE PATTERN: waits (at most 20 s) for a line matching PATTERN.
+wait_line() {
+    local file="$1" pattern="$2" i
+    for i in $(seq 200); do
+        if grep -q "$pattern" "$file" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "timed out waiting for '$pattern' in $file:" >&2
+    cat "$file" >&2
+    return 1
+}
+
+# port_of FILE: the port in a "...listening on ADDR" line.
+port_of() {
+    sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$1" | head -1
+}
+
+# start_porter NAME ARGS...: starts `porter serve ARGS` on loopback; sets
+# PORT and PID.
+start_porter() {
+    local name="$1"; shift
+    mkdir -p "$TMP/$name"
+    "$PORTER" serve --host 127.0.0.1 --port 0 --log-file "$TMP/$name/porter.log" "$@" \
+        </dev/null >"$TMP/$name/out" 2>"$TMP/$name/err" &
+    PID=$!
+    PIDS+=("$PID")
+    wait_line "$TMP/$name/out" "listening on"
+    PORT="$(port_of "$TMP/$name/out")"
+}
+
+# start_baseline NAME: starts the baseline on loopback; sets PORT and PID.
+start_baseline() {
+    local name="$1"
+    mkdir -p "$TMP/$name"
+    "$BASELINE" --port 0 </dev/null >"$TMP/$name/out" 2>&1 &
+    PID=$!
+    PIDS+=("$PID")
+    wait_line "$TMP/$name/out" "listening on"
+    PORT="$(port_of "$TMP/$name/out")"
+}
+
+# field JSON NAME: a number from the bench's one-line JSON report.
+field() {
+    grep -o "\"$2\":[-0-9.eE+]*" <<<"$1" | head -1 | cut -d: -f2
+}
+
+# bench PORT ARGS...: one `porter bench --json` run; prints its JSON.
+bench() {
+    local port="$1"; shift
+    # Errors during a run make the bench exit non-zero; they are in the
+    # JSON (and reported below), so the script goes on.
+    "$PORTER" bench --host 127.0.0.1 --port "$port" --json "$@" || echo "porter bench $* reported errors" >&2
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+verdict() { awk -v r="$1" -v t="$2" -v op="$3" 'BEGIN {
+    if (r == "n/a") print "?"; else if ((op == ">=" && r >= t) || (op == "<=" && r <= t)) print "ok"; else print "MISS" }'; }
+
+echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)" >&2
+
+# ---------------------------------------------------------------- ratios
+start_baseline baseline; BASE_PORT=$PORT
+start_porter echo --service echo --auth none; PORTER_PORT=$PORT
+
+printf '\n%-26s %12s %12s %7s %10s %10s %7s\n' \
+    "case (64 B, ${SECS}s x$ROUNDS)" "base msg/s" "porter msg/s" "ratio" "base p99" "porter p99" "ratio"
+for case in "1 1" "50 1" "50 16"; do
+    set -- $case
+    conns=$1 pipeline=$2
+    best_base=0 best_porter=0 p99_base="" p99_porter=""
+    for round in $(seq "$ROUNDS"); do
+        for side in baseline porter; do
+            if [ "$side" = baseline ]; then
+                json="$(bench "$BASE_PORT" --raw --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"
+            else
+                json="$(bench "$PORTER_PORT" --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"
+            fi
+            rate="$(field "$json" messages_per_sec)"
+            p99="$(field "$json" p99_us)"
+            # Best round of each side: the highest rate, the lowest p99.
+            if [ "$side" = baseline ]; then
+                best_base="$(awk -v a="$best_base" -v b="$rate" 'BEGIN { print (b > a ? b : a) }')"
+                p99_base="$(awk -v a="${p99_base:-1e18}" -v b="$p99" 'BEGIN { print (b < a ? b : a) }')"
+            else
+                best_porter="$(awk -v a="$best_porter" -v b="$rate" 'BEGIN { print (b > a ? b : a) }')"
+                p99_porter="$(awk -v a="${p99_porter:-1e18}" -v b="$p99" 'BEGIN { print (b < a ? b : a) }')"
+            fi
+        done
+    done
+    rate_ratio="$(ratio "$best_porter" "$best_base")"
+    p99_ratio="$(ratio "$p99_porter" "$p99_base")"
+    printf '%-26s %12.0f %12.0f %5s %-2s %8.1fus %8.1fus %5s %s\n' \
+        "conns $conns pipeline $pipeline" "$best_base" "$best_porter" \
+        "$rate_ratio" "$(verdict "$rate_ratio" 0.9 '>=')" \
+        "$p99_base" "$p99_porter" "$p99_ratio" "$(verdict "$p99_ratio" 1.2 '<=')"
+done
+echo "targets: messages/s ratio >= 0.9, p99 ratio <= 1.2"
+
+# ---------------------------------------------------------------- memory
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# idle_growth NAME SERVER_PID PORT [--raw]: KiB of server RSS per idle
+# connection held by `porter bench --idle`.
+idle_growth() {
+    local name="$1" pid="$2" port="$3"; shift 3
+    local before after ready bench_pid
+    before="$(rss_kib "$pid")"
+    "$PORTER" bench --host 127.0.0.1 --port "$port" --idle "$IDLE" "$@" \
+        </dev/null >"$TMP/$name.idle" 2>&1 &
+    bench_pid=$!
+    PIDS+=("$bench_pid")
+    wait_line "$TMP/$name.idle" "idle: [0-9]* connections ready"
+    # Let the server finish its side of the last handshakes.
+    sleep 1
+    after="$(rss_kib "$pid")"
+    ready="$(sed -n 's/^idle: \([0-9]*\) connections ready/\1/p' "$TMP/$name.idle")"
+    kill -INT "$bench_pid" 2>/dev/null || true
+    wait "$bench_pid" 2>/dev/null || true
+    printf '%-10s %6s conns: RSS %8s KiB -> %8s KiB: %6.2f KiB per connection\n' "$name" "$ready" "$before" "$after" \
+        "$(awk -v a="$before" -v b="$after" -v n="$ready" 'BEGIN { print (b - a) / n }')"
+    grep -v "connections ready" "$TMP/$name.idle" >&2 || true
+}
+
+if [ "$MEMORY" = 1 ]; then
+    echo
+    echo "memory: $IDLE idle connections past the handshake (target <= 10 KiB each)"
+    # Both ends need a descriptor per connection: raise the limit for this
+    # script and its children only, never in the server itself.
+    want=$((IDLE * 2 + 1000))
+    if [ "$(ulimit -n)" -lt "$want" ]; then
+        ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+    fi
+    echo "open files limit: $(ulimit -n)"
+    start_porter memory --service echo --auth none --max-connections $((IDLE + 100))
+    idle_growth porter "$PID" "$PORT"
+    start_baseline memory-base
+    idle_growth baseline "$PID" "$PORT" --raw
+fi
+
+# ---------------------------------------------------------------- chat
+if [ "$CHAT" = 1 ]; then
+    echo
+    echo "chat: 100 clients all sending, 64 B lines, ${SECS}s"
+    start_porter chat --service chat --auth none
+    json="$(bench "$PORT" --service chat --conns 100 --size 64 --duration "$SECS")"
+    printf 'lines sent/s %.0f, deliveries/s %.0f, delivery latency p50 %.1fus p99 %.1fus, errors %s\n' \
+        "$(field "$json" messages_per_sec)" "$(field "$json" deliveries_per_sec)" \
+        "$(field "$json" p50_us)" "$(field "$json" p99_us)" \
+        "$(grep -o '"errors":{[^}]*}' <<<"$json" | head -1)"
+fi
+
+# ---------------------------------------------------------------- logins
+if [ "$LOGINS" = 1 ]; then
+    echo
+    echo "logins: --auth password, 20 bench users, 5000 token resumes"
+    start_porter logins --service echo --auth password --db "$TMP/bench.db"
+    json="$(bench "$PORT" --auth password --conns 20 --resumes 5000 --server-pid "$PID" --messages 1000)"
+    login_ms="$(field "$json" ms_per_login)"
+    resume_ms="$(field "$json" ms_per_resume)"
+    cpu_ratio="$(ratio "$login_ms" "$resume_ms")"
+    printf 'registrations/s %.1f, logins/s %.1f, resumes/s %.0f\n' \
+        "$(field "$json" registrations_per_sec)" "$(field "$json" logins_per_sec)" "$(field "$json" resumes_per_sec)"
+    printf 'server CPU: %.3f ms per login, %.4f ms per resume: ratio %s %s (target >= 100)\n' \
+        "$login_ms" "$resume_ms" "$cpu_ratio" "$(verdict "$cpu_ratio" 100 '>=')"
+fi
