@@ -65,33 +65,9 @@ pub fn now() -> UnixTime {
     })
 }
 
-/// Unix seconds as RFC 3339 in UTC (`2026-12-02T08:00:00Z`), as the server
-/// writes `expires_at`.
-pub fn rfc3339(time: UnixTime) -> String {
-    let days = time.div_euclid(86_400);
-    let secs = time.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
+/// Unix seconds as RFC 3339 in UTC (`2026-12-02T08:00:00Z`): the server's
+/// own formatting, so a date shown here reads like `expires_at` on the wire.
+pub use porter_server::auth::rfc3339;
 
 /// Prints rows as columns aligned under `header`, two spaces apart.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {

@@ -15,13 +15,11 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use porter_server::auth::check_user_name;
 use porter_store::StoreError;
 
 use crate::password::{self, HashCostArgs};
 use crate::store::{self, DbArgs};
-
-/// Longest user name, in characters after trimming: the server's rule.
-const MAX_NAME_CHARS: usize = 32;
 
 /// Options of `porter users`.
 #[derive(Debug, Args)]
@@ -129,26 +127,6 @@ pub fn run(args: UsersArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The server's rule for user names: 1 to 32 characters after trimming, no
-/// control characters or whitespace, not `server`. Returns the trimmed name.
-///
-/// # Errors
-/// Saying which rule the name breaks.
-fn check_user_name(raw: &str) -> anyhow::Result<&str> {
-    let name = raw.trim();
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS {
-        bail!("a user name needs 1 to {MAX_NAME_CHARS} characters");
-    }
-    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        bail!("a user name may not contain spaces or control characters");
-    }
-    if name.eq_ignore_ascii_case("server") {
-        bail!("the name \"server\" is reserved");
-    }
-    Ok(name)
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@
 //! - `handler`: one connection from `welcome` to close.
 //! - `connection`: framed reading, the bounded outgoing queue and its writer.
 //! - `handshake`: `hello` to `ready`, and the authenticator abstraction.
-//! - `auth`: the `ip` and `password` modes, over a `porter_store::Store`.
+//! - [`auth`]: the `ip` and `password` modes, over a `porter_store::Store`
+//!   (public: the name policy and the RFC 3339 dates, which the admin CLI
+//!   applies too).
 //! - [`credentials`], [`throttle`]: Argon2id hashing off the async threads,
 //!   session tokens, and failed-login throttling (public: the admin CLI
 //!   hashes passwords with [`credentials::PasswordHasher`] too).
@@ -24,7 +26,7 @@
 
 #![deny(missing_docs)]
 
-mod auth;
+pub mod auth;
 mod bind;
 mod config;
 mod connection;

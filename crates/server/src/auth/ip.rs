@@ -8,7 +8,7 @@ use porter_store::SharedStore;
 use porter_wire::{AuthMode, ErrorCode, ServerMessage};
 use tracing::info;
 
-use super::{MAX_INVALID_ANSWERS, NameKind, canonical_ip, check_name, store_failed};
+use super::{MAX_INVALID_ANSWERS, canonical_ip, check_chat_name, store_failed};
 use crate::config::Clock;
 use crate::connection::Reason;
 use crate::handshake::{Authenticator, Dialog, Ended, Hello, Identity, error};
@@ -81,11 +81,11 @@ impl IpAuth {
     async fn ask_name<D: Dialog>(&self, dialog: &mut D, peer: SocketAddr) -> Result<String, Ended> {
         for _ in 0..MAX_INVALID_ANSWERS {
             let answer = dialog.ask("name", "What is your name?", false).await?;
-            match check_name(answer.expose(), NameKind::Chat) {
+            match check_chat_name(answer.expose()) {
                 Ok(name) => return Ok(name.to_owned()),
                 Err(why) => {
                     info!(peer = %peer, reason = %why, "name refused");
-                    dialog.send(&error(ErrorCode::InvalidAnswer, &why))?;
+                    dialog.send(&error(ErrorCode::InvalidAnswer, &why.to_string()))?;
                 }
             }
         }

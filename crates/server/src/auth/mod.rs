@@ -1,7 +1,13 @@
-//! The auth modes a server can run, behind one [`Auth`] value chosen at
-//! start-up: `none` (in `crate::handshake`), `ip` ([`ip`]) and `password`
-//! ([`password`]). Also what the two stored modes share: the name policy,
-//! the answer to a failing store, and RFC 3339 dates.
+//! Authentication: the auth modes a server can run, behind one `Auth` value
+//! chosen at start-up from [`crate::Config::auth`]: `none` (in the handshake
+//! module), `ip` and `password` (in this module's private submodules). Also
+//! what the two stored modes share: the name policy, the answer to a failing
+//! store, and RFC 3339 dates.
+//!
+//! Public, so that the admin commands apply the server's rules rather than
+//! copies of them: [`check_user_name`] (and [`check_chat_name`], with
+//! [`MAX_NAME_CHARS`] and [`NameError`]) and [`rfc3339`]. The modes
+//! themselves are internal.
 //!
 //! No SQL here: every read and write goes through the [`porter_store::Store`]
 //! trait, so another backend changes nothing in this module.
@@ -24,7 +30,7 @@ pub(crate) use ip::IpAuth;
 pub(crate) use password::PasswordAuth;
 
 /// Longest name (chat name or user name), in characters after trimming.
-pub(crate) const MAX_NAME_CHARS: usize = 32;
+pub const MAX_NAME_CHARS: usize = 32;
 
 /// Answers refused by policy (a name, a new password) before the server
 /// gives up on a connection. A person gets it right long before; a script
@@ -98,7 +104,7 @@ impl Authenticator for Auth {
 
 /// Which names a policy accepts besides the common rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NameKind {
+enum NameKind {
     /// A chat name given from an address: spaces inside are fine.
     Chat,
     /// A user name: also typed on command lines (`porter users remove`), so
@@ -106,25 +112,62 @@ pub(crate) enum NameKind {
     User,
 }
 
-/// Checks a name given in an `answer` and returns it trimmed.
+/// Why a name is refused. The text is safe to send to the client: it names
+/// the rule, not the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// Empty after trimming, or longer than [`MAX_NAME_CHARS`] characters.
+    #[error("a name needs 1 to {MAX_NAME_CHARS} characters")]
+    Length,
+    /// A control character (a newline, a bell) anywhere in the name.
+    #[error("a name may not contain control characters")]
+    ControlCharacter,
+    /// Whitespace inside a user name.
+    #[error("a user name may not contain spaces")]
+    Whitespace,
+    /// `server` in any case, which would let a client speak as the server
+    /// in chat.
+    #[error("the name {SERVER_NAME:?} is reserved")]
+    Reserved,
+}
+
+/// Checks a user name (`auth password`, `porter users add`) and returns it
+/// trimmed: the rules of [`check_chat_name`], and no whitespace at all,
+/// since user names are also typed on command lines.
 ///
-/// Rules: 1 to [`MAX_NAME_CHARS`] characters after trimming, no control
-/// characters, and not `server` in any case, which would let a client speak
-/// as the server in chat. The error text is safe to send to the client.
-pub(crate) fn check_name(raw: &str, kind: NameKind) -> Result<&str, String> {
+/// # Errors
+/// [`NameError`] naming the rule the name breaks.
+pub fn check_user_name(raw: &str) -> Result<&str, NameError> {
+    check_name(raw, NameKind::User)
+}
+
+/// Checks a chat name (`auth ip`) and returns it trimmed: 1 to
+/// [`MAX_NAME_CHARS`] characters after trimming, no control characters, and
+/// not `server` in any case. Spaces inside are fine.
+///
+/// # Errors
+/// [`NameError`] naming the rule the name breaks.
+pub fn check_chat_name(raw: &str) -> Result<&str, NameError> {
+    check_name(raw, NameKind::Chat)
+}
+
+/// Checks a name given in an `answer` and returns it trimmed: the common
+/// rules, and for [`NameKind::User`] no whitespace.
+fn check_name(raw: &str, kind: NameKind) -> Result<&str, NameError> {
     let name = raw.trim();
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
-        return Err(format!("a name needs 1 to {MAX_NAME_CHARS} characters"));
+        return Err(NameError::Length);
     }
     if name.chars().any(char::is_control) {
-        return Err("a name may not contain control characters".into());
+        return Err(NameError::ControlCharacter);
     }
     if kind == NameKind::User && name.chars().any(char::is_whitespace) {
-        return Err("a user name may not contain spaces".into());
+        return Err(NameError::Whitespace);
     }
     if name.eq_ignore_ascii_case(SERVER_NAME) {
-        return Err(format!("the name {SERVER_NAME:?} is reserved"));
+        return Err(NameError::Reserved);
     }
     Ok(name)
 }
@@ -169,9 +212,11 @@ pub(crate) fn internal_failure<D: Dialog>(
     Reason::ServerError
 }
 
-/// Unix seconds as RFC 3339 in UTC (`2026-12-02T08:00:00Z`). Years before 0
-/// or after 9999 cannot occur: the session lifetime is capped.
-pub(crate) fn rfc3339(time: UnixTime) -> String {
+/// Unix seconds as RFC 3339 in UTC (`2026-12-02T08:00:00Z`): how the server
+/// writes `expires_at`, and how the admin commands show dates. Years before
+/// 0 or after 9999 cannot occur for the server's own dates: the session
+/// lifetime is capped.
+pub fn rfc3339(time: UnixTime) -> String {
     let days = time.div_euclid(86_400);
     let secs = time.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);

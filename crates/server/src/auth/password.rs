@@ -24,8 +24,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::{
-    MAX_INVALID_ANSWERS, NameKind, canonical_ip, check_name, internal_failure, rfc3339,
-    store_failed,
+    MAX_INVALID_ANSWERS, canonical_ip, check_user_name, internal_failure, rfc3339, store_failed,
 };
 use crate::config::{Clock, Config, Registration};
 use crate::connection::Reason;
@@ -188,11 +187,11 @@ impl PasswordAuth {
     async fn ask_user<D: Dialog>(&self, dialog: &mut D, peer: SocketAddr) -> Result<String, Ended> {
         for _ in 0..MAX_INVALID_ANSWERS {
             let answer = dialog.ask("user", "User name:", false).await?;
-            match check_name(answer.expose(), NameKind::User) {
+            match check_user_name(answer.expose()) {
                 Ok(name) => return Ok(name.to_owned()),
                 Err(why) => {
                     info!(peer = %peer, reason = %why, "user name refused");
-                    dialog.send(&error(ErrorCode::InvalidAnswer, &why))?;
+                    dialog.send(&error(ErrorCode::InvalidAnswer, &why.to_string()))?;
                 }
             }
         }
