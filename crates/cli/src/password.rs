@@ -47,12 +47,14 @@ impl HashCostArgs {
         }
     }
 
-    /// A hasher with this cost, one hash at a time.
+    /// A hasher with this cost, one hash at a time, without the server's
+    /// decoy hash: an admin command never verifies an unknown user, so the
+    /// decoy would be one wasted hash.
     ///
     /// # Errors
     /// When Argon2 refuses the cost.
     pub fn hasher(&self) -> anyhow::Result<PasswordHasher> {
-        PasswordHasher::new(self.cost(), 1).context("invalid --argon2-* parameters")
+        PasswordHasher::without_decoy(self.cost(), 1).context("invalid --argon2-* parameters")
     }
 }
 

@@ -9,7 +9,7 @@
 //! base64. Only their SHA-256 is ever stored, so the database holds nothing
 //! that logs anyone in.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -112,8 +112,11 @@ struct Inner {
     permits: Semaphore,
     /// A hash of a random password with the current cost, verified against
     /// when the user does not exist, so that an unknown user costs exactly
-    /// what a wrong password costs.
-    decoy: String,
+    /// what a wrong password costs. Set by [`PasswordHasher::new`] before
+    /// the hasher is handed out; a hasher made
+    /// [`without_decoy`](PasswordHasher::without_decoy) (admin commands,
+    /// which never verify unknown users) computes it on first use instead.
+    decoy: OnceLock<String>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -127,20 +130,36 @@ impl std::fmt::Debug for PasswordHasher {
 impl PasswordHasher {
     /// A hasher with the given cost and at most `max_concurrent` hashes at a
     /// time (at least one). It computes one decoy hash, so it takes as long
-    /// as one login to create.
+    /// as one login to create: what a server wants, since every unknown user
+    /// then costs exactly one verification.
+    ///
+    /// # Errors
+    /// [`CredentialError::Params`] when the cost is out of range; the
+    /// errors of hashing the decoy.
+    pub fn new(cost: HashCost, max_concurrent: usize) -> Result<Self, CredentialError> {
+        let hasher = Self::without_decoy(cost, max_concurrent)?;
+        let decoy = decoy_hash(&hasher.inner.params)?;
+        // Nobody else holds the hasher yet, so the cell is still empty.
+        let _ = hasher.inner.decoy.set(decoy);
+        Ok(hasher)
+    }
+
+    /// A hasher like [`new`](Self::new) that skips the decoy hash, so it is
+    /// ready at once: for tools that only hash and verify known passwords
+    /// (`porter users add`, `passwd`). [`verify_decoy`](Self::verify_decoy)
+    /// still works, but its first call also computes the decoy, costing one
+    /// hash more; a server should use `new`.
     ///
     /// # Errors
     /// [`CredentialError::Params`] when the cost is out of range.
-    pub fn new(cost: HashCost, max_concurrent: usize) -> Result<Self, CredentialError> {
+    pub fn without_decoy(cost: HashCost, max_concurrent: usize) -> Result<Self, CredentialError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| CredentialError::Params(e.to_string()))?;
-        let decoy_password = new_token()?.0;
-        let decoy = hash_blocking(&params, decoy_password.as_bytes())?;
         Ok(PasswordHasher {
             inner: Arc::new(Inner {
                 params,
                 permits: Semaphore::new(max_concurrent.max(1)),
-                decoy,
+                decoy: OnceLock::new(),
             }),
         })
     }
@@ -176,8 +195,18 @@ impl PasswordHasher {
     /// [`CredentialError::Task`].
     pub async fn verify_decoy(&self, password: &str) -> Result<bool, CredentialError> {
         let password = password.to_owned();
-        self.run(move |inner| verify_blocking(password.as_bytes(), &inner.decoy).map(|_| false))
-            .await
+        self.run(move |inner| {
+            let decoy = match inner.decoy.get() {
+                Some(decoy) => decoy,
+                None => {
+                    // Two first calls at once may both hash; one decoy wins.
+                    let decoy = decoy_hash(&inner.params)?;
+                    inner.decoy.get_or_init(|| decoy)
+                }
+            };
+            verify_blocking(password.as_bytes(), decoy).map(|_| false)
+        })
+        .await
     }
 
     async fn run<T: Send + 'static>(
@@ -206,6 +235,12 @@ fn hash_blocking(params: &Params, password: &[u8]) -> Result<String, CredentialE
         .hash_password(password)
         .map(|hash| hash.to_string())
         .map_err(|e| CredentialError::Hash(e.to_string()))
+}
+
+/// The hash of a random password nobody knows, for [`Inner::decoy`].
+fn decoy_hash(params: &Params) -> Result<String, CredentialError> {
+    let decoy_password = new_token()?.0;
+    hash_blocking(params, decoy_password.as_bytes())
 }
 
 fn verify_blocking(password: &[u8], stored: &str) -> Result<bool, CredentialError> {
@@ -284,6 +319,35 @@ mod tests {
     async fn decoy_never_matches() {
         let hasher = cheap();
         assert!(!hasher.verify_decoy("anything at all").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_hasher_without_decoy_hashes_and_computes_the_decoy_on_first_use() {
+        let cost = HashCost {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        assert!(cheap().inner.decoy.get().is_some(), "new computes it");
+        let hasher = PasswordHasher::without_decoy(cost, 1).unwrap();
+        assert!(hasher.inner.decoy.get().is_none(), "without_decoy does not");
+        let hash = hasher.hash("correct horse").await.unwrap();
+        assert!(hasher.verify("correct horse", &hash).await.unwrap());
+        assert!(!hasher.verify_decoy("correct horse").await.unwrap());
+        assert!(hasher.inner.decoy.get().is_some());
+    }
+
+    #[test]
+    fn a_cost_out_of_range_is_refused_without_a_decoy_too() {
+        let cost = HashCost {
+            memory_kib: 1,
+            iterations: 0,
+            parallelism: 0,
+        };
+        assert!(matches!(
+            PasswordHasher::without_decoy(cost, 1),
+            Err(CredentialError::Params(_))
+        ));
     }
 
     #[test]
