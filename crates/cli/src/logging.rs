@@ -65,7 +65,7 @@ pub fn init(path: &Path, level: &str, format: LogFormat) -> anyhow::Result<(LogG
     let emit = || {
         tracing::info!(
             pid = std::process::id(),
-            version = env!("CARGO_PKG_VERSION"),
+            version = %env!("CARGO_PKG_VERSION"),
             "porter serve starting"
         );
     };

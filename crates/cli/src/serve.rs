@@ -245,7 +245,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
     runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
     if let Err(err) = &result {
-        tracing::error!(error = format!("{err:#}"), "server stopped with an error");
+        tracing::error!(error = %format_args!("{err:#}"), "server stopped with an error");
     }
     result
 }
@@ -289,7 +289,7 @@ async fn listen_and_serve(
             _ = interrupt.recv() => "SIGINT",
             _ = terminate.recv() => "SIGTERM",
         };
-        tracing::info!(signal = name, "shutting down");
+        tracing::info!(signal = %name, "shutting down");
     };
 
     let bound = porter_server::bind(host, port, tries).await?;

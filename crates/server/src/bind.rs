@@ -64,7 +64,9 @@ pub async fn bind(host: &str, port: u16, tries: u16) -> Result<Bound, BindError>
                     requested_port: port,
                 });
             }
-            Err(Attempt::InUse) => debug!(host, port = candidate, "port in use, trying the next"),
+            Err(Attempt::InUse) => {
+                debug!(host = %host, port = candidate, "port in use, trying the next")
+            }
             Err(Attempt::Failed(err)) => return Err(err),
         }
     }

@@ -105,9 +105,9 @@ pub(crate) async fn serve<S>(
         | Reason::Timeout
         | Reason::Io(_)
         | Reason::ServerError => {
-            warn!(peer = %peer, user, reason = %reason, "disconnected");
+            warn!(peer = %peer, user = %user, reason = %reason, "disconnected");
         }
-        _ => info!(peer = %peer, user, reason = %reason, "disconnected"),
+        _ => info!(peer = %peer, user = %user, reason = %reason, "disconnected"),
     }
 
     // Our sender goes; the hub's went with the participant. The writer now
@@ -260,7 +260,7 @@ where
         .await
     {
         Ok(revoked) => {
-            info!(peer = %conn.peer(), user, session = %id, revoked, result = "logout",
+            info!(peer = %conn.peer(), user = %user, session = %id, revoked, result = "logout",
                 "authentication");
             let _ = conn.send(&ServerMessage::Bye {
                 text: "logged out".into(),
@@ -268,7 +268,7 @@ where
             Reason::Logout
         }
         Err(err) => {
-            tracing::error!(peer = %conn.peer(), user, session = %id, cause = %err,
+            tracing::error!(peer = %conn.peer(), user = %user, session = %id, cause = %err,
                 operation = "revoke_session", "store failed");
             let _ = conn.send(&ServerMessage::Bye {
                 text: "server error, try again later".into(),

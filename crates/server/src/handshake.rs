@@ -108,7 +108,7 @@ where
             other => refuse_out_of_turn(conn, &other, "hello")?,
         }
     };
-    debug!(peer = %conn.peer(), client = hello.client.as_deref().unwrap_or("-"), "hello");
+    debug!(peer = %conn.peer(), client = %hello.client.as_deref().unwrap_or("-"), "hello");
     let peer = conn.peer();
     let identity = auth.authenticate(conn, peer, hello).await?;
     conn.send(&ServerMessage::Ready {

@@ -100,7 +100,7 @@ impl Hub {
             );
             members.len()
         };
-        info!(user = name, participants = count, "joined chat");
+        info!(user = %name, participants = count, "joined chat");
         if self.inner.announce {
             self.announce(&format!("{name} joined"), Some(id));
         }

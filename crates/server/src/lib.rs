@@ -46,6 +46,7 @@ use std::sync::Arc;
 pub use porter_wire::AuthMode;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tracing::field::display;
 use tracing::{debug, info};
 
 pub use crate::bind::{Bound, DEFAULT_PORT_TRIES, bind};
@@ -135,9 +136,11 @@ pub async fn run(
         reason: format!("too small for the busy error: {err}"),
     })?;
 
-    let addr = listener.listener.local_addr().ok();
+    // Logged as the address itself; a listener that cannot say its address
+    // (it never happens on a bound socket) logs the events without it.
+    let addr = listener.listener.local_addr().ok().map(display);
     info!(
-        addr = ?addr,
+        addr,
         service = %shared.config.service,
         auth = %shared.config.auth,
         registration = %shared.config.registration,
@@ -146,7 +149,7 @@ pub async fn run(
     );
     // Dropping the listener when the loop returns is what stops accepting.
     listener.run(shutdown).await;
-    info!(addr = ?addr, "stopped accepting");
+    info!(addr, "stopped accepting");
     shutdown_state.finish(grace).await;
     Ok(())
 }

@@ -915,3 +915,43 @@ async fn password_the_log_records_every_outcome_and_no_secret() {
     }
     assert!(!log.contains("$argon2"), "a hash reached the log");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_log_shows_addresses_and_names_as_they_are_not_debug_quoted() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let db = Db::new();
+    let config = Config {
+        service: ServiceKind::Chat,
+        ..ip_config(db.open().await)
+    };
+    let server = Server::start(config).await;
+    let addr = server.addr;
+    let mut client = Client::hello(addr, "ip", None).await;
+    client.expect_ask("name").await;
+    client.answer("name", "ada").await;
+    client.expect_say("Hello, ada!").await;
+    client.expect_ready("ada").await;
+    client.send(&json!({"type": "bye"})).await;
+    client.expect_closed().await;
+    server.stop().await;
+
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains(&format!("listening addr={addr} ")), "{log}");
+    assert!(
+        log.contains(&format!("stopped accepting addr={addr}")),
+        "{log}"
+    );
+    assert!(log.contains("joined chat user=ada "), "{log}");
+    assert!(log.contains("user=ada reason="), "{log}");
+    assert!(log.contains("client=test"), "{log}");
+    assert!(!log.contains("Some("), "an Option in the log:\n{log}");
+    assert!(!log.contains("user=\""), "a quoted name in the log:\n{log}");
+}

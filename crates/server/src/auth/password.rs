@@ -377,7 +377,7 @@ fn greeting(word: &str, name: &str) -> ServerMessage {
 
 /// Tells the client it is throttled and ends the handshake.
 fn rate_limited<D: Dialog>(dialog: &mut D, peer: SocketAddr, name: Option<&str>) -> Ended {
-    info!(peer = %peer, user = name.unwrap_or("-"), result = "rate limited", "authentication");
+    info!(peer = %peer, user = %name.unwrap_or("-"), result = "rate limited", "authentication");
     let _ = dialog.send(&error(ErrorCode::RateLimited, RATE_LIMITED_TEXT));
     Reason::Refused("rate limited")
 }
@@ -388,7 +388,7 @@ fn too_many_invalid_answers<D: Dialog>(
     peer: SocketAddr,
     name: Option<&str>,
 ) -> Ended {
-    info!(peer = %peer, user = name.unwrap_or("-"), result = "too many invalid answers",
+    info!(peer = %peer, user = %name.unwrap_or("-"), result = "too many invalid answers",
         "authentication");
     let _ = dialog.send(&ServerMessage::Bye {
         text: "too many invalid answers".into(),
