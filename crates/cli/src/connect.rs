@@ -87,16 +87,11 @@ pub struct ConnectArgs {
 /// that ends the conversation with an error or closes it unexpectedly.
 pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let interactive = io::stdin().is_terminal() && !args.logout;
-    let host = prompt::resolve(
+    let (host, port) = prompt::resolve_address(
         args.host,
-        interactive,
-        || prompt::ask_host(DEFAULT_HOST),
-        DEFAULT_HOST.to_owned(),
-    )?;
-    let port = prompt::resolve(
         args.port,
         interactive,
-        || prompt::ask_port(DEFAULT_PORT),
+        DEFAULT_HOST,
         DEFAULT_PORT,
     )?;
     let password = read_password(args.password_file.as_deref())?;

@@ -17,12 +17,35 @@ use std::net::{IpAddr, ToSocketAddrs};
 
 use anyhow::{Context, bail};
 
+/// Resolves the address of `serve` or `connect`: the host, then the port,
+/// each the given value (flag or environment), else asked when
+/// `interactive`, else the default.
+///
+/// # Errors
+/// When input ends (Ctrl-D) or cannot be read at a prompt.
+pub fn resolve_address(
+    host: Option<String>,
+    port: Option<u16>,
+    interactive: bool,
+    default_host: &str,
+    default_port: u16,
+) -> anyhow::Result<(String, u16)> {
+    let host = resolve(
+        host,
+        interactive,
+        || ask_host(default_host),
+        default_host.to_owned(),
+    )?;
+    let port = resolve(port, interactive, || ask_port(default_port), default_port)?;
+    Ok((host, port))
+}
+
 /// Resolves one setting: the given value (flag or environment), else the
 /// prompt when `interactive`, else the default.
 ///
 /// # Errors
 /// Those of `ask`.
-pub fn resolve<T>(
+fn resolve<T>(
     given: Option<T>,
     interactive: bool,
     ask: impl FnOnce() -> anyhow::Result<T>,
@@ -181,6 +204,14 @@ mod tests {
             parse_port,
         );
         assert_eq!(result.unwrap(), 42);
+    }
+
+    #[test]
+    fn without_a_terminal_given_values_win_and_defaults_fill_in() {
+        let resolved = resolve_address(None, Some(1234), false, "localhost", 9090).unwrap();
+        assert_eq!(resolved, ("localhost".to_owned(), 1234));
+        let resolved = resolve_address(Some("::1".into()), None, false, "localhost", 9090).unwrap();
+        assert_eq!(resolved, ("::1".to_owned(), 9090));
     }
 
     #[test]

@@ -192,16 +192,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     eprintln!("porter: logging to {}", log_path.display());
 
     let interactive = io::stdin().is_terminal();
-    let host = prompt::resolve(
+    let (host, port) = prompt::resolve_address(
         args.host.clone(),
-        interactive,
-        || prompt::ask_host(DEFAULT_HOST),
-        DEFAULT_HOST.to_owned(),
-    )?;
-    let port = prompt::resolve(
         args.port,
         interactive,
-        || prompt::ask_port(DEFAULT_PORT),
+        DEFAULT_HOST,
         DEFAULT_PORT,
     )?;
     let auth = AuthMode::from(args.auth);
