@@ -9,21 +9,18 @@
 //! stays fast; one test checks the default cost of `porter users add`.
 //! Every wait is bounded.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::process::Output;
 use std::thread;
-use std::time::{Duration, Instant};
 
-use porter_wire::{ClientMessage, ErrorCode, ReadFrameExt, Secret, ServerMessage, WriteFrameExt};
+use porter_wire::{ErrorCode, ServerMessage};
 
-const PORTER: &str = env!("CARGO_BIN_EXE_porter");
-
-/// Upper bound for every wait in this file.
-const LIMIT: Duration = Duration::from_secs(20);
+use common::{
+    LIMIT, PORTER, Raw, ServerProcess as Server, connect_to, porter, serve_failing_at_start,
+};
 
 /// Argon2 flags that make a hash take microseconds.
 const CHEAP: [&str; 4] = ["--argon2-memory-kib", "64", "--argon2-iterations", "1"];
@@ -31,137 +28,23 @@ const CHEAP: [&str; 4] = ["--argon2-memory-kib", "64", "--argon2-iterations", "1
 /// A password that passes the policy.
 const PASSWORD: &str = "correct horse battery";
 
-/// A running `porter serve`, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    /// Everything printed on stderr so far.
-    stderr: Arc<Mutex<String>>,
-    /// The thread filling `stderr`, done once the server has exited.
-    stderr_reader: Option<thread::JoinHandle<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Server {
     /// Starts `porter serve --service echo` on 127.0.0.1, port 0, working in
     /// `dir` (so `porter.log` and `porter.db` are there), with cheap Argon2
     /// and `args`. Returns once the listening line is out.
     fn start(dir: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(PORTER)
-            .args([
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--service",
-                "echo",
-            ])
-            .args(CHEAP)
-            .args(args)
-            .current_dir(dir)
-            .env_remove("PORTER_HOST")
-            .env_remove("PORTER_PORT")
-            .env_remove("PORTER_AUTH")
-            .env_remove("PORTER_DB")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        let stderr_reader = thread::spawn(move || {
-            let mut buf = [0; 1024];
-            while let Ok(n) = err_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let Ok(listening) = stdout.recv_timeout(LIMIT) else {
-            let _ = child.kill();
-            panic!("no listening line; stderr: {}", stderr.lock().unwrap());
-        };
-        let addr = listening
-            .strip_prefix("porter: listening on ")
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected listening line {listening:?}"));
-        Server {
-            child,
-            addr,
-            stderr,
-            stderr_reader: Some(stderr_reader),
-        }
+        let mut command = porter(&[
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--service",
+            "echo",
+        ]);
+        command.args(CHEAP).args(args).current_dir(dir);
+        Server::spawn(command)
     }
-
-    fn port(&self) -> String {
-        self.addr.port().to_string()
-    }
-
-    /// SIGINT, then waits for the exit.
-    fn stop(mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.wait_exit()
-    }
-
-    /// SIGINT, waits for the exit, and returns all the server printed on
-    /// stderr.
-    fn stop_and_stderr(mut self) -> String {
-        let reader = self.stderr_reader.take();
-        let stderr = self.stderr.clone();
-        assert!(self.stop().success());
-        if let Some(reader) = reader {
-            reader.join().unwrap();
-        }
-        stderr.lock().unwrap().clone()
-    }
-
-    /// SIGKILL: no shutdown at all, as a crash.
-    fn crash(mut self) {
-        self.child.kill().unwrap();
-        self.wait_exit();
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server did not exit");
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// What a finished command printed.
@@ -211,14 +94,9 @@ impl Ran {
 /// `porter connect` to `server` with the cookie jar under `state`, extra
 /// `args` and `env`, and `input` piped in.
 fn connect(server: &Server, state: &Path, args: &[&str], env: &[(&str, &str)], input: &str) -> Ran {
-    let mut command = assert_cmd::Command::new(PORTER);
+    let mut command = assert_cmd::Command::from_std(connect_to(server.addr.port()));
     command
-        .args(["connect", "--host", "127.0.0.1", "--port", &server.port()])
         .args(args)
-        .env_remove("PORTER_HOST")
-        .env_remove("PORTER_PORT")
-        .env_remove("PORTER_USER")
-        .env_remove("PORTER_PASSWORD")
         .env("XDG_STATE_HOME", state)
         .envs(env.iter().copied())
         .write_stdin(input)
@@ -229,12 +107,9 @@ fn connect(server: &Server, state: &Path, args: &[&str], env: &[(&str, &str)], i
 /// An admin command (`users`, `sessions`, `names`) on the database in
 /// `dir`, with stdin not a terminal.
 fn admin(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
-    assert_cmd::Command::new(PORTER)
-        .args(args)
+    assert_cmd::Command::from_std(porter(args))
         .arg("--db")
         .arg(dir.join("porter.db"))
-        .env_remove("PORTER_PASSWORD")
-        .env_remove("PORTER_DB")
         .envs(env.iter().copied())
         .write_stdin("")
         .timeout(LIMIT)
@@ -256,64 +131,7 @@ fn jar_token(state: &Path, server: &Server) -> Option<String> {
         .map(|v| v.as_str().unwrap().to_owned())
 }
 
-/// A raw client speaking frames through porter_wire's sync helpers.
-struct Raw {
-    stream: TcpStream,
-}
-
 impl Raw {
-    /// Connects and reads `welcome`.
-    fn open(addr: SocketAddr) -> Raw {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(LIMIT)).unwrap();
-        match stream.recv_message::<ServerMessage>().unwrap() {
-            Some(ServerMessage::Welcome { .. }) => Raw { stream },
-            other => panic!("expected welcome, got {other:?}"),
-        }
-    }
-
-    /// Connects, reads `welcome`, says `hello` with `token`.
-    fn hello(addr: SocketAddr, token: Option<&str>) -> Raw {
-        let mut raw = Raw::open(addr);
-        raw.send(&ClientMessage::Hello {
-            client: Some("test".into()),
-            token: token.map(Secret::new),
-        });
-        raw
-    }
-
-    fn send(&mut self, message: &ClientMessage) {
-        self.stream.send_message(message).unwrap();
-    }
-
-    /// The next message; `None` when the server closed (or reset).
-    fn recv(&mut self) -> Option<ServerMessage> {
-        self.stream.recv_message().unwrap_or(None)
-    }
-
-    fn answer(&mut self, id: &str, text: &str) {
-        self.send(&ClientMessage::Answer {
-            id: id.into(),
-            text: Secret::new(text),
-        });
-    }
-
-    #[track_caller]
-    fn expect_ask(&mut self, id: &str) {
-        match self.recv() {
-            Some(ServerMessage::Ask { id: asked, .. }) if asked == id => {}
-            other => panic!("expected ask {id:?}, got {other:?}"),
-        }
-    }
-
-    #[track_caller]
-    fn expect_error(&mut self) -> ErrorCode {
-        match self.recv() {
-            Some(ServerMessage::Error { code, .. }) => code,
-            other => panic!("expected error, got {other:?}"),
-        }
-    }
-
     /// Reads up to `ready`, returning the session token if one came.
     #[track_caller]
     fn until_ready(&mut self) -> Option<String> {
@@ -910,24 +728,10 @@ fn users_add_hashes_with_the_default_cost() {
 #[test]
 fn a_database_that_cannot_be_opened_stops_serve_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
-    let output = assert_cmd::Command::new(PORTER)
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--auth",
-            "ip",
-        ])
-        .args(["--db", "no/such/folder/porter.db"])
-        .current_dir(dir.path())
-        .env_remove("PORTER_AUTH")
-        .env_remove("PORTER_DB")
-        .write_stdin("")
-        .timeout(LIMIT)
-        .output()
-        .unwrap();
+    let output = serve_failing_at_start(
+        dir.path(),
+        &["--auth", "ip", "--db", "no/such/folder/porter.db"],
+    );
     let ran = Ran::from(output).failed();
     assert!(
         ran.stderr.contains("porter: cannot open the database "),

@@ -3,70 +3,46 @@
 //! `porter connect`. Every wait is bounded, so a broken build fails here
 //! instead of hanging.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::ops::{Deref, DerefMut};
+use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
 
 use porter_wire::{ClientMessage, ErrorCode, ReadFrameExt, ServerMessage, WriteFrameExt};
 use tempfile::TempDir;
 
-const PORTER: &str = env!("CARGO_BIN_EXE_porter");
+use common::{LIMIT, ServerProcess, connect_to, porter, serve_failing_at_start, welcomed};
 
-/// Upper bound for every wait in this file.
-const LIMIT: Duration = Duration::from_secs(20);
-
-/// A running `porter serve`, killed when dropped.
+/// A running `porter serve` in its own temporary folder, killed when
+/// dropped.
 struct ServerProc {
-    child: Child,
-    addr: SocketAddr,
-    /// The whole listening line, as printed.
-    listening: String,
+    process: ServerProcess,
     /// Its working folder, holding `porter.log`.
     dir: TempDir,
-    /// Lines printed on stdout after the listening line.
-    stdout: Receiver<String>,
-    /// Everything printed on stderr so far.
-    stderr: Arc<Mutex<String>>,
 }
 
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+// The process's fields and methods (`addr`, `stdout`, `interrupt()`...)
+// read as the server's own in the tests.
+impl Deref for ServerProc {
+    type Target = ServerProcess;
+
+    fn deref(&self) -> &ServerProcess {
+        &self.process
+    }
+}
+
+impl DerefMut for ServerProc {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
     }
 }
 
 impl ServerProc {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("porter.log")).unwrap_or_default()
-    }
-
-    fn interrupt(&self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the server to exit, at most `LIMIT`.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server did not exit");
-            thread::sleep(Duration::from_millis(10));
-        }
     }
 }
 
@@ -75,8 +51,7 @@ impl ServerProc {
 /// Returns once the listening line is out.
 fn start_server(args: &[&str]) -> ServerProc {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(PORTER);
-    command.arg("serve");
+    let mut command = porter(&["serve"]);
     if !args.contains(&"--host") {
         command.args(["--host", "127.0.0.1"]);
     }
@@ -88,66 +63,11 @@ fn start_server(args: &[&str]) -> ServerProc {
     if !args.contains(&"--auth") {
         command.args(["--auth", "none"]);
     }
-    let mut child = command
-        .args(args)
-        .current_dir(dir.path())
-        .env_remove("PORTER_HOST")
-        .env_remove("PORTER_PORT")
-        .env_remove("PORTER_AUTH")
-        .env_remove("PORTER_DB")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = lines_of(child.stdout.take().unwrap());
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let mut err_pipe = child.stderr.take().unwrap();
-    let sink = stderr.clone();
-    thread::spawn(move || {
-        let mut buf = [0; 1024];
-        while let Ok(n) = err_pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let listening = match stdout.recv_timeout(LIMIT) {
-        Ok(line) => line,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("no listening line; stderr: {}", stderr.lock().unwrap());
-        }
-    };
-    let addr = listening
-        .strip_prefix("porter: listening on ")
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected listening line {listening:?}"));
+    command.args(args).current_dir(dir.path());
     ServerProc {
-        child,
-        addr,
-        listening,
+        process: ServerProcess::spawn(command),
         dir,
-        stdout,
-        stderr,
     }
-}
-
-fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// A raw client: a blocking socket speaking frames through porter_wire.
@@ -157,19 +77,9 @@ struct Client {
 }
 
 impl Client {
-    /// Connects and reads `welcome`, without saying `hello`.
-    fn welcomed(addr: SocketAddr) -> TcpStream {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(LIMIT)).unwrap();
-        match stream.recv_message::<ServerMessage>().unwrap() {
-            Some(ServerMessage::Welcome { .. }) => stream,
-            other => panic!("expected welcome, got {other:?}"),
-        }
-    }
-
     /// Connects and completes the handshake (auth none).
     fn ready(addr: SocketAddr) -> Client {
-        let mut stream = Client::welcomed(addr);
+        let mut stream = welcomed(addr);
         stream
             .send_message(&ClientMessage::Hello {
                 client: Some("test".into()),
@@ -341,14 +251,8 @@ fn piped_connect_prints_every_echo_reply_in_order() {
 /// `porter connect` to `server`, with its cookie jar in the server's
 /// folder so that the real home is never touched.
 fn connect_command(server: &ServerProc) -> assert_cmd::Command {
-    let mut command = assert_cmd::Command::new(PORTER);
+    let mut command = assert_cmd::Command::from_std(connect_to(server.addr.port()));
     command
-        .args(["connect", "--host", "127.0.0.1", "--port"])
-        .arg(server.addr.port().to_string())
-        .env_remove("PORTER_HOST")
-        .env_remove("PORTER_PORT")
-        .env_remove("PORTER_USER")
-        .env_remove("PORTER_PASSWORD")
         .env("XDG_STATE_HOME", server.dir.path().join("state"))
         .timeout(LIMIT);
     command
@@ -449,7 +353,7 @@ fn invalid_json_gets_invalid_message_and_the_connection_stays_open() {
 #[test]
 fn say_before_ready_gets_unexpected() {
     let server = start_server(&["--service", "echo"]);
-    let mut stream = Client::welcomed(server.addr);
+    let mut stream = welcomed(server.addr);
     stream
         .send_message(&ClientMessage::Say {
             text: "too early".into(),
@@ -513,17 +417,8 @@ fn connecting_to_a_closed_port_fails_with_a_clear_message() {
         .unwrap()
         .port();
     let state = tempfile::tempdir().unwrap();
-    let output = assert_cmd::Command::new(PORTER)
+    let output = assert_cmd::Command::from_std(connect_to(port))
         .env("XDG_STATE_HOME", state.path())
-        .args([
-            "connect",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .env_remove("PORTER_HOST")
-        .env_remove("PORTER_PORT")
         .write_stdin("hello\n")
         .timeout(LIMIT)
         .output()
@@ -541,22 +436,10 @@ fn connecting_to_a_closed_port_fails_with_a_clear_message() {
 #[test]
 fn a_log_file_in_a_missing_folder_fails_at_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let output = assert_cmd::Command::new(PORTER)
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--auth",
-            "none",
-        ])
-        .args(["--log-file", "no/such/folder/porter.log"])
-        .current_dir(dir.path())
-        .write_stdin("")
-        .timeout(LIMIT)
-        .output()
-        .unwrap();
+    let output = serve_failing_at_start(
+        dir.path(),
+        &["--auth", "none", "--log-file", "no/such/folder/porter.log"],
+    );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

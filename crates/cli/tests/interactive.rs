@@ -4,45 +4,26 @@
 //! received lines are printed, `/quit` says `bye`, and a lost connection is
 //! reported. Every expectation has a timeout.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::Command;
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
 use porter_wire::{AuthMode, ClientMessage, ReadFrameExt, Secret, ServerMessage, WriteFrameExt};
-use rexpect::process::WaitStatus;
 use rexpect::session::{PtySession, spawn_command};
 
-const PORTER: &str = env!("CARGO_BIN_EXE_porter");
-const TIMEOUT_MS: u64 = 20_000;
+use common::{TIMEOUT_MS, connect_to, exit_code, porter, welcomed};
 
 /// The session, and its working folder (which must outlive the child's
 /// start: the child changes into it after the fork).
 fn connect_at_terminal(port: u16) -> (PtySession, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(PORTER);
+    let mut command = connect_to(port);
     command
-        .args([
-            "connect",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
         .current_dir(dir.path())
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .env_remove("PORTER_HOST")
-        .env_remove("PORTER_PORT")
-        .env_remove("PORTER_USER")
-        .env_remove("PORTER_PASSWORD");
+        .env("XDG_STATE_HOME", dir.path().join("state"));
     (spawn_command(command, Some(TIMEOUT_MS)).unwrap(), dir)
-}
-
-fn exit_code(session: &PtySession) -> Option<i32> {
-    match session.process().wait().unwrap() {
-        WaitStatus::Exited(_, code) => Some(code),
-        _ => None,
-    }
 }
 
 fn recv(stream: &mut TcpStream) -> Option<ClientMessage> {
@@ -188,20 +169,16 @@ fn a_lost_connection_is_reported_plainly_and_exits_non_zero() {
 #[test]
 fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(PORTER);
-    command
-        .args([
-            "serve",
-            "--service",
-            "chat",
-            "--host",
-            "127.0.0.1",
-            "--auth",
-            "none",
-        ])
-        .current_dir(dir.path())
-        .env_remove("PORTER_HOST")
-        .env("PORTER_PORT", "0");
+    let mut command = porter(&[
+        "serve",
+        "--service",
+        "chat",
+        "--host",
+        "127.0.0.1",
+        "--auth",
+        "none",
+    ]);
+    command.current_dir(dir.path()).env("PORTER_PORT", "0");
     let mut p = spawn_command(command, Some(TIMEOUT_MS)).unwrap();
     let (_, listening) = p
         .exp_regex(r"porter: listening on 127\.0\.0\.1:\d+\r?\n")
@@ -215,14 +192,7 @@ fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
         .parse()
         .unwrap();
 
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(TIMEOUT_MS)))
-        .unwrap();
-    assert!(matches!(
-        stream.recv_message::<ServerMessage>().unwrap(),
-        Some(ServerMessage::Welcome { .. })
-    ));
+    let mut stream = welcomed(SocketAddr::from(([127, 0, 0, 1], port)));
     stream
         .send_message(&ClientMessage::Hello {
             client: None,
@@ -257,13 +227,10 @@ fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
 #[test]
 fn users_add_at_a_terminal_asks_the_password_twice_without_echo() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(PORTER);
+    let mut command = porter(&["users", "add", "ada", "--argon2-memory-kib", "64"]);
     command
-        .args(["users", "add", "ada", "--argon2-memory-kib", "64"])
         .args(["--argon2-iterations", "1"])
-        .current_dir(dir.path())
-        .env_remove("PORTER_DB")
-        .env_remove("PORTER_PASSWORD");
+        .current_dir(dir.path());
     let mut p = spawn_command(command, Some(TIMEOUT_MS)).unwrap();
     p.exp_string("New password for ada").unwrap();
     p.send_line("hunter2-hunter2").unwrap();

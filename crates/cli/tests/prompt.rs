@@ -2,36 +2,26 @@
 //! Enter, wrong answers explained and asked again, and a clean exit on
 //! Ctrl-D. Every expectation has a timeout.
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::Command;
 
-use rexpect::process::{Signal, WaitStatus};
-use rexpect::session::{PtySession, spawn_command};
+use rexpect::process::Signal;
+use rexpect::session::spawn_command;
 
-const PORTER: &str = env!("CARGO_BIN_EXE_porter");
+use common::{TIMEOUT_MS, exit_code};
 
-/// Milliseconds any single expectation may take.
-const TIMEOUT_MS: u64 = 20_000;
-
+/// `porter args…` in `dir`, with a clean environment.
 fn porter(args: &[&str], dir: &std::path::Path) -> Command {
-    let mut command = Command::new(PORTER);
+    let mut command = common::porter(args);
     command
-        .args(args)
         .current_dir(dir)
-        .env_remove("PORTER_HOST")
-        .env_remove("PORTER_PORT")
         // The prompts are the same whatever the auth mode; none spares a
         // database and a hash at start-up.
         .env("PORTER_AUTH", "none")
         .env("RUST_BACKTRACE", "1");
     command
-}
-
-fn exit_code(session: &PtySession) -> Option<i32> {
-    match session.process().wait().unwrap() {
-        WaitStatus::Exited(_, code) => Some(code),
-        _ => None,
-    }
 }
 
 #[test]

@@ -1,0 +1,283 @@
+//! What the `porter` binary's test files share: running the binary with a
+//! clean environment, a `porter serve` child read up to its listening line,
+//! a raw porter_wire client, and the exit code of a pseudo-terminal session.
+//! Every wait is bounded by [`LIMIT`], so a broken build fails instead of
+//! hanging.
+
+// Each test file is its own crate and uses only part of this module.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use porter_wire::{ClientMessage, ErrorCode, ReadFrameExt, Secret, ServerMessage, WriteFrameExt};
+use rexpect::process::WaitStatus;
+use rexpect::session::PtySession;
+
+pub const PORTER: &str = env!("CARGO_BIN_EXE_porter");
+
+/// Upper bound for every wait, in milliseconds as rexpect takes it.
+pub const TIMEOUT_MS: u64 = 20_000;
+
+/// Upper bound for every wait.
+pub const LIMIT: Duration = Duration::from_millis(TIMEOUT_MS);
+
+/// The variables `porter` reads: a developer's own settings must not leak
+/// into a test.
+const PORTER_ENV: [&str; 6] = [
+    "PORTER_HOST",
+    "PORTER_PORT",
+    "PORTER_AUTH",
+    "PORTER_DB",
+    "PORTER_USER",
+    "PORTER_PASSWORD",
+];
+
+/// `porter args…`, without any `PORTER_*` variable of the environment.
+pub fn porter(args: &[&str]) -> Command {
+    let mut command = Command::new(PORTER);
+    command.args(args);
+    for var in PORTER_ENV {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// `porter connect` to 127.0.0.1:`port`, with a clean environment.
+pub fn connect_to(port: u16) -> Command {
+    porter(&[
+        "connect",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+    ])
+}
+
+/// Runs a `porter serve` on 127.0.0.1, port 0, in `dir` with `args` and
+/// nothing on stdin, for a start-up that must fail: its output once it has
+/// exited (killed after [`LIMIT`] should it serve instead).
+pub fn serve_failing_at_start(dir: &Path, args: &[&str]) -> Output {
+    assert_cmd::Command::from_std(porter(&["serve", "--host", "127.0.0.1", "--port", "0"]))
+        .args(args)
+        .current_dir(dir)
+        .write_stdin("")
+        .timeout(LIMIT)
+        .output()
+        .unwrap()
+}
+
+/// A running `porter serve`, killed when dropped.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// The whole listening line, as printed.
+    pub listening: String,
+    /// Lines printed on stdout after the listening line.
+    pub stdout: Receiver<String>,
+    /// Everything printed on stderr so far.
+    pub stderr: Arc<Mutex<String>>,
+    /// The thread filling `stderr`, done once the server has exited.
+    stderr_reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    /// Spawns `command` (a `porter serve`) with stdin closed (no prompts,
+    /// no console) and returns once its listening line is out.
+    pub fn spawn(mut command: Command) -> ServerProcess {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        let stderr_reader = thread::spawn(move || {
+            let mut buf = [0; 1024];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let Ok(listening) = stdout.recv_timeout(LIMIT) else {
+            let _ = child.kill();
+            panic!("no listening line; stderr: {}", stderr.lock().unwrap());
+        };
+        let addr = listening
+            .strip_prefix("porter: listening on ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected listening line {listening:?}"));
+        ServerProcess {
+            child,
+            addr,
+            listening,
+            stdout,
+            stderr,
+            stderr_reader: Some(stderr_reader),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// SIGINT: the graceful stop.
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the server to exit, at most [`LIMIT`].
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGINT, then waits for the exit.
+    pub fn stop(mut self) -> ExitStatus {
+        self.interrupt();
+        self.wait_exit()
+    }
+
+    /// SIGINT, waits for a successful exit, and returns all the server
+    /// printed on stderr.
+    pub fn stop_and_stderr(mut self) -> String {
+        let reader = self.stderr_reader.take();
+        let stderr = self.stderr.clone();
+        assert!(self.stop().success());
+        if let Some(reader) = reader {
+            reader.join().unwrap();
+        }
+        stderr.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: no shutdown at all, as a crash.
+    pub fn crash(mut self) {
+        self.child.kill().unwrap();
+        self.wait_exit();
+    }
+}
+
+/// The lines read from `pipe` by a thread, as they come.
+pub fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Connects (reads time out after [`LIMIT`]) and reads `welcome`, without
+/// saying `hello`.
+pub fn welcomed(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    match stream.recv_message::<ServerMessage>().unwrap() {
+        Some(ServerMessage::Welcome { .. }) => stream,
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+/// A raw client speaking frames through porter_wire's sync helpers.
+pub struct Raw {
+    pub stream: TcpStream,
+}
+
+impl Raw {
+    /// Connects and reads `welcome`.
+    pub fn open(addr: SocketAddr) -> Raw {
+        Raw {
+            stream: welcomed(addr),
+        }
+    }
+
+    /// Connects, reads `welcome`, says `hello` with `token`.
+    pub fn hello(addr: SocketAddr, token: Option<&str>) -> Raw {
+        let mut raw = Raw::open(addr);
+        raw.send(&ClientMessage::Hello {
+            client: Some("test".into()),
+            token: token.map(Secret::new),
+        });
+        raw
+    }
+
+    pub fn send(&mut self, message: &ClientMessage) {
+        self.stream.send_message(message).unwrap();
+    }
+
+    /// The next message; `None` when the server closed (or reset).
+    pub fn recv(&mut self) -> Option<ServerMessage> {
+        self.stream.recv_message().unwrap_or(None)
+    }
+
+    pub fn answer(&mut self, id: &str, text: &str) {
+        self.send(&ClientMessage::Answer {
+            id: id.into(),
+            text: Secret::new(text),
+        });
+    }
+
+    #[track_caller]
+    pub fn expect_ask(&mut self, id: &str) {
+        match self.recv() {
+            Some(ServerMessage::Ask { id: asked, .. }) if asked == id => {}
+            other => panic!("expected ask {id:?}, got {other:?}"),
+        }
+    }
+
+    #[track_caller]
+    pub fn expect_error(&mut self) -> ErrorCode {
+        match self.recv() {
+            Some(ServerMessage::Error { code, .. }) => code,
+            other => panic!("expected error, got {other:?}"),
+        }
+    }
+}
+
+/// How a pseudo-terminal session's process ended: its exit code, or `None`
+/// when a signal ended it.
+pub fn exit_code(session: &PtySession) -> Option<i32> {
+    match session.process().wait().unwrap() {
+        WaitStatus::Exited(_, code) => Some(code),
+        _ => None,
+    }
+}
