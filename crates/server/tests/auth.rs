@@ -4,27 +4,25 @@
 //! parameters so the suite stays fast; the defaults are tested in the
 //! credentials module for their values.
 
+mod common;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
 use porter_server::credentials::HashCost;
 use porter_server::throttle::ThrottlePolicy;
 use porter_server::{AuthMode, Clock, Config, Error, Registration, ServiceKind, run};
 use porter_store::{SharedStore, SqliteStore};
-use serde_json::{Value, json};
+use serde_json::json;
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::net::TcpListener;
 use tokio::time::timeout;
+use tracing::subscriber::DefaultGuard;
 
-/// Bound on every wait: a broken server fails a test instead of hanging it.
-const WAIT: Duration = Duration::from_secs(20);
+use common::{Client, Server, WAIT};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -34,42 +32,6 @@ const CHEAP: HashCost = HashCost {
     iterations: 1,
     parallelism: 1,
 };
-
-/// A running server and how to stop it.
-struct Server {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<Result<(), Error>>,
-}
-
-impl Server {
-    async fn start(config: Config) -> Server {
-        Server::start_on("127.0.0.1:0", config).await
-    }
-
-    async fn start_on(bind: &str, config: Config) -> Server {
-        let listener = TcpListener::bind(bind).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(run(listener, config, None, async {
-            let _ = stopped.await;
-        }));
-        Server {
-            addr,
-            stop: Some(stop),
-            handle,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        timeout(WAIT, self.handle)
-            .await
-            .expect("run did not return")
-            .unwrap()
-            .unwrap();
-    }
-}
 
 /// A database file in a temporary directory, opened as many times as asked.
 struct Db {
@@ -126,183 +88,6 @@ fn manual_clock(start: i64) -> (Clock, Arc<AtomicI64>) {
     let now = Arc::new(AtomicI64::new(start));
     let read = now.clone();
     (Clock::new(move || read.load(Ordering::SeqCst)), now)
-}
-
-/// A client speaking raw frames.
-struct Client {
-    stream: TcpStream,
-    buf: BytesMut,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        let stream = timeout(WAIT, TcpStream::connect(addr))
-            .await
-            .unwrap()
-            .unwrap();
-        Client {
-            stream,
-            buf: BytesMut::new(),
-        }
-    }
-
-    /// Connects from a chosen source address (127.0.0.2, 127.0.0.3, ...).
-    async fn connect_from(addr: SocketAddr, source: IpAddr) -> Client {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddr::new(source, 0)).unwrap();
-        let stream = timeout(WAIT, socket.connect(addr)).await.unwrap().unwrap();
-        Client {
-            stream,
-            buf: BytesMut::new(),
-        }
-    }
-
-    /// Connects, reads `welcome` (checking the auth mode) and says `hello`.
-    async fn hello(addr: SocketAddr, auth: &str, token: Option<&str>) -> Client {
-        let mut client = Client::connect(addr).await;
-        client.expect_welcome(auth).await;
-        client.send_hello(token).await;
-        client
-    }
-
-    async fn expect_welcome(&mut self, auth: &str) {
-        let welcome = self.recv().await;
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        assert_eq!(welcome["auth"], auth, "{welcome}");
-        assert_eq!(welcome["protocol"], 1, "{welcome}");
-    }
-
-    async fn send_hello(&mut self, token: Option<&str>) {
-        match token {
-            Some(token) => {
-                self.send(&json!({"type": "hello", "client": "test", "token": token}))
-                    .await
-            }
-            None => self.send(&json!({"type": "hello", "client": "test"})).await,
-        }
-    }
-
-    async fn send_raw(&mut self, bytes: &[u8]) {
-        timeout(WAIT, self.stream.write_all(bytes))
-            .await
-            .unwrap()
-            .unwrap();
-    }
-
-    async fn send_payload(&mut self, payload: &[u8]) {
-        let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(payload);
-        self.send_raw(&frame).await;
-    }
-
-    async fn send(&mut self, message: &Value) {
-        self.send_payload(message.to_string().as_bytes()).await;
-    }
-
-    async fn answer(&mut self, id: &str, text: &str) {
-        self.send(&json!({"type": "answer", "id": id, "text": text}))
-            .await;
-    }
-
-    /// The next frame, or `None` when the server closed (cleanly or not).
-    async fn try_recv(&mut self) -> Option<Value> {
-        loop {
-            if self.buf.len() >= 4 {
-                let len = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
-                if self.buf.len() >= 4 + len {
-                    self.buf.advance(4);
-                    let payload = self.buf.split_to(len);
-                    return Some(serde_json::from_slice(&payload).unwrap());
-                }
-            }
-            let read = timeout(WAIT, self.stream.read_buf(&mut self.buf))
-                .await
-                .expect("timed out waiting for a frame");
-            match read {
-                Ok(0) | Err(_) => {
-                    assert!(self.buf.len() < 4, "closed inside a frame");
-                    return None;
-                }
-                Ok(_) => {}
-            }
-        }
-    }
-
-    async fn recv(&mut self) -> Value {
-        self.try_recv().await.expect("server closed the connection")
-    }
-
-    /// Expects `ask{id}` and returns its `secret` flag.
-    async fn expect_ask(&mut self, id: &str) -> bool {
-        let frame = self.recv().await;
-        assert_eq!(frame["type"], "ask", "{frame}");
-        assert_eq!(frame["id"], id, "{frame}");
-        assert!(frame["text"].is_string(), "{frame}");
-        frame["secret"].as_bool().unwrap_or(false)
-    }
-
-    async fn expect_error(&mut self, code: &str) -> Value {
-        let frame = self.recv().await;
-        assert_eq!(frame["type"], "error", "{frame}");
-        assert_eq!(frame["code"], code, "{frame}");
-        assert!(frame["text"].is_string(), "{frame}");
-        frame
-    }
-
-    async fn expect_say(&mut self, text: &str) {
-        let frame = self.recv().await;
-        assert_eq!(
-            frame,
-            json!({"type": "say", "from": "server", "text": text})
-        );
-    }
-
-    async fn expect_ready(&mut self, user: &str) {
-        let frame = self.recv().await;
-        assert_eq!(frame, json!({"type": "ready", "user": user}));
-    }
-
-    async fn expect_bye(&mut self) -> String {
-        let frame = self.recv().await;
-        assert_eq!(frame["type"], "bye", "{frame}");
-        frame["text"].as_str().unwrap().to_owned()
-    }
-
-    /// Expects `session` for `user` and returns its token.
-    async fn expect_session(&mut self, user: &str) -> (String, String) {
-        let frame = self.recv().await;
-        assert_eq!(frame["type"], "session", "{frame}");
-        assert_eq!(frame["user"], user, "{frame}");
-        let token = frame["token"].as_str().unwrap().to_owned();
-        assert_eq!(token.len(), 43, "256 bits in unpadded base64: {token}");
-        assert!(
-            token
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
-            "URL-safe: {token}"
-        );
-        (token, frame["expires_at"].as_str().unwrap().to_owned())
-    }
-
-    async fn expect_closed(&mut self) {
-        if let Some(frame) = self.try_recv().await {
-            panic!("expected a close, got {frame}");
-        }
-    }
-
-    /// Every frame until the server closes.
-    async fn frames_until_closed(&mut self) -> Vec<Value> {
-        let mut frames = Vec::new();
-        while let Some(frame) = self.try_recv().await {
-            frames.push(frame);
-        }
-        frames
-    }
-
-    async fn echo(&mut self, text: &str) {
-        self.send(&json!({"type": "say", "text": text})).await;
-        self.expect_say(text).await;
-    }
 }
 
 /// Registers `user` through the dialogue and returns the session token.
@@ -853,6 +638,26 @@ async fn run_refuses_a_hash_cost_argon2_cannot_use() {
 #[derive(Clone, Default)]
 struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
 
+impl Capture {
+    /// Captures the log of this thread at DEBUG, as plain text, until the
+    /// guard is dropped.
+    fn install() -> (Capture, DefaultGuard) {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        (capture, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// What was logged so far.
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 impl std::io::Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
@@ -866,14 +671,7 @@ impl std::io::Write for Capture {
 
 #[tokio::test(flavor = "current_thread")]
 async fn password_the_log_records_every_outcome_and_no_secret() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Capture::install();
 
     let db = Db::new();
     let server = Server::start(password_config(db.open().await)).await;
@@ -897,7 +695,7 @@ async fn password_the_log_records_every_outcome_and_no_secret() {
     drop(client);
     server.stop().await;
 
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let log = capture.text();
     for outcome in [
         "result=\"registered\"",
         "result=\"login ok\"",
@@ -918,14 +716,7 @@ async fn password_the_log_records_every_outcome_and_no_secret() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_log_shows_addresses_and_names_as_they_are_not_debug_quoted() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Capture::install();
 
     let db = Db::new();
     let config = Config {
@@ -943,7 +734,7 @@ async fn the_log_shows_addresses_and_names_as_they_are_not_debug_quoted() {
     client.expect_closed().await;
     server.stop().await;
 
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let log = capture.text();
     assert!(log.contains(&format!("listening addr={addr} ")), "{log}");
     assert!(
         log.contains(&format!("stopped accepting addr={addr}")),

@@ -2,10 +2,12 @@
 //! raw bytes over loopback TCP (a 4-byte big-endian length, then JSON), so
 //! that these tests check the wire contract and not our own codec.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use porter_server::{AuthMode, Config, Console, ConsoleLine, Error, ServiceKind, bind, run};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,9 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-/// Bound on every wait: a broken server fails a test instead of hanging it.
-const WAIT: Duration = Duration::from_secs(10);
+use common::{Client, WAIT};
 
+/// A running server as the tests here take it apart: its address, the
+/// sender that stops it, and what `run` returns.
 type Server = (
     SocketAddr,
     oneshot::Sender<()>,
@@ -28,12 +31,8 @@ async fn start_server(config: Config) -> Server {
 }
 
 async fn start(config: Config, console: Option<Console>) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(run(listener, config, console, async {
-        let _ = stopped.await;
-    }));
+    let common::Server { addr, stop, handle } =
+        common::Server::start_with("127.0.0.1:0", config, console).await;
     (addr, stop, handle)
 }
 
@@ -52,99 +51,6 @@ fn chat() -> Config {
         service: ServiceKind::Chat,
         auth: AuthMode::None,
         ..Config::default()
-    }
-}
-
-/// A client speaking raw frames.
-struct Client {
-    stream: TcpStream,
-    buf: BytesMut,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        let stream = timeout(WAIT, TcpStream::connect(addr))
-            .await
-            .unwrap()
-            .unwrap();
-        Client {
-            stream,
-            buf: BytesMut::new(),
-        }
-    }
-
-    /// Connects and goes through welcome · hello · ready; returns the user.
-    async fn join(addr: SocketAddr) -> (Client, String) {
-        let mut client = Client::connect(addr).await;
-        let welcome = client.recv().await;
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        client.send(&json!({"type": "hello"})).await;
-        let ready = client.recv().await;
-        assert_eq!(ready["type"], "ready", "{ready}");
-        let user = ready["user"].as_str().unwrap().to_owned();
-        (client, user)
-    }
-
-    async fn send_raw(&mut self, bytes: &[u8]) {
-        timeout(WAIT, self.stream.write_all(bytes))
-            .await
-            .unwrap()
-            .unwrap();
-    }
-
-    async fn send_payload(&mut self, payload: &[u8]) {
-        let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(payload);
-        self.send_raw(&frame).await;
-    }
-
-    async fn send(&mut self, message: &Value) {
-        self.send_payload(message.to_string().as_bytes()).await;
-    }
-
-    async fn say(&mut self, text: &str) {
-        self.send(&json!({"type": "say", "text": text})).await;
-    }
-
-    /// The next frame, or `None` when the server closed (cleanly or not).
-    async fn try_recv(&mut self) -> Option<Value> {
-        loop {
-            if self.buf.len() >= 4 {
-                let len = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
-                if self.buf.len() >= 4 + len {
-                    self.buf.advance(4);
-                    let payload = self.buf.split_to(len);
-                    return Some(serde_json::from_slice(&payload).unwrap());
-                }
-            }
-            let read = timeout(WAIT, self.stream.read_buf(&mut self.buf))
-                .await
-                .expect("timed out waiting for a frame");
-            match read {
-                Ok(0) | Err(_) => {
-                    assert!(self.buf.len() < 4, "closed inside a frame");
-                    return None;
-                }
-                Ok(_) => {}
-            }
-        }
-    }
-
-    async fn recv(&mut self) -> Value {
-        self.try_recv().await.expect("server closed the connection")
-    }
-
-    async fn expect_error(&mut self, code: &str) {
-        let frame = self.recv().await;
-        assert_eq!(frame["type"], "error", "{frame}");
-        assert_eq!(frame["code"], code, "{frame}");
-        assert!(frame["text"].is_string(), "{frame}");
-    }
-
-    async fn expect_closed(&mut self) {
-        if let Some(frame) = self.try_recv().await {
-            panic!("expected the connection to close, got {frame}");
-        }
     }
 }
 
