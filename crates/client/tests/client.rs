@@ -16,6 +16,7 @@ use porter_client::{
 use porter_wire::{
     AuthMode, ClientMessage, EncodedFrame, ErrorCode, FrameCodec, Secret, ServerMessage,
 };
+use tokio::io::AsyncRead;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
@@ -60,6 +61,35 @@ impl Peer {
     async fn ready(&mut self, user: &str) {
         self.send(ServerMessage::Ready { user: user.into() }).await;
     }
+
+    async fn ask(&mut self, id: &str, text: &str, secret: bool) {
+        self.send(ServerMessage::Ask {
+            id: id.into(),
+            text: text.into(),
+            secret,
+        })
+        .await;
+    }
+
+    async fn error(&mut self, code: ErrorCode, text: &str) {
+        self.send(ServerMessage::Error {
+            code,
+            text: text.into(),
+        })
+        .await;
+    }
+
+    async fn say_from(&mut self, from: &str, text: &str) {
+        self.send(ServerMessage::Say {
+            text: text.into(),
+            from: from.into(),
+        })
+        .await;
+    }
+
+    async fn bye(&mut self, text: &str) {
+        self.send(ServerMessage::Bye { text: text.into() }).await;
+    }
 }
 
 /// Binds port 0, accepts one client and runs `script` on it.
@@ -84,6 +114,45 @@ where
 async fn connect(addr: SocketAddr) -> Connection<TcpStream> {
     let options = ConnectOptions::new(addr.ip().to_string(), addr.port());
     Connection::new(porter_client::connect(&options).await.unwrap())
+}
+
+/// Connects to `addr` and runs the handshake (bounded) with `answerer` and
+/// `jar`, expecting it to succeed. The connection is returned so that the
+/// caller decides how long it stays open.
+async fn handshake_ok(
+    addr: SocketAddr,
+    answerer: &mut impl Answerer,
+    jar: &mut impl TokenJar,
+) -> (Connection<TcpStream>, SessionInfo) {
+    let (conn, result) = handshake(addr, answerer, jar).await;
+    (conn, result.unwrap())
+}
+
+/// The same, expecting the handshake to fail.
+async fn handshake_err(
+    addr: SocketAddr,
+    answerer: &mut impl Answerer,
+    jar: &mut impl TokenJar,
+) -> (Connection<TcpStream>, Error) {
+    let (conn, result) = handshake(addr, answerer, jar).await;
+    (conn, result.unwrap_err())
+}
+
+async fn handshake(
+    addr: SocketAddr,
+    answerer: &mut impl Answerer,
+    jar: &mut impl TokenJar,
+) -> (Connection<TcpStream>, porter_client::Result<SessionInfo>) {
+    let mut conn = connect(addr).await;
+    let result = bounded(porter_client::handshake(&mut conn, answerer, jar)).await;
+    (conn, result)
+}
+
+/// A connection past `ready`, with nothing to answer and no token.
+async fn joined(addr: SocketAddr) -> Connection<TcpStream> {
+    handshake_ok(addr, &mut ScriptedAnswers::new(), &mut NoTokens)
+        .await
+        .0
 }
 
 async fn bounded<T>(future: impl Future<Output = T>) -> T {
@@ -139,14 +208,7 @@ async fn handshake_without_auth_sends_hello_with_client_name_and_returns_the_use
         hello
     })
     .await;
-    let mut conn = connect(addr).await;
-    let info = bounded(porter_client::handshake(
-        &mut conn,
-        &mut ScriptedAnswers::new(),
-        &mut NoTokens,
-    ))
-    .await
-    .unwrap();
+    let (_conn, info) = handshake_ok(addr, &mut ScriptedAnswers::new(), &mut NoTokens).await;
     assert_eq!(
         info,
         SessionInfo {
@@ -170,43 +232,19 @@ async fn handshake_without_auth_sends_hello_with_client_name_and_returns_the_use
 async fn asks_are_answered_through_the_answerer_and_notices_shown() {
     let (addr, server) = fake_server(|mut peer| async move {
         peer.greet(AuthMode::Password).await;
-        peer.send(ServerMessage::Ask {
-            id: "user".into(),
-            text: "User:".into(),
-            secret: false,
-        })
-        .await;
+        peer.ask("user", "User:", false).await;
         let user = peer.recv().await;
-        peer.send(ServerMessage::Ask {
-            id: "password".into(),
-            text: "Password:".into(),
-            secret: true,
-        })
-        .await;
+        peer.ask("password", "Password:", true).await;
         let password = peer.recv().await;
-        peer.send(ServerMessage::Error {
-            code: ErrorCode::BadCredentials,
-            text: "wrong, try again".into(),
-        })
-        .await;
-        peer.send(ServerMessage::Say {
-            text: "Welcome, ada!".into(),
-            from: "server".into(),
-        })
-        .await;
+        peer.error(ErrorCode::BadCredentials, "wrong, try again")
+            .await;
+        peer.say_from("server", "Welcome, ada!").await;
         peer.ready("ada").await;
         (user, password)
     })
     .await;
-    let mut conn = connect(addr).await;
     let mut recorder = Recorder::default();
-    let info = bounded(porter_client::handshake(
-        &mut conn,
-        &mut recorder,
-        &mut NoTokens,
-    ))
-    .await
-    .unwrap();
+    let (_conn, info) = handshake_ok(addr, &mut recorder, &mut NoTokens).await;
     assert_eq!(info.user, "ada");
     let ids: Vec<(&str, bool)> = recorder
         .asked
@@ -240,33 +278,16 @@ async fn asks_are_answered_through_the_answerer_and_notices_shown() {
 async fn scripted_answers_answer_by_id_and_refuse_unknown_ids() {
     let (addr, _server) = fake_server(|mut peer| async move {
         peer.greet(AuthMode::Ip).await;
-        peer.send(ServerMessage::Ask {
-            id: "name".into(),
-            text: "Name?".into(),
-            secret: false,
-        })
-        .await;
+        peer.ask("name", "Name?", false).await;
         let answer = peer.recv().await;
-        peer.send(ServerMessage::Ask {
-            id: "colour".into(),
-            text: "Favourite colour?".into(),
-            secret: false,
-        })
-        .await;
+        peer.ask("colour", "Favourite colour?", false).await;
         // Keep the connection open until the client gives up.
         let _ = peer.recv().await;
         answer
     })
     .await;
-    let mut conn = connect(addr).await;
     let mut answers = ScriptedAnswers::new().with("name", "ada");
-    let err = bounded(porter_client::handshake(
-        &mut conn,
-        &mut answers,
-        &mut NoTokens,
-    ))
-    .await
-    .unwrap_err();
+    let (_conn, err) = handshake_err(addr, &mut answers, &mut NoTokens).await;
     assert!(
         matches!(&err, Error::NoAnswer { id, .. } if id == "colour"),
         "{err:?}"
@@ -277,11 +298,8 @@ async fn scripted_answers_answer_by_id_and_refuse_unknown_ids() {
 async fn tokens_are_presented_stored_and_forgotten_through_the_jar() {
     let (addr, server) = fake_server(|mut peer| async move {
         let hello = peer.greet(AuthMode::Password).await;
-        peer.send(ServerMessage::Error {
-            code: ErrorCode::SessionInvalid,
-            text: "session expired".into(),
-        })
-        .await;
+        peer.error(ErrorCode::SessionInvalid, "session expired")
+            .await;
         peer.send(ServerMessage::Session {
             token: Secret::new("new-token"),
             user: "ada".into(),
@@ -292,18 +310,11 @@ async fn tokens_are_presented_stored_and_forgotten_through_the_jar() {
         hello
     })
     .await;
-    let mut conn = connect(addr).await;
     let mut jar = Jar {
         token: Some(Secret::new("old-token")),
         ..Jar::default()
     };
-    bounded(porter_client::handshake(
-        &mut conn,
-        &mut Recorder::default(),
-        &mut jar,
-    ))
-    .await
-    .unwrap();
+    let (_conn, _) = handshake_ok(addr, &mut Recorder::default(), &mut jar).await;
     let hello = server.await.unwrap();
     assert!(
         matches!(hello, ClientMessage::Hello { token: Some(t), .. } if t.expose() == "old-token")
@@ -316,22 +327,11 @@ async fn tokens_are_presented_stored_and_forgotten_through_the_jar() {
 #[tokio::test]
 async fn busy_error_then_close_is_a_typed_error_with_the_servers_text() {
     let (addr, _server) = fake_server(|mut peer| async move {
-        peer.send(ServerMessage::Error {
-            code: ErrorCode::Busy,
-            text: "the server is full".into(),
-        })
-        .await;
+        peer.error(ErrorCode::Busy, "the server is full").await;
         // Dropping the peer closes the connection.
     })
     .await;
-    let mut conn = connect(addr).await;
-    let err = bounded(porter_client::handshake(
-        &mut conn,
-        &mut Recorder::default(),
-        &mut NoTokens,
-    ))
-    .await
-    .unwrap_err();
+    let (_conn, err) = handshake_err(addr, &mut Recorder::default(), &mut NoTokens).await;
     let server_error = err.server_error().expect("no server error carried");
     assert_eq!(server_error.code, ErrorCode::Busy);
     assert!(err.to_string().contains("the server is full"), "{err}");
@@ -341,25 +341,11 @@ async fn busy_error_then_close_is_a_typed_error_with_the_servers_text() {
 async fn timeout_error_and_bye_during_handshake_end_with_both_texts() {
     let (addr, _server) = fake_server(|mut peer| async move {
         peer.greet(AuthMode::Ip).await;
-        peer.send(ServerMessage::Error {
-            code: ErrorCode::Timeout,
-            text: "too slow".into(),
-        })
-        .await;
-        peer.send(ServerMessage::Bye {
-            text: "goodbye".into(),
-        })
-        .await;
+        peer.error(ErrorCode::Timeout, "too slow").await;
+        peer.bye("goodbye").await;
     })
     .await;
-    let mut conn = connect(addr).await;
-    let err = bounded(porter_client::handshake(
-        &mut conn,
-        &mut Recorder::default(),
-        &mut NoTokens,
-    ))
-    .await
-    .unwrap_err();
+    let (_conn, err) = handshake_err(addr, &mut Recorder::default(), &mut NoTokens).await;
     match &err {
         Error::Ended(ending) => {
             assert_eq!(ending.bye.as_deref(), Some("goodbye"));
@@ -379,14 +365,7 @@ async fn a_first_frame_other_than_welcome_is_a_protocol_violation() {
         let _ = peer.recv().await;
     })
     .await;
-    let mut conn = connect(addr).await;
-    let err = bounded(porter_client::handshake(
-        &mut conn,
-        &mut Recorder::default(),
-        &mut NoTokens,
-    ))
-    .await
-    .unwrap_err();
+    let (_conn, err) = handshake_err(addr, &mut Recorder::default(), &mut NoTokens).await;
     assert!(matches!(err, Error::Protocol(_)), "{err:?}");
 }
 
@@ -421,20 +400,10 @@ async fn echo_peer(mut peer: Peer, hold_until: Option<usize>) -> (Vec<String>, b
             ClientMessage::Say { text } => {
                 said.push(text.clone());
                 match hold_until {
-                    None => {
-                        peer.send(ServerMessage::Say {
-                            text,
-                            from: "server".into(),
-                        })
-                        .await
-                    }
+                    None => peer.say_from("server", &text).await,
                     Some(n) if said.len() == n => {
                         for text in &said {
-                            peer.send(ServerMessage::Say {
-                                text: text.clone(),
-                                from: "server".into(),
-                            })
-                            .await;
+                            peer.say_from("server", text).await;
                         }
                     }
                     Some(_) => {}
@@ -450,15 +419,23 @@ async fn echo_peer(mut peer: Peer, hold_until: Option<usize>) -> (Vec<String>, b
     (said, got_bye)
 }
 
+/// Joins `addr`, then runs scripted mode on the lines of `input`: its
+/// result, and what it printed on stdout and stderr.
 async fn scripted_session(
     addr: SocketAddr,
     input: &[u8],
     options: ScriptedOptions,
 ) -> (porter_client::Result<scripted::Summary>, String, String) {
-    let mut conn = connect(addr).await;
-    porter_client::handshake(&mut conn, &mut ScriptedAnswers::new(), &mut NoTokens)
-        .await
-        .unwrap();
+    scripted_session_reading(addr, input, options).await
+}
+
+/// The same with any input, such as one that never ends.
+async fn scripted_session_reading(
+    addr: SocketAddr,
+    input: impl AsyncRead + Unpin,
+    options: ScriptedOptions,
+) -> (porter_client::Result<scripted::Summary>, String, String) {
+    let conn = joined(addr).await;
     let mut out = Vec::new();
     let mut err = Vec::new();
     let result = bounded(scripted::run(conn, input, &mut out, &mut err, options)).await;
@@ -572,15 +549,9 @@ async fn scripted_error_followed_by_bye_is_a_typed_error() {
         peer.greet(AuthMode::None).await;
         peer.ready("guest").await;
         let _ = peer.recv().await;
-        peer.send(ServerMessage::Error {
-            code: ErrorCode::FrameTooLarge,
-            text: "frame too large".into(),
-        })
-        .await;
-        peer.send(ServerMessage::Bye {
-            text: "closing".into(),
-        })
-        .await;
+        peer.error(ErrorCode::FrameTooLarge, "frame too large")
+            .await;
+        peer.bye("closing").await;
     })
     .await;
     let (result, _out, err) = scripted_session(addr, b"hi\n", ScriptedOptions::default()).await;
@@ -597,36 +568,18 @@ async fn scripted_plain_bye_from_the_server_ends_without_error() {
     let (addr, _server) = fake_server(|mut peer| async move {
         peer.greet(AuthMode::None).await;
         peer.ready("guest").await;
-        peer.send(ServerMessage::Bye {
-            text: "server shutting down".into(),
-        })
-        .await;
+        peer.bye("server shutting down").await;
         // Wait for the client to go, so the close is not a reset.
         let _ = peer.recv().await;
     })
     .await;
     // An input that never ends: the server's bye must end the session.
     let (client_end, _keep) = tokio::io::duplex(64);
-    let mut conn = connect(addr).await;
-    porter_client::handshake(&mut conn, &mut ScriptedAnswers::new(), &mut NoTokens)
-        .await
-        .unwrap();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let summary = bounded(scripted::run(
-        conn,
-        client_end,
-        &mut out,
-        &mut err,
-        ScriptedOptions::default(),
-    ))
-    .await
-    .unwrap();
+    let (result, _out, err) =
+        scripted_session_reading(addr, client_end, ScriptedOptions::default()).await;
+    let summary = result.unwrap();
     assert!(summary.ended_by_server);
-    assert!(
-        String::from_utf8(err)
-            .unwrap()
-            .contains("server shutting down")
-    );
+    assert!(err.contains("server shutting down"));
 }
 
 #[tokio::test]
@@ -637,20 +590,9 @@ async fn scripted_close_without_bye_is_reported_as_the_end_of_the_conversation()
     })
     .await;
     let (client_end, _keep) = tokio::io::duplex(64);
-    let mut conn = connect(addr).await;
-    porter_client::handshake(&mut conn, &mut ScriptedAnswers::new(), &mut NoTokens)
-        .await
-        .unwrap();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let error = bounded(scripted::run(
-        conn,
-        client_end,
-        &mut out,
-        &mut err,
-        ScriptedOptions::default(),
-    ))
-    .await
-    .unwrap_err();
+    let (result, _, _) =
+        scripted_session_reading(addr, client_end, ScriptedOptions::default()).await;
+    let error = result.unwrap_err();
     assert!(
         matches!(&error, Error::Ended(e) if e.bye.is_none() && e.error.is_none()),
         "{error:?}"
@@ -668,26 +610,16 @@ async fn a_scripted_answer_the_server_refuses_is_not_sent_again() {
         };
         peer.send(ask.clone()).await;
         let first = peer.recv().await;
-        peer.send(ServerMessage::Error {
-            code: ErrorCode::BadCredentials,
-            text: "wrong user name or password".into(),
-        })
-        .await;
+        peer.error(ErrorCode::BadCredentials, "wrong user name or password")
+            .await;
         peer.send(ask).await;
         // The client gives up instead of answering again: it closes.
         let next = peer.recv().await;
         (first, next)
     })
     .await;
-    let mut conn = connect(addr).await;
     let mut answers = ScriptedAnswers::new().with("password", "hunter22");
-    let err = bounded(porter_client::handshake(
-        &mut conn,
-        &mut answers,
-        &mut NoTokens,
-    ))
-    .await
-    .unwrap_err();
+    let (conn, err) = handshake_err(addr, &mut answers, &mut NoTokens).await;
     drop(conn);
     assert!(
         matches!(&err, Error::NoAnswer { id, reason, .. } if id == "password" && reason.contains("refused")),
@@ -709,24 +641,12 @@ async fn a_scripted_answer_the_server_refuses_is_not_sent_again() {
 async fn a_hint_explains_a_missing_scripted_answer() {
     let (addr, _server) = fake_server(|mut peer| async move {
         peer.greet(AuthMode::Password).await;
-        peer.send(ServerMessage::Ask {
-            id: "user".into(),
-            text: "User name:".into(),
-            secret: false,
-        })
-        .await;
+        peer.ask("user", "User name:", false).await;
         let _ = peer.recv().await;
     })
     .await;
-    let mut conn = connect(addr).await;
     let mut answers = ScriptedAnswers::new().with_hint("user", "give --user NAME");
-    let err = bounded(porter_client::handshake(
-        &mut conn,
-        &mut answers,
-        &mut NoTokens,
-    ))
-    .await
-    .unwrap_err();
+    let (_conn, err) = handshake_err(addr, &mut answers, &mut NoTokens).await;
     assert!(err.to_string().contains("give --user NAME"), "{err}");
 }
 
@@ -736,26 +656,12 @@ async fn logout_sends_logout_and_returns_the_servers_bye() {
         peer.greet(AuthMode::Password).await;
         peer.ready("ada").await;
         let logout = peer.recv().await;
-        peer.send(ServerMessage::Say {
-            text: "a late line".into(),
-            from: "bob".into(),
-        })
-        .await;
-        peer.send(ServerMessage::Bye {
-            text: "logged out".into(),
-        })
-        .await;
+        peer.say_from("bob", "a late line").await;
+        peer.bye("logged out").await;
         logout
     })
     .await;
-    let mut conn = connect(addr).await;
-    bounded(porter_client::handshake(
-        &mut conn,
-        &mut ScriptedAnswers::new(),
-        &mut NoTokens,
-    ))
-    .await
-    .unwrap();
+    let mut conn = joined(addr).await;
     let bye = bounded(porter_client::logout(&mut conn)).await.unwrap();
     assert_eq!(bye, "logged out");
     assert_eq!(server.await.unwrap(), Some(ClientMessage::Logout));
@@ -767,22 +673,12 @@ async fn logout_refused_by_a_server_without_sessions_is_a_refusal() {
         peer.greet(AuthMode::None).await;
         peer.ready("guest").await;
         let _ = peer.recv().await;
-        peer.send(ServerMessage::Error {
-            code: ErrorCode::Unexpected,
-            text: "logout needs a session".into(),
-        })
-        .await;
+        peer.error(ErrorCode::Unexpected, "logout needs a session")
+            .await;
         let _ = peer.recv().await;
     })
     .await;
-    let mut conn = connect(addr).await;
-    bounded(porter_client::handshake(
-        &mut conn,
-        &mut ScriptedAnswers::new(),
-        &mut NoTokens,
-    ))
-    .await
-    .unwrap();
+    let mut conn = joined(addr).await;
     let err = bounded(porter_client::logout(&mut conn)).await.unwrap_err();
     assert!(
         matches!(&err, Error::Refused(e) if e.code == ErrorCode::Unexpected),
