@@ -175,12 +175,9 @@ impl Raw {
 /// session token.
 fn register(addr: SocketAddr, user: &str, password: &str) -> String {
     let mut raw = Raw::hello(addr, None);
-    raw.expect_ask("user");
-    raw.answer("user", user);
-    raw.expect_ask("new_password");
-    raw.answer("new_password", password);
-    raw.expect_ask("repeat_password");
-    raw.answer("repeat_password", password);
+    raw.answer_ask("user", user);
+    raw.answer_ask("new_password", password);
+    raw.answer_ask("repeat_password", password);
     raw.until_ready().expect("no session token")
 }
 
@@ -188,10 +185,8 @@ fn register(addr: SocketAddr, user: &str, password: &str) -> String {
 /// session token.
 fn log_in(addr: SocketAddr, user: &str, password: &str) -> String {
     let mut raw = Raw::hello(addr, None);
-    raw.expect_ask("user");
-    raw.answer("user", user);
-    raw.expect_ask("password");
-    raw.answer("password", password);
+    raw.answer_ask("user", user);
+    raw.answer_ask("password", password);
     raw.until_ready().expect("no session token")
 }
 
@@ -287,14 +282,11 @@ fn ip_a_name_refused_by_policy_is_asked_again() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--auth", "ip"]);
     let mut raw = Raw::hello(server.addr, None);
-    raw.expect_ask("name");
-    raw.answer("name", "   ");
+    raw.answer_ask("name", "   ");
     assert_eq!(raw.expect_error(), ErrorCode::InvalidAnswer);
-    raw.expect_ask("name");
-    raw.answer("name", &"x".repeat(33));
+    raw.answer_ask("name", &"x".repeat(33));
     assert_eq!(raw.expect_error(), ErrorCode::InvalidAnswer);
-    raw.expect_ask("name");
-    raw.answer("name", "Bob");
+    raw.answer_ask("name", "Bob");
     match raw.recv() {
         Some(ServerMessage::Say { text, .. }) => assert_eq!(text, "Hello, Bob!"),
         other => panic!("expected the greeting, got {other:?}"),
@@ -446,11 +438,9 @@ fn password_three_wrong_passwords_end_with_bye() {
     register(server.addr, "ada", PASSWORD);
 
     let mut raw = Raw::hello(server.addr, None);
-    raw.expect_ask("user");
-    raw.answer("user", "ada");
+    raw.answer_ask("user", "ada");
     for _ in 0..3 {
-        raw.expect_ask("password");
-        raw.answer("password", "wrong password");
+        raw.answer_ask("password", "wrong password");
         assert_eq!(raw.expect_error(), ErrorCode::BadCredentials);
     }
     let rest: Vec<ServerMessage> = std::iter::from_fn(|| raw.recv()).collect();

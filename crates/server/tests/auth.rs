@@ -83,6 +83,18 @@ fn password_config(store: SharedStore) -> Config {
     }
 }
 
+/// A throttle that allows `allowed_failures` and then refuses for ten
+/// minutes: longer than any test.
+fn strict(allowed_failures: u32) -> ThrottlePolicy {
+    let ten_minutes = Duration::from_secs(600);
+    ThrottlePolicy {
+        allowed_failures,
+        window: ten_minutes,
+        penalty: ten_minutes,
+        max_penalty: ten_minutes,
+    }
+}
+
 /// A clock moved by hand.
 fn manual_clock(start: i64) -> (Clock, Arc<AtomicI64>) {
     let now = Arc::new(AtomicI64::new(start));
@@ -111,8 +123,7 @@ async fn register(addr: SocketAddr, user: &str, password: &str) -> String {
 /// new token.
 async fn log_in(addr: SocketAddr, user: &str, password: &str) -> (Client, String) {
     let mut client = Client::hello(addr, "password", None).await;
-    client.expect_ask("user").await;
-    client.answer("user", user).await;
+    client.answer_ask("user", user).await;
     assert!(client.expect_ask("password").await, "secret");
     client.answer("password", password).await;
     let (token, _) = client.expect_session(user).await;
@@ -155,8 +166,7 @@ async fn ip_two_addresses_get_two_names_and_one_address_shares_its_name() {
         let mut client = Client::connect_from(server.addr, source).await;
         client.expect_welcome("ip").await;
         client.send_hello(None).await;
-        client.expect_ask("name").await;
-        client.answer("name", name).await;
+        client.answer_ask("name", name).await;
         client.expect_say(&format!("Hello, {name}!")).await;
         client.expect_ready(name).await;
     }
@@ -179,8 +189,7 @@ async fn ip_a_name_refused_by_policy_is_asked_again() {
     let server = Server::start(ip_config(store.clone())).await;
     let mut client = Client::hello(server.addr, "ip", None).await;
     for bad in ["   ", &"x".repeat(33), "tab\there", "server"] {
-        client.expect_ask("name").await;
-        client.answer("name", bad).await;
+        client.answer_ask("name", bad).await;
         client.expect_error("invalid_answer").await;
     }
     // Out of turn: the question stands.
@@ -225,8 +234,7 @@ async fn ip_works_over_ipv6() {
     let store = db.open().await;
     let server = Server::start_on("[::1]:0", ip_config(store.clone())).await;
     let mut client = Client::hello(server.addr, "ip", None).await;
-    client.expect_ask("name").await;
-    client.answer("name", "six").await;
+    client.answer_ask("name", "six").await;
     client.expect_say("Hello, six!").await;
     client.expect_ready("six").await;
     let names = store.list_names().await.unwrap();
@@ -241,8 +249,7 @@ async fn ip_logout_without_a_session_is_unexpected_and_stays_open() {
     let db = Db::new();
     let server = Server::start(ip_config(db.open().await)).await;
     let mut client = Client::hello(server.addr, "ip", None).await;
-    client.expect_ask("name").await;
-    client.answer("name", "ada").await;
+    client.answer_ask("name", "ada").await;
     client.expect_say("Hello, ada!").await;
     client.expect_ready("ada").await;
     client.send(&json!({"type": "logout"})).await;
@@ -279,12 +286,9 @@ async fn password_register_log_in_resume_log_out_then_the_token_is_refused() {
 
     // Registration: the account is stored before the session is handed out.
     let mut client = Client::hello(server.addr, "password", None).await;
-    client.expect_ask("user").await;
-    client.answer("user", "ada").await;
-    client.expect_ask("new_password").await;
-    client.answer("new_password", PASSWORD).await;
-    client.expect_ask("repeat_password").await;
-    client.answer("repeat_password", PASSWORD).await;
+    client.answer_ask("user", "ada").await;
+    client.answer_ask("new_password", PASSWORD).await;
+    client.answer_ask("repeat_password", PASSWORD).await;
     let (first_token, expires_at) = client.expect_session("ada").await;
     // 1_700_000_000 + 7 days.
     assert_eq!(expires_at, "2023-11-21T22:13:20Z");
@@ -324,8 +328,7 @@ async fn password_an_unknown_token_is_refused_without_ending_the_connection() {
     let server = Server::start(password_config(db.open().await)).await;
     let mut client = Client::hello(server.addr, "password", Some("not-a-token")).await;
     client.expect_error("session_invalid").await;
-    client.expect_ask("user").await;
-    client.answer("user", "ada").await;
+    client.answer_ask("user", "ada").await;
     client.expect_ask("new_password").await;
 }
 
@@ -358,11 +361,9 @@ async fn password_wrong_three_times_then_bye() {
     let server = Server::start(password_config(db.open().await)).await;
     register(server.addr, "ada", PASSWORD).await;
     let mut client = Client::hello(server.addr, "password", None).await;
-    client.expect_ask("user").await;
-    client.answer("user", "ada").await;
+    client.answer_ask("user", "ada").await;
     for _ in 0..3 {
-        client.expect_ask("password").await;
-        client.answer("password", "not the password").await;
+        client.answer_ask("password", "not the password").await;
         client.expect_error("bad_credentials").await;
     }
     client.expect_bye().await;
@@ -378,30 +379,22 @@ async fn password_registration_asks_again_on_policy_or_mismatch() {
     let store = db.open().await;
     let server = Server::start(password_config(store.clone())).await;
     let mut client = Client::hello(server.addr, "password", None).await;
-    client.expect_ask("user").await;
-    client.answer("user", "two words").await;
+    client.answer_ask("user", "two words").await;
     client.expect_error("invalid_answer").await;
-    client.expect_ask("user").await;
-    client.answer("user", "ada").await;
+    client.answer_ask("user", "ada").await;
     // Too short.
-    client.expect_ask("new_password").await;
-    client.answer("new_password", "short").await;
+    client.answer_ask("new_password", "short").await;
     client.expect_error("invalid_answer").await;
     // Too long.
-    client.expect_ask("new_password").await;
-    client.answer("new_password", &"x".repeat(129)).await;
+    client.answer_ask("new_password", &"x".repeat(129)).await;
     client.expect_error("invalid_answer").await;
     // Mismatch.
-    client.expect_ask("new_password").await;
-    client.answer("new_password", PASSWORD).await;
-    client.expect_ask("repeat_password").await;
-    client.answer("repeat_password", "something else").await;
+    client.answer_ask("new_password", PASSWORD).await;
+    client.answer_ask("repeat_password", "something else").await;
     client.expect_error("invalid_answer").await;
     assert!(store.user("ada").await.unwrap().is_none());
-    client.expect_ask("new_password").await;
-    client.answer("new_password", PASSWORD).await;
-    client.expect_ask("repeat_password").await;
-    client.answer("repeat_password", PASSWORD).await;
+    client.answer_ask("new_password", PASSWORD).await;
+    client.answer_ask("repeat_password", PASSWORD).await;
     client.expect_session("ada").await;
     client.expect_say("Welcome, ada!").await;
     client.expect_ready("ada").await;
@@ -411,32 +404,23 @@ async fn password_registration_asks_again_on_policy_or_mismatch() {
 async fn password_throttling_per_user_kicks_in_across_connections() {
     let db = Db::new();
     let config = Config {
-        throttle_per_user: ThrottlePolicy {
-            allowed_failures: 2,
-            window: Duration::from_secs(600),
-            penalty: Duration::from_secs(600),
-            max_penalty: Duration::from_secs(600),
-        },
+        throttle_per_user: strict(2),
         ..password_config(db.open().await)
     };
     let server = Server::start(config).await;
     register(server.addr, "ada", PASSWORD).await;
 
     let mut client = Client::hello(server.addr, "password", None).await;
-    client.expect_ask("user").await;
-    client.answer("user", "ada").await;
-    client.expect_ask("password").await;
-    client.answer("password", "wrong one").await;
+    client.answer_ask("user", "ada").await;
+    client.answer_ask("password", "wrong one").await;
     client.expect_error("bad_credentials").await;
-    client.expect_ask("password").await;
-    client.answer("password", "wrong two").await;
+    client.answer_ask("password", "wrong two").await;
     client.expect_error("rate_limited").await;
     client.expect_closed().await;
 
     // Even the right password is not tried now: refused before the ask.
     let mut client = Client::hello(server.addr, "password", None).await;
-    client.expect_ask("user").await;
-    client.answer("user", "ada").await;
+    client.answer_ask("user", "ada").await;
     client.expect_error("rate_limited").await;
     client.expect_closed().await;
 
@@ -448,27 +432,19 @@ async fn password_throttling_per_user_kicks_in_across_connections() {
 async fn password_throttling_per_address_refuses_right_after_hello() {
     let db = Db::new();
     let config = Config {
-        throttle_per_address: ThrottlePolicy {
-            allowed_failures: 3,
-            window: Duration::from_secs(600),
-            penalty: Duration::from_secs(600),
-            max_penalty: Duration::from_secs(600),
-        },
+        throttle_per_address: strict(3),
         ..password_config(db.open().await)
     };
     let server = Server::start(config).await;
     register(server.addr, "ada", PASSWORD).await;
     let bob = register(server.addr, "bob", PASSWORD).await;
     let mut client = Client::hello(server.addr, "password", None).await;
-    client.expect_ask("user").await;
-    client.answer("user", "ada").await;
+    client.answer_ask("user", "ada").await;
     for _ in 0..2 {
-        client.expect_ask("password").await;
-        client.answer("password", "wrong").await;
+        client.answer_ask("password", "wrong").await;
         client.expect_error("bad_credentials").await;
     }
-    client.expect_ask("password").await;
-    client.answer("password", "wrong").await;
+    client.answer_ask("password", "wrong").await;
     client.expect_error("rate_limited").await;
     client.expect_closed().await;
 
@@ -553,8 +529,7 @@ async fn password_frames_over_4_kib_are_refused_before_ready_and_fine_after() {
     client.expect_closed().await;
 
     let mut client = Client::hello(server.addr, "password", None).await;
-    client.expect_ask("user").await;
-    client.answer("user", &"x".repeat(4000)).await;
+    client.answer_ask("user", &"x".repeat(4000)).await;
     client.expect_error("invalid_answer").await;
 
     register(server.addr, "ada", PASSWORD).await;
@@ -687,10 +662,8 @@ async fn password_the_log_records_every_outcome_and_no_secret() {
     client.expect_closed().await;
     let mut client = Client::hello(server.addr, "password", Some(&token)).await;
     client.expect_error("session_invalid").await;
-    client.expect_ask("user").await;
-    client.answer("user", "ada").await;
-    client.expect_ask("password").await;
-    client.answer("password", "wrong-password-qwerty").await;
+    client.answer_ask("user", "ada").await;
+    client.answer_ask("password", "wrong-password-qwerty").await;
     client.expect_error("bad_credentials").await;
     drop(client);
     server.stop().await;
@@ -726,8 +699,7 @@ async fn the_log_shows_addresses_and_names_as_they_are_not_debug_quoted() {
     let server = Server::start(config).await;
     let addr = server.addr;
     let mut client = Client::hello(addr, "ip", None).await;
-    client.expect_ask("name").await;
-    client.answer("name", "ada").await;
+    client.answer_ask("name", "ada").await;
     client.expect_say("Hello, ada!").await;
     client.expect_ready("ada").await;
     client.send(&json!({"type": "bye"})).await;

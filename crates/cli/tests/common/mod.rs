@@ -264,6 +264,13 @@ impl Raw {
         }
     }
 
+    /// Expects `ask{id}` and answers it with `text`.
+    #[track_caller]
+    pub fn answer_ask(&mut self, id: &str, text: &str) {
+        self.expect_ask(id);
+        self.answer(id, text);
+    }
+
     #[track_caller]
     pub fn expect_error(&mut self) -> ErrorCode {
         match self.recv() {

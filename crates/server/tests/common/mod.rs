@@ -193,6 +193,12 @@ impl Client {
         frame["secret"].as_bool().unwrap_or(false)
     }
 
+    /// Expects `ask{id}` and answers it with `text`.
+    pub async fn answer_ask(&mut self, id: &str, text: &str) {
+        self.expect_ask(id).await;
+        self.answer(id, text).await;
+    }
+
     /// Expects `error{code}` with a text, and returns it.
     pub async fn expect_error(&mut self, code: &str) -> Value {
         let frame = self.recv().await;
