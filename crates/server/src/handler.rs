@@ -271,7 +271,7 @@ where
             tracing::error!(peer = %conn.peer(), user = %user, session = %id, cause = %err,
                 operation = "revoke_session", "store failed");
             let _ = conn.send(&ServerMessage::Bye {
-                text: "server error, try again later".into(),
+                text: crate::auth::SERVER_ERROR_TEXT.into(),
             });
             Reason::ServerError
         }

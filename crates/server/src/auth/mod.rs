@@ -39,7 +39,7 @@ pub(crate) const MAX_INVALID_ANSWERS: u32 = 5;
 
 /// What a client is told when the store fails. It says nothing about why:
 /// the cause is in the server's log.
-const SERVER_ERROR_TEXT: &str = "server error, try again later";
+pub(crate) const SERVER_ERROR_TEXT: &str = "server error, try again later";
 
 /// The auth mode of a running server.
 #[derive(Debug)]
