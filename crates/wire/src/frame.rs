@@ -163,6 +163,17 @@ impl EncodedFrame {
         Ok(EncodedFrame(buf.freeze()))
     }
 
+    /// The server's `say{text, from}`, framed: what [`EncodedFrame::message`]
+    /// makes of a `ServerMessage::Say`, from borrowed strings.
+    ///
+    /// # Errors
+    /// As [`FrameCodec::encode_message`].
+    pub fn say(codec: &FrameCodec, text: &str, from: &str) -> Result<Self> {
+        let mut buf = BytesMut::new();
+        codec.encode_say(text, from, &mut buf)?;
+        Ok(EncodedFrame(buf.freeze()))
+    }
+
     /// The frame's bytes: header, then payload.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

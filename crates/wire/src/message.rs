@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::error::{Error, Result};
 use crate::frame::{FrameCodec, HEADER_LEN};
 
+mod client_decode;
+
 /// The protocol version this crate speaks, sent in `welcome`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -85,7 +87,11 @@ pub enum ServerMessage {
 }
 
 /// A message a client sends to the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Deserialize` is written by hand (see [`client_decode`]): it decodes
+/// exactly what `#[serde(tag = "type")]` would, without buffering the whole
+/// object first, since the server decodes one of these per line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ClientMessage {
@@ -280,6 +286,25 @@ impl FrameCodec {
         message: &M,
         dst: &mut BytesMut,
     ) -> Result<()> {
+        // Room for a typical message up front, so serialising rarely has to
+        // grow (and copy) the buffer byte by byte.
+        dst.reserve(HEADER_LEN + MESSAGE_SIZE_HINT);
+        self.encode_json(message, dst)
+    }
+
+    /// Appends one frame holding the server's `say{text, from}`, from
+    /// borrowed strings: what [`ServerMessage::Say`] encodes to, byte for
+    /// byte, without building one (and two `String`s) per line.
+    ///
+    /// # Errors
+    /// As [`FrameCodec::encode_message`].
+    pub fn encode_say(&self, text: &str, from: &str, dst: &mut BytesMut) -> Result<()> {
+        // The JSON's size, unless the text needs escaping.
+        dst.reserve(HEADER_LEN + SAY_OVERHEAD + text.len() + from.len());
+        self.encode_json(&SayRef { text, from }, dst)
+    }
+
+    fn encode_json<M: Serialize + ?Sized>(&self, message: &M, dst: &mut BytesMut) -> Result<()> {
         let start = dst.len();
         dst.put_slice(&[0; HEADER_LEN]);
         let written = serde_json::to_writer((&mut *dst).writer(), message);
@@ -299,9 +324,45 @@ impl FrameCodec {
     }
 }
 
+/// Bytes reserved before serialising a message whose size is not known:
+/// most messages (everything but long lines) fit.
+const MESSAGE_SIZE_HINT: usize = 128;
+
+/// `{"type":"say","text":"","from":""}`: the bytes of a server `say` besides
+/// its two strings.
+const SAY_OVERHEAD: usize = 34;
+
+/// The server's `say`, borrowed. Serialises exactly as
+/// [`ServerMessage::Say`]: same tag, same fields, same order.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "say")]
+struct SayRef<'a> {
+    text: &'a str,
+    from: &'a str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encode_say_is_byte_for_byte_the_say_message() {
+        let codec = FrameCodec::new();
+        for (text, from) in [("hi", "server"), ("quote \" and \u{e9}\n", "ann"), ("", "")] {
+            let mut borrowed = BytesMut::new();
+            codec.encode_say(text, from, &mut borrowed).unwrap();
+            let mut owned = BytesMut::new();
+            let message = ServerMessage::Say {
+                text: text.into(),
+                from: from.into(),
+            };
+            codec.encode_message(&message, &mut owned).unwrap();
+            assert_eq!(borrowed, owned);
+        }
+        let mut empty = BytesMut::new();
+        codec.encode_say("", "", &mut empty).unwrap();
+        assert_eq!(empty.len(), HEADER_LEN + SAY_OVERHEAD);
+    }
 
     #[test]
     fn secret_debug_is_redacted() {
