@@ -1,18 +1,28 @@
-//! One client's byte stream, framed and buffered, in two halves.
+//! One client's byte stream, framed and buffered, served by one task.
 //!
-//! - [`Connection`] reads: frames through [`FrameCodec`] (the maximum length
+//! - [`Connection`] reads frames through [`FrameCodec`] (the maximum length
 //!   is checked on the header, before anything is allocated for it), then
 //!   messages. `Ok(None)` is a clean close between frames; a close inside a
 //!   frame is an error with a name.
-//! - [`Writer`] writes: it drains a bounded queue of pre-encoded frames,
-//!   writing a whole batch and flushing once per batch, so a burst of chat
-//!   lines costs one syscall rather than one per line.
-//! - [`Outbox`] is the sending end of that queue. It never waits: when the
-//!   queue is full the client is not reading, and it is disconnected rather
-//!   than buffered without bound or allowed to hold up the hub.
+//! - What the connection answers itself (handshake, echo, errors) is encoded
+//!   straight into its write buffer, and the buffer is written out once per
+//!   batch: when no whole frame is left to read, just before waiting for
+//!   more, as the baseline echo server does. A pipelined burst of requests
+//!   gets its replies in one `write`, with no queue hop to another task.
+//! - [`Outbox`] is how others (the chat hub) reach the client: a bounded
+//!   queue of pre-encoded, shared frames that the connection drains into its
+//!   write buffer whenever it waits. The outbox never waits: when the queue
+//!   is full the client is not reading, and it is disconnected rather than
+//!   buffered without bound or allowed to hold up the hub.
 //!
-//! Everything is generic over `S: AsyncRead + AsyncWrite`, not `TcpStream`,
-//! so TLS can wrap the socket later without touching this file.
+//! A client that sends without reading fills the socket; then the
+//! connection stops reading from it until it reads (backpressure), and its
+//! queue, if anyone sends to it, fills and disconnects it.
+//!
+//! Memory: an idle connection holds a read buffer of [`INITIAL_READ`]
+//! bytes and a write buffer only as large as what it last wrote; both grow
+//! with traffic. Everything is generic over `S: AsyncRead + AsyncWrite`, not
+//! `TcpStream`, so TLS can wrap the socket later without touching this file.
 
 use std::fmt;
 use std::future::Future;
@@ -21,24 +31,30 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use futures_util::StreamExt;
+use bytes::{Buf, BytesMut};
 use porter_wire::{ClientMessage, EncodedFrame, FrameCodec, ServerMessage};
-use tokio::io::{
-    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf,
-};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::warn;
 
-/// Frames written before one flush, at most. Bounds the time one busy peer
-/// holds its writer before it looks at its close signal again.
+/// Queued frames (from the hub) taken into the write buffer before one
+/// write. Bounds the write buffer while a chat room is busy.
 const WRITE_BATCH: usize = 64;
 
-/// Size of the write buffer: a batch of small chat frames fits in it, so a
-/// batch goes out in one write.
-const WRITE_BUFFER: usize = 16 * 1024;
+/// Bytes the read buffer starts with. An idle connection costs this much:
+/// the handshake's frames fit, and a busy one grows it (see [`MAX_READ`]).
+pub(crate) const INITIAL_READ: usize = 512;
+
+/// The largest read asked of the socket at once. Reads that fill what was
+/// asked double the next one up to this, so a pipelining client is read in
+/// few calls.
+const MAX_READ: usize = 64 * 1024;
+
+/// A write buffer that grew beyond this for one burst is given back once
+/// written, so one large reply does not cost a connection forever.
+const KEEP_WRITE_BUFFER: usize = 64 * 1024;
 
 /// Bytes read per call while lingering before close (discarded).
 const LINGER_CHUNK: usize = 4 * 1024;
@@ -142,13 +158,13 @@ impl Closer {
     }
 }
 
-/// Why a frame could not be queued.
+/// Why a frame could not be queued or written.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SendError {
     /// The client is not reading; it has been told to close.
     #[error("outgoing queue full")]
     QueueFull,
-    /// The writer is gone; the connection is ending anyway.
+    /// The connection is gone; it is ending anyway.
     #[error("connection closing")]
     Closed,
     /// The message does not fit in a frame.
@@ -156,13 +172,12 @@ pub(crate) enum SendError {
     Encode(#[from] porter_wire::Error),
 }
 
-/// The sending end of one client's outgoing queue. Cheap to clone; never
-/// waits.
+/// The sending end of one client's queue, for others than the connection
+/// itself (the chat hub). Cheap to clone; never waits.
 #[derive(Debug, Clone)]
 pub(crate) struct Outbox {
     tx: mpsc::Sender<EncodedFrame>,
     closer: Closer,
-    codec: FrameCodec,
     peer: SocketAddr,
 }
 
@@ -184,11 +199,6 @@ impl Outbox {
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
         }
     }
-
-    /// Encodes and queues one message.
-    pub(crate) fn send_message(&self, message: &ServerMessage) -> Result<(), SendError> {
-        self.send(EncodedFrame::message(&self.codec, message)?)
-    }
 }
 
 /// What came out of one frame.
@@ -203,73 +213,130 @@ pub(crate) enum Incoming {
     Invalid(porter_wire::Error),
 }
 
-/// The reading half of a client connection, plus its outbox.
+/// A client connection: its socket, both buffers and its queue.
 pub(crate) struct Connection<S> {
-    frames: FramedRead<ReadHalf<S>, FrameCodec>,
+    /// The socket (or, later, a TLS stream over it).
+    stream: S,
+    /// Bytes read and not yet decoded; decoded frames are split off it.
+    read_buf: BytesMut,
+    /// How much to ask of the next read; grows while reads come back full.
+    read_hint: usize,
+    /// Frames for the client, written out once per batch.
+    write_buf: BytesMut,
+    /// Frames in: small before `ready`, `max_frame_len` after.
+    decoder: FrameCodec,
+    /// Frames out are held to the server's `max_frame_len`.
+    encoder: FrameCodec,
+    /// Frames from others (the hub), drained into `write_buf`.
+    queue: mpsc::Receiver<EncodedFrame>,
+    /// The sending end of `queue`, handed to the hub.
     outbox: Outbox,
     closer: Closer,
     peer: SocketAddr,
-}
-
-/// The writing half: owns the socket's write side and drains the queue.
-pub(crate) struct Writer<S> {
-    half: WriteHalf<S>,
-    rx: mpsc::Receiver<EncodedFrame>,
-    closer: Closer,
-    peer: SocketAddr,
-}
-
-/// How a [`Writer`] stopped.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum WriterEnd {
-    /// Every queued frame was written and the write side shut down.
-    Drained,
-    /// It was told to stop (queue full, hard stop) with frames maybe unsent.
-    Closed,
-    /// The socket failed; the connection has been told to close.
-    Failed,
 }
 
 impl<S> Connection<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    /// Splits `stream` into a reading [`Connection`] and a [`Writer`] to be
-    /// spawned, joined by a queue of `queue` frames.
+    /// A connection over `stream` whose queue holds `queue` frames; frames
+    /// in and out are held to `codec`'s maximum until
+    /// [`Connection::set_max_frame_len`].
     pub(crate) fn new(
         stream: S,
         peer: SocketAddr,
         codec: FrameCodec,
         queue: usize,
         closer: Closer,
-    ) -> (Connection<S>, Writer<S>) {
-        let (read, write) = tokio::io::split(stream);
+    ) -> Connection<S> {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let outbox = Outbox {
             tx,
             closer: closer.clone(),
-            codec,
             peer,
         };
-        let conn = Connection {
-            frames: FramedRead::new(read, codec),
+        Connection {
+            stream,
+            read_buf: BytesMut::new(),
+            read_hint: INITIAL_READ,
+            write_buf: BytesMut::new(),
+            decoder: codec,
+            encoder: codec,
+            queue: rx,
             outbox,
-            closer: closer.clone(),
-            peer,
-        };
-        let writer = Writer {
-            half: write,
-            rx,
             closer,
             peer,
-        };
-        (conn, writer)
+        }
     }
 
     /// The next frame's payload; `Ok(None)` when the client closed cleanly
-    /// between frames. Cancel-safe: no bytes are lost if it is dropped.
+    /// between frames. Before it waits for the client, it writes out what
+    /// is owed: that is the one flush per batch. Cancel-safe: no byte read
+    /// or owed is lost if it is dropped.
     pub(crate) async fn read_frame(&mut self) -> Result<Option<BytesMut>, porter_wire::Error> {
-        self.frames.next().await.transpose()
+        loop {
+            if let Some(frame) = self.decoder.decode(&mut self.read_buf)? {
+                return Ok(Some(frame));
+            }
+            self.flush().await?;
+            if !self.fill().await? {
+                // The client closed: cleanly between frames, or inside one.
+                return Decoder::decode_eof(&mut self.decoder, &mut self.read_buf);
+            }
+        }
+    }
+
+    /// Reads more into the read buffer, taking queued frames into the write
+    /// buffer (and writing them) while it waits. `false` at end of stream.
+    async fn fill(&mut self) -> io::Result<bool> {
+        loop {
+            self.read_buf.reserve(self.read_hint);
+            let asked = self.read_buf.capacity() - self.read_buf.len();
+            let taken = tokio::select! {
+                biased;
+                r = self.stream.read_buf(&mut self.read_buf) => {
+                    let n = r?;
+                    if n == asked {
+                        self.read_hint = (self.read_hint * 2).min(MAX_READ);
+                    }
+                    return Ok(n > 0);
+                }
+                frame = self.queue.recv() => frame,
+            };
+            // The connection holds a sender itself, so the queue is never
+            // closed while it lives; `None` cannot happen.
+            if let Some(frame) = taken {
+                self.write_buf.extend_from_slice(frame.as_bytes());
+                for _ in 1..WRITE_BATCH {
+                    match self.queue.try_recv() {
+                        Ok(frame) => self.write_buf.extend_from_slice(frame.as_bytes()),
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.flush().await?;
+        }
+    }
+
+    /// Writes the whole write buffer. Cancel-safe: what was written is
+    /// taken off the buffer after each write.
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        if self.write_buf.is_empty() {
+            return Ok(());
+        }
+        while !self.write_buf.is_empty() {
+            let n = self.stream.write(&self.write_buf).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.write_buf.advance(n);
+        }
+        // A no-op on TCP; a TLS stream writes its records here.
+        self.stream.flush().await?;
+        if self.write_buf.capacity() > KEEP_WRITE_BUFFER {
+            self.write_buf = BytesMut::new();
+        }
+        Ok(())
     }
 
     /// The next message. `Err` is the reason the connection must end.
@@ -290,11 +357,34 @@ where
         }
     }
 
+    /// Encodes `message` into the write buffer; it goes out with the batch.
+    ///
+    /// # Errors
+    /// When it does not fit in a frame; nothing is queued then.
+    pub(crate) fn write_message(&mut self, message: &ServerMessage) -> Result<(), SendError> {
+        self.encoder.encode_message(message, &mut self.write_buf)?;
+        Ok(())
+    }
+
+    /// Encodes the server's `say{text, from}` into the write buffer.
+    ///
+    /// # Errors
+    /// When it does not fit in a frame; nothing is queued then.
+    pub(crate) fn write_say(&mut self, text: &str, from: &str) -> Result<(), SendError> {
+        self.encoder.encode_say(text, from, &mut self.write_buf)?;
+        Ok(())
+    }
+
+    /// Puts an encoded frame into the write buffer.
+    pub(crate) fn write_frame(&mut self, frame: &EncodedFrame) {
+        self.write_buf.extend_from_slice(frame.as_bytes());
+    }
+
     /// Changes the largest frame accepted from now on: small before
     /// `ready`, the normal maximum after. Frames already decoded are not
     /// affected; a header still in the buffer is checked against the new one.
     pub(crate) fn set_max_frame_len(&mut self, max: usize) {
-        *self.frames.decoder_mut() = FrameCodec::with_max_frame_len(max);
+        self.decoder = FrameCodec::with_max_frame_len(max);
     }
 
     pub(crate) fn outbox(&self) -> &Outbox {
@@ -309,11 +399,21 @@ where
         self.peer
     }
 
-    /// Drops this side's sender, so that the writer stops once it has
-    /// written what is queued (other senders, such as the hub's, must be
-    /// gone too), and returns the read half for [`linger`].
-    pub(crate) fn finish(self) -> ReadHalf<S> {
-        self.frames.into_inner()
+    /// The last writes: what is owed goes out (the farewell frame last;
+    /// frames the hub queued after it are dropped, since the client takes
+    /// `bye` or an error as the end) and the write side is shut down. Not
+    /// bounded in time by itself: the caller puts it under the grace period.
+    pub(crate) async fn finish(&mut self) -> io::Result<()> {
+        self.queue.close();
+        self.flush().await?;
+        self.stream.shutdown().await
+    }
+
+    /// After [`Connection::finish`]: [`linger`] on the read side. Boxed, so
+    /// that its scratch buffer is allocated for the last second only and is
+    /// not part of every connection's task.
+    pub(crate) async fn linger(&mut self, limit: Duration, stop: impl Future<Output = ()> + Send) {
+        Box::pin(linger(&mut self.stream, limit, stop)).await;
     }
 }
 
@@ -329,55 +429,6 @@ pub(crate) enum ReadEnd {
     },
     /// The stream ended or broke.
     Closed(Reason),
-}
-
-impl<S> Writer<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    /// Writes queued frames until every sender is gone (then flushes and
-    /// shuts the write side down) or the connection is closed.
-    pub(crate) async fn run(self) -> WriterEnd {
-        let Writer {
-            half,
-            mut rx,
-            closer,
-            peer,
-        } = self;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, half);
-        let mut batch = Vec::with_capacity(WRITE_BATCH);
-        loop {
-            let received = tokio::select! {
-                biased;
-                () = closer.closed() => return WriterEnd::Closed,
-                n = rx.recv_many(&mut batch, WRITE_BATCH) => n,
-            };
-            let result = tokio::select! {
-                biased;
-                () = closer.closed() => return WriterEnd::Closed,
-                r = async {
-                    if received == 0 {
-                        // Every sender is gone: say we are done writing.
-                        return out.shutdown().await;
-                    }
-                    for frame in batch.drain(..) {
-                        out.write_all(frame.as_bytes()).await?;
-                    }
-                    // Once per batch, not per frame.
-                    out.flush().await
-                } => r,
-            };
-            match result {
-                Ok(()) if received == 0 => return WriterEnd::Drained,
-                Ok(()) => {}
-                Err(err) => {
-                    debug!(peer = %peer, cause = %err, "write failed");
-                    closer.close(Reason::from_io(&err));
-                    return WriterEnd::Failed;
-                }
-            }
-        }
-    }
 }
 
 /// After the last frame went out, reads and discards what the client still
@@ -413,54 +464,134 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], 9))
     }
 
+    fn says(bytes: &[u8]) -> Vec<ServerMessage> {
+        let mut buf = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        while let Some(frame) = FrameCodec::new().decode(&mut buf).unwrap() {
+            out.push(porter_wire::decode_message(&frame).unwrap());
+        }
+        assert!(buf.is_empty(), "a partial frame was left");
+        out
+    }
+
+    fn say(text: &str) -> ServerMessage {
+        ServerMessage::Say {
+            text: text.into(),
+            from: "server".into(),
+        }
+    }
+
     #[tokio::test]
-    async fn writer_delivers_queued_frames_in_order_then_closes() {
+    async fn written_messages_go_out_in_order_when_finished() {
         let (server, mut client) = tokio::io::duplex(64 * 1024);
         let closer = Closer::child_of(&CancellationToken::new());
-        let (conn, writer) = Connection::new(server, peer(), FrameCodec::new(), 8, closer);
-        let writing = tokio::spawn(writer.run());
-        for i in 0..5 {
-            conn.outbox()
-                .send_message(&ServerMessage::Say {
-                    text: i.to_string(),
-                    from: "server".into(),
-                })
-                .unwrap();
+        let mut conn = Connection::new(server, peer(), FrameCodec::new(), 8, closer);
+        conn.write_message(&say("0")).unwrap();
+        for i in 1..5 {
+            conn.write_say(&i.to_string(), "server").unwrap();
         }
-        let _read = conn.finish();
-        assert_eq!(writing.await.unwrap(), WriterEnd::Drained);
+        let finishing = tokio::spawn(async move {
+            conn.finish().await.unwrap();
+            conn.linger(Duration::from_secs(5), std::future::pending())
+                .await;
+        });
         let mut bytes = Vec::new();
         client.read_to_end(&mut bytes).await.unwrap();
-        let mut buf = BytesMut::from(&bytes[..]);
-        let codec = FrameCodec::new();
-        for i in 0..5 {
-            let frame = codec.decode(&mut buf).unwrap().unwrap();
-            let msg: ServerMessage = porter_wire::decode_message(&frame).unwrap();
-            assert_eq!(
-                msg,
-                ServerMessage::Say {
-                    text: i.to_string(),
-                    from: "server".into()
-                }
-            );
+        let expected: Vec<_> = (0..5).map(|i| say(&i.to_string())).collect();
+        assert_eq!(says(&bytes), expected);
+        drop(client);
+        finishing.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn queued_frames_are_written_while_waiting_for_the_client() {
+        let (server, mut client) = tokio::io::duplex(64 * 1024);
+        let closer = Closer::child_of(&CancellationToken::new());
+        let mut conn = Connection::new(server, peer(), FrameCodec::new(), 8, closer);
+        let outbox = conn.outbox().clone();
+        let reading = tokio::spawn(async move { conn.read_message().await.map(|_| ()) });
+        for text in ["a", "b"] {
+            let frame = EncodedFrame::say(&FrameCodec::new(), text, "ann").unwrap();
+            outbox.send(frame).unwrap();
         }
-        assert!(buf.is_empty());
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while says(&got).len() < 2 {
+            let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+                .await
+                .expect("queued frames were not written")
+                .unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(
+            says(&got),
+            vec![
+                ServerMessage::Say {
+                    text: "a".into(),
+                    from: "ann".into()
+                },
+                ServerMessage::Say {
+                    text: "b".into(),
+                    from: "ann".into()
+                },
+            ]
+        );
+        drop(client);
+        assert!(matches!(
+            reading.await.unwrap(),
+            Err(ReadEnd::Closed(Reason::Eof))
+        ));
+    }
+
+    #[tokio::test]
+    async fn replies_to_a_pipelined_batch_go_out_before_the_next_wait() {
+        let (server, mut client) = tokio::io::duplex(64 * 1024);
+        let closer = Closer::child_of(&CancellationToken::new());
+        let mut conn = Connection::new(server, peer(), FrameCodec::new(), 8, closer);
+        let mut batch = BytesMut::new();
+        for i in 0..3 {
+            let payload = format!(r#"{{"type":"say","text":"{i}"}}"#);
+            FrameCodec::new()
+                .encode(payload.as_bytes(), &mut batch)
+                .unwrap();
+        }
+        client.write_all(&batch).await.unwrap();
+        let serving = tokio::spawn(async move {
+            // Echo until the client leaves.
+            while let Ok(Incoming::Message(ClientMessage::Say { text })) = conn.read_message().await
+            {
+                conn.write_say(&text, "server").unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while says(&got).len() < 3 {
+            let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+                .await
+                .expect("replies were not written")
+                .unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(says(&got), vec![say("0"), say("1"), say("2")]);
+        drop(client);
+        serving.await.unwrap();
     }
 
     #[tokio::test]
     async fn full_queue_closes_the_connection_with_a_reason() {
         let (server, _client) = tokio::io::duplex(64);
         let closer = Closer::child_of(&CancellationToken::new());
-        // No writer runs, so nothing drains the queue of two.
-        let (conn, _writer) = Connection::new(server, peer(), FrameCodec::new(), 2, closer);
+        // Nothing drains the queue of two.
+        let conn = Connection::new(server, peer(), FrameCodec::new(), 2, closer);
         let msg = ServerMessage::Error {
             code: ErrorCode::Busy,
             text: String::new(),
         };
-        conn.outbox().send_message(&msg).unwrap();
-        conn.outbox().send_message(&msg).unwrap();
+        let frame = EncodedFrame::message(&FrameCodec::new(), &msg).unwrap();
+        conn.outbox().send(frame.clone()).unwrap();
+        conn.outbox().send(frame.clone()).unwrap();
         assert!(matches!(
-            conn.outbox().send_message(&msg),
+            conn.outbox().send(frame),
             Err(SendError::QueueFull)
         ));
         assert!(conn.closer().is_closed());
@@ -472,7 +603,7 @@ mod tests {
         let (server, mut client) = tokio::io::duplex(64);
         let closer = Closer::child_of(&CancellationToken::new());
         let codec = FrameCodec::with_max_frame_len(300);
-        let (mut conn, _writer) = Connection::new(server, peer(), codec, 2, closer);
+        let mut conn = Connection::new(server, peer(), codec, 2, closer);
         client.write_all(&1_000_000u32.to_be_bytes()).await.unwrap();
         match conn.read_message().await {
             Err(ReadEnd::TooLarge { len, max }) => assert_eq!((len, max), (1_000_000, 300)),
@@ -485,7 +616,7 @@ mod tests {
         let (server, mut client) = tokio::io::duplex(4096);
         let closer = Closer::child_of(&CancellationToken::new());
         let codec = FrameCodec::with_max_frame_len(300);
-        let (mut conn, _writer) = Connection::new(server, peer(), codec, 2, closer);
+        let mut conn = Connection::new(server, peer(), codec, 2, closer);
         conn.set_max_frame_len(1000);
         let payload = format!(r#"{{"type":"say","text":"{}"}}"#, "x".repeat(500));
         client
@@ -509,7 +640,7 @@ mod tests {
     async fn close_inside_a_frame_is_a_mid_frame_close() {
         let (server, mut client) = tokio::io::duplex(64);
         let closer = Closer::child_of(&CancellationToken::new());
-        let (mut conn, _writer) = Connection::new(server, peer(), FrameCodec::new(), 2, closer);
+        let mut conn = Connection::new(server, peer(), FrameCodec::new(), 2, closer);
         client.write_all(b"\x00\x00\x00\x10{\"ty").await.unwrap();
         drop(client);
         match conn.read_message().await {

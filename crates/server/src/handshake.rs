@@ -191,7 +191,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     fn send(&mut self, message: &ServerMessage) -> Result<(), Ended> {
-        match self.outbox().send_message(message) {
+        match self.write_message(message) {
             Ok(()) => Ok(()),
             Err(crate::connection::SendError::QueueFull) => Err(Reason::QueueFull),
             Err(crate::connection::SendError::Closed) => Err(self.closer().reason()),
@@ -270,9 +270,13 @@ mod tests {
         let (server, mut client) = tokio::io::duplex(64 * 1024);
         let closer = Closer::child_of(&CancellationToken::new());
         let peer = SocketAddr::from(([127, 0, 0, 1], 9));
-        let (mut conn, writer) = Connection::new(server, peer, FrameCodec::new(), 16, closer);
-        tokio::spawn(writer.run());
-        let server = tokio::spawn(async move { handshake(&mut conn, &AskName).await });
+        let mut conn = Connection::new(server, peer, FrameCodec::new(), 16, closer);
+        let server = tokio::spawn(async move {
+            let identity = handshake(&mut conn, &AskName).await;
+            // `ready` is in the write buffer until the connection writes.
+            conn.finish().await.unwrap();
+            identity
+        });
 
         let mut buf = BytesMut::new();
         send(&mut client, r#"{"type":"hello"}"#).await;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use porter_wire::{EncodedFrame, FrameCodec, ServerMessage};
+use porter_wire::{EncodedFrame, FrameCodec};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -135,13 +135,8 @@ impl Hub {
         text: &str,
         except: Option<u64>,
     ) -> Result<usize, porter_wire::Error> {
-        let frame = EncodedFrame::message(
-            &self.inner.codec,
-            &ServerMessage::Say {
-                text: text.to_owned(),
-                from: from.to_owned(),
-            },
-        )?;
+        // Encoded once; every receiver gets the same bytes.
+        let frame = EncodedFrame::say(&self.inner.codec, text, from)?;
         let mut delivered = 0;
         for (id, member) in self.members().iter() {
             if Some(*id) == except {
@@ -215,12 +210,12 @@ impl Drop for Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connection::{Closer, Connection, Writer};
+    use crate::connection::{Closer, Connection};
     use std::net::SocketAddr;
     use tokio::io::DuplexStream;
     use tokio_util::sync::CancellationToken;
 
-    fn member(port: u16, queue: usize) -> (Connection<DuplexStream>, Writer<DuplexStream>) {
+    fn member(port: u16, queue: usize) -> Connection<DuplexStream> {
         let (server, client) = tokio::io::duplex(1024);
         // Keep the client end alive for the test's duration.
         std::mem::forget(client);
@@ -237,9 +232,9 @@ mod tests {
     #[tokio::test]
     async fn a_line_reaches_everyone_but_its_sender() {
         let hub = Hub::new(FrameCodec::new(), None, false);
-        let (a, _wa) = member(1, 8);
-        let (b, _wb) = member(2, 8);
-        let (c, _wc) = member(3, 8);
+        let a = member(1, 8);
+        let b = member(2, 8);
+        let c = member(3, 8);
         let ma = hub.join("a", a.outbox().clone());
         let _mb = hub.join("b", b.outbox().clone());
         let _mc = hub.join("c", c.outbox().clone());
@@ -251,8 +246,8 @@ mod tests {
     #[tokio::test]
     async fn a_member_with_a_full_queue_is_closed_and_others_still_served() {
         let hub = Hub::new(FrameCodec::new(), None, false);
-        let (slow, _ws) = member(1, 1);
-        let (fast, _wf) = member(2, 100);
+        let slow = member(1, 1);
+        let fast = member(2, 100);
         let _ms = hub.join("slow", slow.outbox().clone());
         let _mf = hub.join("fast", fast.outbox().clone());
         for _ in 0..10 {
@@ -266,7 +261,7 @@ mod tests {
     async fn a_slow_console_drops_lines_instead_of_blocking() {
         let (tx, mut rx) = mpsc::channel(1);
         let hub = Hub::new(FrameCodec::new(), Some(tx), false);
-        let (a, _wa) = member(1, 8);
+        let a = member(1, 8);
         let ma = hub.join("a", a.outbox().clone());
         ma.say("one").unwrap();
         ma.say("two").unwrap();
