@@ -190,6 +190,7 @@ impl From<Service> for ServiceKind {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (_log_guard, log_path) = logging::init(&args.log_file, &args.log_level, args.log_format)?;
     eprintln!("porter: logging to {}", log_path.display());
+    raise_open_files_limit();
 
     let interactive = io::stdin().is_terminal();
     let (host, port) = prompt::resolve_address(
@@ -243,6 +244,38 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::error!(error = %format_args!("{err:#}"), "server stopped with an error");
     }
     result
+}
+
+/// Raises the soft limit on open files to the hard limit. Every connection
+/// is a descriptor, and the usual soft limit (1,024) would stop a server
+/// started by hand far below `--max-connections`; the hard limit is what
+/// the administrator allows. Failing is logged, not fatal: the server still
+/// serves as many as the soft limit lets it.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+    // `None` is "unlimited".
+    let shown =
+        |limit: Option<u64>| limit.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    let before = getrlimit(Resource::Nofile);
+    if before.current == before.maximum {
+        tracing::info!(soft = %shown(before.current), hard = %shown(before.maximum),
+            "open files limit already at the hard limit");
+        return;
+    }
+    let raised = Rlimit {
+        current: before.maximum,
+        maximum: before.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => {
+            let after = getrlimit(Resource::Nofile);
+            tracing::info!(before = %shown(before.current), after = %shown(after.current),
+                "open files limit raised");
+        }
+        Err(err) => tracing::warn!(soft = %shown(before.current), hard = %shown(before.maximum),
+            cause = %err, "cannot raise the open files limit"),
+    }
 }
 
 async fn serve(
