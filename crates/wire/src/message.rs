@@ -299,9 +299,23 @@ impl FrameCodec {
     /// # Errors
     /// As [`FrameCodec::encode_message`].
     pub fn encode_say(&self, text: &str, from: &str, dst: &mut BytesMut) -> Result<()> {
-        // The JSON's size, unless the text needs escaping.
-        dst.reserve(HEADER_LEN + SAY_OVERHEAD + text.len() + from.len());
-        self.encode_json(&SayRef { text, from }, dst)
+        if needs_escape(text) || needs_escape(from) {
+            dst.reserve(HEADER_LEN + SAY_OVERHEAD + text.len() + from.len());
+            return self.encode_json(&SayRef { text, from }, dst);
+        }
+        // Most lines need no escaping: then the JSON is the two strings
+        // between fixed pieces, copied, without serde_json's escaping
+        // loop (a table lookup per byte; about 7% of the echo server).
+        let len = SAY_OVERHEAD + text.len() + from.len();
+        let header = self.header_for(len)?;
+        dst.reserve(HEADER_LEN + len);
+        dst.put_slice(&header);
+        dst.put_slice(br#"{"type":"say","text":""#);
+        dst.put_slice(text.as_bytes());
+        dst.put_slice(br#"","from":""#);
+        dst.put_slice(from.as_bytes());
+        dst.put_slice(br#""}"#);
+        Ok(())
     }
 
     fn encode_json<M: Serialize + ?Sized>(&self, message: &M, dst: &mut BytesMut) -> Result<()> {
@@ -332,6 +346,17 @@ const MESSAGE_SIZE_HINT: usize = 128;
 /// its two strings.
 const SAY_OVERHEAD: usize = 34;
 
+/// Whether JSON needs `text` escaped: a quote, a backslash or a control
+/// character (what serde_json escapes; it leaves everything else as it
+/// is). Written without an early exit so that it runs over whole words.
+fn needs_escape(text: &str) -> bool {
+    text.as_bytes().chunks(16).any(|chunk| {
+        chunk.iter().fold(false, |found, &b| {
+            found | (b < 0x20) | (b == b'"') | (b == b'\\')
+        })
+    })
+}
+
 /// The server's `say`, borrowed. Serialises exactly as
 /// [`ServerMessage::Say`]: same tag, same fields, same order.
 #[derive(Serialize)]
@@ -348,7 +373,20 @@ mod tests {
     #[test]
     fn encode_say_is_byte_for_byte_the_say_message() {
         let codec = FrameCodec::new();
-        for (text, from) in [("hi", "server"), ("quote \" and \u{e9}\n", "ann"), ("", "")] {
+        for (text, from) in [
+            ("hi", "server"),
+            ("quote \" and \u{e9}\n", "ann"),
+            ("", ""),
+            ("back\\slash", "server"),
+            ("tab\tand \u{7f} del", "server"),
+            ("\u{1f}", "\u{0}"),
+            (
+                "caf\u{e9} \u{1f600} plain and long enough to span chunks of sixteen",
+                "b\"ob",
+            ),
+            ("sixteen bytes!!!", "server"),
+            ("sixteen bytes!!\"", "server"),
+        ] {
             let mut borrowed = BytesMut::new();
             codec.encode_say(text, from, &mut borrowed).unwrap();
             let mut owned = BytesMut::new();
@@ -358,6 +396,22 @@ mod tests {
             };
             codec.encode_message(&message, &mut owned).unwrap();
             assert_eq!(borrowed, owned);
+        }
+        // Every ASCII character, and a few beyond, inside a longer text.
+        let chars = (0u8..0x80)
+            .map(char::from)
+            .chain(['\u{80}', '\u{2028}', '\u{fffd}']);
+        for c in chars {
+            let text = format!("0123456789abcdef{c}xyz");
+            let mut borrowed = BytesMut::new();
+            codec.encode_say(&text, "server", &mut borrowed).unwrap();
+            let mut owned = BytesMut::new();
+            let message = ServerMessage::Say {
+                text: text.clone(),
+                from: "server".into(),
+            };
+            codec.encode_message(&message, &mut owned).unwrap();
+            assert_eq!(borrowed, owned, "{c:?}");
         }
         let mut empty = BytesMut::new();
         codec.encode_say("", "", &mut empty).unwrap();
