@@ -25,6 +25,11 @@ use crate::shutdown::Shutdown;
 /// before closing regardless. See [`crate::connection::linger`].
 pub(crate) const LINGER: Duration = Duration::from_secs(1);
 
+/// Messages served without waiting between two looks at the stop signals:
+/// a client that keeps the connection busy still sees a shutdown (or its
+/// own disconnection) within this many messages.
+const STOP_CHECK_EVERY: u32 = 64;
+
 /// What every connection shares, built once by [`crate::run`].
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -200,14 +205,19 @@ where
         }
     };
     tokio::pin!(stop);
+    let mut served: u32 = 0;
     loop {
         // A message already read (the rest of a pipelined batch) is served
-        // at once, with the stop signals checked as flags: polling their
-        // futures takes a lock each time. Only when the client must be
-        // waited for are they waited on too.
-        let step = if graceful.is_cancelled() {
+        // at once; only when the client must be waited for are the stop
+        // signals waited on too. Polling their futures, and even reading
+        // their flags, takes a lock, so a client that never lets the
+        // connection wait has the flags read every STOP_CHECK_EVERY
+        // messages.
+        served = served.wrapping_add(1);
+        let check = served.is_multiple_of(STOP_CHECK_EVERY);
+        let step = if check && graceful.is_cancelled() {
             Next::Shutdown
-        } else if closer.is_closed() {
+        } else if check && closer.is_closed() {
             Next::Closed
         } else if let Some(m) = next_message(conn).now_or_never() {
             Next::Message(m)
