@@ -451,6 +451,24 @@ fn a_log_file_in_a_missing_folder_fails_at_start_with_a_clear_message() {
     assert!(output.stdout.is_empty(), "nothing may listen");
 }
 
+/// A full disk is found at start, not after the server went quiet: `/dev/full`
+/// accepts the open and fails every write with ENOSPC.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_log_file_on_a_full_disk_fails_at_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = serve_failing_at_start(dir.path(), &["--auth", "none", "--log-file", "/dev/full"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("porter: cannot write the log file /dev/full"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.stdout.is_empty(), "nothing may listen");
+}
+
 #[test]
 fn a_server_busy_error_makes_porter_connect_exit_non_zero() {
     let server = start_server(&["--service", "echo", "--max-connections", "1"]);
