@@ -3,7 +3,7 @@
 //! from the keys and values that matter, both must accept the same messages
 //! and refuse the same ones. Error texts may differ; outcomes may not.
 
-use porter_wire::{ClientMessage, Error, Secret, decode_message};
+use porter_wire::{ClientMessage, Error, Secret, decode_client_message, decode_message};
 use proptest::prelude::*;
 use serde::Deserialize;
 
@@ -87,6 +87,13 @@ fn object(entries: &[(usize, usize)]) -> String {
 fn assert_same(payload: &str) {
     let ours = decode_message::<ClientMessage>(payload.as_bytes());
     let reference = decode_message::<Reference>(payload.as_bytes()).map(ClientMessage::from);
+    // The server's shortcut must agree too.
+    let shortcut = decode_client_message(payload.as_bytes());
+    match (&shortcut, &reference) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "shortcut: {payload}"),
+        (Err(Error::InvalidMessage(_)), Err(Error::InvalidMessage(_))) => {}
+        _ => panic!("{payload}: shortcut {shortcut:?}, derive {reference:?}"),
+    }
     match (&ours, &reference) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "{payload}"),
         (Err(Error::InvalidMessage(_)), Err(Error::InvalidMessage(_))) => {}
@@ -125,6 +132,20 @@ fn typical_messages_decode_as_the_derive_did() {
         r#"{"type":"say","text":"a","type":"say"}"#,
         r#"{"type":"dance","text":{"deep":[1,{"x":null}]}}"#,
         " \n{\"type\":\"logout\"}\t",
+        // The compact say, and what only looks like it.
+        r#"{"type":"say","text":""}"#,
+        r#"{"type":"say","text":"café plain"}"#,
+        "{\"type\":\"say\",\"text\":\"caf\u{e9} \u{1f600}\"}",
+        r#"{"type":"say","text":"a"b"}"#,
+        r#"{"type":"say","text":"a\"}"#,
+        r#"{"type":"say","text":"a\\"}"#,
+        r#"{"type":"say","text":"\ud800"}"#,
+        "{\"type\":\"say\",\"text\":\"tab\there\"}",
+        "{\"type\":\"say\",\"text\":\"nul\u{0}\"}",
+        r#"{"type":"say","text":"x"} "#,
+        r#"{"type":"say","text":"x"}}"#,
+        r#"{"type":"say","text":"x","text":"y"}"#,
+        r#"{"type":"say","text":"","from":"me"}"#,
     ] {
         assert_same(payload);
     }
