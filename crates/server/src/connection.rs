@@ -344,7 +344,7 @@ where
         match self.read_frame().await {
             Ok(None) => Err(ReadEnd::Closed(Reason::Eof)),
             Ok(Some(payload)) if payload.is_empty() => Ok(Incoming::KeepAlive),
-            Ok(Some(payload)) => Ok(match porter_wire::decode_message(&payload) {
+            Ok(Some(payload)) => Ok(match porter_wire::decode_client_message(&payload) {
                 Ok(message) => Incoming::Message(message),
                 Err(err) => Incoming::Invalid(err),
             }),
