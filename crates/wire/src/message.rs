@@ -88,7 +88,7 @@ pub enum ServerMessage {
 
 /// A message a client sends to the server.
 ///
-/// `Deserialize` is written by hand (see [`client_decode`]): it decodes
+/// `Deserialize` is written by hand (in `message/client_decode.rs`): it decodes
 /// exactly what `#[serde(tag = "type")]` would, without buffering the whole
 /// object first, since the server decodes one of these per line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
