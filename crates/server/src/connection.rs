@@ -15,9 +15,10 @@
 //!   is full the client is not reading, and it is disconnected rather than
 //!   buffered without bound or allowed to hold up the hub.
 //!
-//! A client that sends without reading fills the socket; then the
-//! connection stops reading from it until it reads (backpressure), and its
-//! queue, if anyone sends to it, fills and disconnects it.
+//! A client that sends without reading fills the socket. While a write
+//! waits, the connection goes on reading; when more messages wait
+//! unanswered than the outgoing queue holds, the client is disconnected,
+//! as it is when the hub fills its queue.
 //!
 //! Memory: an idle connection holds a read buffer of [`INITIAL_READ`]
 //! bytes and a write buffer only as large as what it last wrote; both grow
@@ -28,7 +29,9 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -36,6 +39,7 @@ use porter_wire::{ClientMessage, EncodedFrame, FrameCodec, ServerMessage};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::Decoder;
+use tokio_util::io::poll_read_buf;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -229,6 +233,9 @@ pub(crate) struct Connection<S> {
     encoder: FrameCodec,
     /// Frames from others (the hub), drained into `write_buf`.
     queue: mpsc::Receiver<EncodedFrame>,
+    /// Messages that may wait unanswered while the client does not read
+    /// (the outgoing queue's length, for replies).
+    backlog: usize,
     /// The sending end of `queue`, handed to the hub.
     outbox: Outbox,
     closer: Closer,
@@ -263,6 +270,7 @@ where
             decoder: codec,
             encoder: codec,
             queue: rx,
+            backlog: queue.max(1),
             outbox,
             closer,
             peer,
@@ -320,16 +328,48 @@ where
 
     /// Writes the whole write buffer. Cancel-safe: what was written is
     /// taken off the buffer after each write.
+    ///
+    /// While the socket will not take more, it keeps reading what the
+    /// client sends: a client that sends without reading would otherwise
+    /// hold this connection forever (each side waiting for the other to
+    /// read). When more than `backlog` messages wait unanswered, the client
+    /// is not reading: it is disconnected with [`Reason::QueueFull`], as a
+    /// full outbox would.
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
         if self.write_buf.is_empty() {
             return Ok(());
         }
+        let mut client_open = true;
         while !self.write_buf.is_empty() {
-            let n = self.stream.write(&self.write_buf).await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+            let progress = std::future::poll_fn(|cx| {
+                let stream = &mut self.stream;
+                if let Poll::Ready(r) = Pin::new(&mut *stream).poll_write(cx, &self.write_buf) {
+                    return Poll::Ready(r.map(Progress::Wrote));
+                }
+                if client_open {
+                    self.read_buf.reserve(self.read_hint);
+                    let read = poll_read_buf(Pin::new(stream), cx, &mut self.read_buf);
+                    if let Poll::Ready(r) = read {
+                        return Poll::Ready(r.map(Progress::Read));
+                    }
+                }
+                Poll::Pending
+            })
+            .await?;
+            match progress {
+                Progress::Wrote(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Progress::Wrote(n) => self.write_buf.advance(n),
+                // The client closed its side; what it is owed still goes.
+                Progress::Read(0) => client_open = false,
+                Progress::Read(_) => {
+                    if waiting_messages(&self.read_buf, self.backlog) >= self.backlog {
+                        warn!(peer = %self.peer, backlog = self.backlog,
+                            "client sends but does not read, disconnecting");
+                        self.closer.close(Reason::QueueFull);
+                        return Err(io::Error::other("client does not read"));
+                    }
+                }
             }
-            self.write_buf.advance(n);
         }
         // A no-op on TCP; a TLS stream writes its records here.
         self.stream.flush().await?;
@@ -352,6 +392,11 @@ where
                 Err(ReadEnd::TooLarge { len, max })
             }
             Err(porter_wire::Error::Truncated { .. }) => Err(ReadEnd::Closed(Reason::MidFrame)),
+            // A flush that gave up on a client that does not read closed
+            // the connection with its reason first.
+            Err(porter_wire::Error::Io(_)) if self.closer.is_closed() => {
+                Err(ReadEnd::Closed(self.closer.reason()))
+            }
             Err(porter_wire::Error::Io(err)) => Err(ReadEnd::Closed(Reason::from_io(&err))),
             Err(other) => Err(ReadEnd::Closed(Reason::Io(other.to_string()))),
         }
@@ -415,6 +460,35 @@ where
     pub(crate) async fn linger(&mut self, limit: Duration, stop: impl Future<Output = ()> + Send) {
         Box::pin(linger(&mut self.stream, limit, stop)).await;
     }
+}
+
+/// What one step of a blocked flush achieved.
+enum Progress {
+    /// Bytes written.
+    Wrote(usize),
+    /// Bytes read from the client meanwhile (0: it closed its side).
+    Read(usize),
+}
+
+/// The messages (non-empty frames, the last possibly partial) at the front
+/// of `buf`, counted up to `limit`.
+fn waiting_messages(buf: &[u8], limit: usize) -> usize {
+    let mut count = 0;
+    let mut rest = buf;
+    while count < limit {
+        let Some(header) = rest.first_chunk::<4>() else {
+            break;
+        };
+        let len = u32::from_be_bytes(*header) as usize;
+        if len > 0 {
+            count += 1;
+        }
+        match rest.get(4 + len..) {
+            Some(next) => rest = next,
+            None => break,
+        }
+    }
+    count
 }
 
 /// Why reading stopped.
@@ -575,6 +649,46 @@ mod tests {
         assert_eq!(says(&got), vec![say("0"), say("1"), say("2")]);
         drop(client);
         serving.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_but_never_reads_is_disconnected() {
+        // A pipe too small for the replies, and a backlog of 4 messages.
+        let (server, client) = tokio::io::duplex(256);
+        let closer = Closer::child_of(&CancellationToken::new());
+        let mut conn = Connection::new(server, peer(), FrameCodec::new(), 4, closer.clone());
+        let (_client_read, mut client_write) = tokio::io::split(client);
+        let sending = tokio::spawn(async move {
+            let payload = format!(r#"{{"type":"say","text":"{}"}}"#, "x".repeat(100));
+            let mut frame = BytesMut::new();
+            FrameCodec::new()
+                .encode(payload.as_bytes(), &mut frame)
+                .unwrap();
+            // Far more than the pipe and the backlog hold; fails once the
+            // server gives up.
+            for _ in 0..1000 {
+                if client_write.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let end = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match conn.read_message().await {
+                    Ok(Incoming::Message(ClientMessage::Say { text })) => {
+                        conn.write_say(&text, "server").unwrap();
+                    }
+                    Ok(other) => panic!("unexpected {other:?}"),
+                    Err(end) => return end,
+                }
+            }
+        })
+        .await
+        .expect("the connection waited forever on a client that does not read");
+        assert!(matches!(end, ReadEnd::Closed(Reason::QueueFull)), "{end:?}");
+        assert_eq!(closer.reason(), Reason::QueueFull);
+        drop(conn);
+        sending.await.unwrap();
     }
 
     #[tokio::test]
