@@ -133,6 +133,12 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes every live session at `now`. Returns how many were revoked.
     async fn revoke_all_sessions(&self, now: UnixTime) -> Result<u64>;
 
+    /// Deletes every session that expired at or before `now` (`expires_at <= now`) or was
+    /// revoked, so dead sessions do not pile up in the table and in `porter sessions list`.
+    /// Live sessions are untouched. Returns how many were deleted; like every mutation, the
+    /// deletion is durable before `Ok` is returned.
+    async fn purge_sessions(&self, now: UnixTime) -> Result<u64>;
+
     /// Sessions of `user` (or of everyone for `None`), including revoked and expired ones,
     /// oldest first. They carry a display id, never anything that lets one log in.
     async fn list_sessions(&self, user: Option<&str>) -> Result<Vec<SessionInfo>>;

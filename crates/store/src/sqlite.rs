@@ -545,6 +545,17 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn purge_sessions(&self, now: UnixTime) -> Result<u64> {
+        // One autocommit statement: a session resumed concurrently is either still live (kept)
+        // or already dead (its resume fails on the same predicate), never half-deleted.
+        let done =
+            sqlx::query("DELETE FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= ?1")
+                .bind(now)
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn list_sessions(&self, user: Option<&str>) -> Result<Vec<SessionInfo>> {
         let rows: Vec<SessionInfoRow> = sqlx::query_as(
             "SELECT token_hash, user, created_at, expires_at, last_seen, revoked_at

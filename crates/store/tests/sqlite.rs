@@ -420,6 +420,66 @@ async fn sessions_are_revoked_by_user_by_id_and_all_at_once() {
     );
 }
 
+#[tokio::test]
+async fn purge_deletes_expired_and_revoked_sessions_and_keeps_live_ones() {
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path).await;
+    for user in ["alice", "bob"] {
+        store.create_user(user, "$h", 0).await.unwrap();
+    }
+    let live = hash_of(b"live");
+    let live_bob = hash_of(b"live-bob");
+    let expires_now = hash_of(b"expires-at-50");
+    let expired = hash_of(b"expired-long-ago");
+    let revoked = hash_of(b"revoked-but-unexpired");
+    store.create_session(&live, "alice", 1, 51).await.unwrap();
+    store
+        .create_session(&live_bob, "bob", 2, 1000)
+        .await
+        .unwrap();
+    store
+        .create_session(&expires_now, "alice", 3, 50)
+        .await
+        .unwrap();
+    store.create_session(&expired, "bob", 4, 10).await.unwrap();
+    store
+        .create_session(&revoked, "alice", 5, 1000)
+        .await
+        .unwrap();
+    assert!(store.revoke_session(&revoked, 20).await.unwrap());
+
+    // At 50: "expired at or before now" includes expires_at == now, as resume_session sees it.
+    assert_eq!(store.purge_sessions(50).await.unwrap(), 3);
+    let left: Vec<String> = store
+        .list_sessions(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, [session_id(&live), session_id(&live_bob)]);
+    assert!(store.resume_session(&live, 50).await.unwrap().is_some());
+    assert_eq!(
+        store.purge_sessions(50).await.unwrap(),
+        0,
+        "nothing left to purge"
+    );
+
+    // Durable: another handle on the file sees the deletion.
+    let other = open(&path).await;
+    assert_eq!(other.list_sessions(None).await.unwrap().len(), 2);
+    assert_eq!(
+        other.purge_sessions(51).await.unwrap(),
+        1,
+        "alice's expires at 51"
+    );
+    assert_eq!(
+        store.list_sessions(None).await.unwrap()[0].id,
+        session_id(&live_bob)
+    );
+}
+
 /// 100 tasks creating users and 100 remembering names, all at once on one store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_concurrent_registrations_are_all_stored() {
