@@ -20,7 +20,6 @@ use serde_json::json;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::time::timeout;
-use tracing::subscriber::DefaultGuard;
 
 use common::{Client, Server, WAIT};
 
@@ -610,21 +609,64 @@ async fn run_refuses_a_hash_cost_argon2_cannot_use() {
 
 /// The log as text, captured from the current thread (the tests' runtime is
 /// single-threaded, so the server's tasks log here too).
+///
+/// One global subscriber writes each event to the capture of the thread
+/// that emitted it, if any. A per-test `set_default` subscriber is flaky
+/// when tests run in parallel: while it is the only one registered, tracing
+/// caches a callsite first hit on another (uncaptured) thread as disabled
+/// for everyone, and a capture then misses whole events.
 #[derive(Clone, Default)]
 struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+thread_local! {
+    /// Where this thread's log goes while a test captures it.
+    static CAPTURING: std::cell::RefCell<Option<Capture>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Stops capturing this thread's log when dropped.
+struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURING.with(|capturing| capturing.borrow_mut().take());
+    }
+}
+
+/// The global subscriber's writer: the current thread's capture, or nowhere.
+struct ThreadCapture;
+
+impl std::io::Write for ThreadCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURING.with(|capturing| {
+            if let Some(capture) = capturing.borrow().as_ref() {
+                capture.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 impl Capture {
     /// Captures the log of this thread at DEBUG, as plain text, until the
     /// guard is dropped.
-    fn install() -> (Capture, DefaultGuard) {
+    fn install() -> (Capture, CaptureGuard) {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(|| ThreadCapture)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+        });
         let capture = Capture::default();
-        let writer = capture.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || writer.clone())
-            .finish();
-        (capture, tracing::subscriber::set_default(subscriber))
+        CAPTURING.with(|capturing| *capturing.borrow_mut() = Some(capture.clone()));
+        (capture, CaptureGuard)
     }
 
     /// What was logged so far.
@@ -633,15 +675,65 @@ impl Capture {
     }
 }
 
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
+// ---------------------------------------------------------- session purge
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+#[tokio::test(flavor = "current_thread")]
+async fn a_starting_server_purges_expired_and_revoked_sessions_before_accepting() {
+    let (capture, _guard) = Capture::install();
+    let db = Db::new();
+    let store = db.open().await;
+    store.create_user("ada", "$h", 0).await.unwrap();
+    let now = 1_000_000;
+    store
+        .create_session(&[1; 32], "ada", 0, now + 60)
+        .await
+        .unwrap();
+    store.create_session(&[2; 32], "ada", 0, now).await.unwrap();
+    store
+        .create_session(&[3; 32], "ada", 0, now + 60)
+        .await
+        .unwrap();
+    assert!(store.revoke_session(&[3; 32], 10).await.unwrap());
+    let (clock, _now) = manual_clock(now);
+    let server = Server::start(Config {
+        clock,
+        ..password_config(store.clone())
+    })
+    .await;
+
+    // The purge at start runs before the first accept: a welcome means it is done.
+    let mut client = Client::connect(server.addr).await;
+    client.expect_welcome("password").await;
+    let left = store.list_sessions(None).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].is_active(now), "{left:?}");
+    assert!(
+        capture.text().contains("sessions purged count=2"),
+        "{}",
+        capture.text()
+    );
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_failing_purge_at_start_is_a_warning_and_the_server_serves() {
+    let (capture, _guard) = Capture::install();
+    let db = Db::new();
+    let store = db.open().await;
+    store.close().await;
+    let server = Server::start(ip_config(store)).await;
+
+    let mut client = Client::connect(server.addr).await;
+    client.expect_welcome("ip").await;
+    let log = capture.text();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("WARN") && line.contains("session purge failed")),
+        "{log}"
+    );
+    drop(client);
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "current_thread")]
