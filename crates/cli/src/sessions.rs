@@ -6,6 +6,8 @@
 //!   anyone in, and the token itself is stored nowhere.
 //! - `revoke USER`, `revoke --all`, `revoke --id ID`: the next connection
 //!   presenting a revoked token gets `session_invalid`.
+//! - `purge`: deletes expired and revoked sessions, which `list` otherwise
+//!   shows forever (a running server also purges them hourly).
 
 use anyhow::bail;
 use clap::{ArgGroup, Args, Subcommand};
@@ -41,6 +43,8 @@ enum SessionsCommand {
         #[arg(long, value_name = "ID")]
         id: Option<String>,
     },
+    /// Delete expired and revoked sessions (a running server also does so hourly)
+    Purge,
 }
 
 /// Runs `porter sessions`.
@@ -109,6 +113,14 @@ pub fn run(args: SessionsArgs) -> anyhow::Result<()> {
                 Ok(s.revoke_user_sessions(&user, now).await?)
             })?;
             println!("{revoked} session(s) revoked");
+        }
+        SessionsCommand::Purge => {
+            let purged =
+                store::with_store(
+                    &db,
+                    |s| async move { Ok(s.purge_sessions(store::now()).await?) },
+                )?;
+            println!("{purged} session(s) purged");
         }
     }
     Ok(())

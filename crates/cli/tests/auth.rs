@@ -669,6 +669,46 @@ fn admin_commands_manage_users_and_sessions_while_the_server_runs() {
 }
 
 #[test]
+fn sessions_purge_deletes_expired_and_revoked_sessions_and_keeps_live_ones() {
+    use porter_store::{SqliteStore, Store as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    // Sessions with chosen times go in through the store: the server would
+    // only make live ones.
+    let far = 4_000_000_000; // 2096
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = SqliteStore::open(&dir.path().join("porter.db"))
+            .await
+            .unwrap();
+        store.create_user("ada", "$h", 0).await.unwrap();
+        store.create_session(&[1; 32], "ada", 0, far).await.unwrap();
+        store.create_session(&[2; 32], "ada", 0, 1).await.unwrap();
+        store.create_session(&[3; 32], "ada", 0, far).await.unwrap();
+        assert!(store.revoke_session(&[3; 32], 0).await.unwrap());
+        store.close().await;
+    });
+    let before = admin(dir.path(), &["sessions", "list"], &[]).ok();
+    assert_eq!(before.stdout.lines().count(), 4, "{}", before.stdout);
+
+    let purged = admin(dir.path(), &["sessions", "purge"], &[]).ok();
+    assert_eq!(purged.stdout, "2 session(s) purged\n");
+    let after = admin(dir.path(), &["sessions", "list"], &[]).ok();
+    let rows: Vec<&str> = after.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{}", after.stdout);
+    assert!(
+        rows[0].starts_with("0101010101010101 ") && rows[0].ends_with("active"),
+        "{}",
+        after.stdout
+    );
+    let again = admin(dir.path(), &["sessions", "purge"], &[]).ok();
+    assert_eq!(again.stdout, "0 session(s) purged\n");
+}
+
+#[test]
 fn users_add_without_a_terminal_or_password_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let no_password = admin(dir.path(), &["users", "add", "ada"], &[]).failed();
