@@ -3,31 +3,32 @@
 //! echo (the baseline's behaviour) run inside the test. Only counts and
 //! error totals are asserted, never timings.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use porter_wire::{ReadFrameExt, WriteFrameExt};
 
-const PORTER: &str = env!("CARGO_BIN_EXE_porter");
+use common::{ServerProcess, porter};
 
-/// Upper bound for every wait in this file.
+/// Upper bound for every wait in this file: longer than the shared one, as
+/// a bench run does real work on a machine that may be busy.
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// A running `porter serve`, killed when dropped.
+/// A running `porter serve` (killed when dropped) and the folder holding
+/// its log.
 struct Server {
-    child: Child,
-    addr: SocketAddr,
+    process: ServerProcess,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Server {
+    fn addr(&self) -> SocketAddr {
+        self.process.addr
     }
 }
 
@@ -36,65 +37,32 @@ impl Drop for Server {
 fn start_server(service: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("porter.log");
-    let mut child = Command::new(PORTER)
-        .args(["serve", "--service", service, "--auth", "none"])
+    let mut command = porter(&["serve", "--service", service, "--auth", "none"]);
+    command
         .args(["--host", "127.0.0.1", "--port", "0", "--log-file"])
         .arg(&log)
-        .current_dir(dir.path())
-        .env_remove("PORTER_HOST")
-        .env_remove("PORTER_PORT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = match rx.recv_timeout(LIMIT) {
-        Ok(line) => line,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("porter serve printed no listening line");
-        }
-    };
-    let addr = line
-        .strip_prefix("porter: listening on ")
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected listening line {line:?}"));
+        .current_dir(dir.path());
     Server {
-        child,
-        addr,
+        process: ServerProcess::spawn(command),
         _dir: dir,
     }
 }
 
 /// Runs `porter bench` against `addr`, killing it if it outlives `LIMIT`.
 fn bench(addr: SocketAddr, args: &[&str]) -> Output {
-    let mut child = Command::new(PORTER)
-        .args([
-            "bench",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &addr.port().to_string(),
-        ])
-        .args(args)
-        .env_remove("PORTER_HOST")
-        .env_remove("PORTER_PORT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = porter(&[
+        "bench",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &addr.port().to_string(),
+    ])
+    .args(args)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let deadline = Instant::now() + LIMIT;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -128,7 +96,7 @@ const NO_ERRORS: &str = r#""errors":{"connection":0,"protocol":0,"lost":0,"sampl
 fn echo_run_reports_every_message_and_no_error() {
     let server = start_server("echo");
     let output = bench(
-        server.addr,
+        server.addr(),
         &[
             "--messages",
             "200",
@@ -153,7 +121,7 @@ fn echo_run_reports_every_message_and_no_error() {
 fn chat_run_delivers_every_line_to_every_other_connection() {
     let server = start_server("chat");
     let output = bench(
-        server.addr,
+        server.addr(),
         &[
             "--service",
             "chat",
@@ -240,9 +208,8 @@ fn invalid_options_are_refused_before_connecting() {
 #[test]
 fn idle_holds_connections_and_says_when_they_are_ready() {
     let server = start_server("echo");
-    let mut child = Command::new(PORTER)
-        .args(["bench", "--host", "127.0.0.1"])
-        .args(["--port", &server.addr.port().to_string()])
+    let mut child = porter(&["bench", "--host", "127.0.0.1"])
+        .args(["--port", &server.addr().port().to_string()])
         .args(["--idle", "20", "--hold", "0.2"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -269,7 +236,7 @@ fn idle_holds_connections_and_says_when_they_are_ready() {
     assert!(status.success());
     assert_eq!(reader.join().unwrap().trim(), "idle: 20 connections ready");
     // The server is still fine after they left.
-    let mut probe = TcpStream::connect(server.addr).unwrap();
+    let mut probe = TcpStream::connect(server.addr()).unwrap();
     probe.set_read_timeout(Some(LIMIT)).unwrap();
     assert!(probe.recv_frame().unwrap().is_some(), "no welcome");
 }
