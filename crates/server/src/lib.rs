@@ -207,7 +207,8 @@ fn spawn_session_purge(
     let abort = shutdown.abort.clone();
     shutdown.tracker.spawn(async move {
         let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        // A server suspended for a day purges once on waking, not 24 times.
+        // A purge that ran late (a store held busy) is not followed by a
+        // burst of catch-up purges.
         every.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
