@@ -40,7 +40,7 @@ enum Command {
     Connect(connect::ConnectArgs),
     /// Manage the users of `--auth password` (the server may be running).
     Users(users::UsersArgs),
-    /// List and revoke login sessions (the server may be running).
+    /// List, revoke and purge login sessions (the server may be running).
     Sessions(sessions::SessionsArgs),
     /// List and forget the names of `--auth ip` (the server may be running).
     Names(names::NamesArgs),
