@@ -21,7 +21,7 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use porter_wire::{
     ClientMessage, Error, FrameCodec, FramePart, HEADER_LEN, ReadFrameExt, ServerMessage,
-    decode_message,
+    decode_client_message, decode_message,
 };
 use tokio_util::codec::Decoder;
 
@@ -239,5 +239,39 @@ fuzz_target!(|data: &[u8]| {
 
     // The whole input as one payload, as a server would see a frame that fits.
     let _ = check_message(stream, &ServerMessage::Unknown);
-    let _ = check_message(stream, &ClientMessage::Unknown);
+    let general = check_message(stream, &ClientMessage::Unknown);
+    fast_paths_agree(stream, general);
 });
+
+/// The server's fast paths must be invisible: `decode_client_message` decodes
+/// exactly what `decode_message` does, and `encode_say` writes exactly what
+/// serde writes for `ServerMessage::Say`.
+fn fast_paths_agree(payload: &[u8], general: Result<ClientMessage, String>) {
+    let fast = match decode_client_message(payload) {
+        Ok(message) => Ok(message),
+        Err(Error::InvalidUtf8(_)) => Err("utf8".to_string()),
+        Err(Error::InvalidMessage(_)) => Err("message".to_string()),
+        Err(other) => panic!("decode_client_message failed with {other:?}"),
+    };
+    assert_eq!(fast, general, "decode_client_message disagrees");
+
+    if let Ok(text) = std::str::from_utf8(payload) {
+        let mid = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .nth(text.chars().count() / 2)
+            .unwrap_or(text.len());
+        let (text, from) = text.split_at(mid);
+        let wide = FrameCodec::with_max_frame_len(usize::MAX);
+        let mut fast = BytesMut::new();
+        let mut general = BytesMut::new();
+        wide.encode_say(text, from, &mut fast).expect("encode_say");
+        let say = ServerMessage::Say {
+            text: text.to_owned(),
+            from: from.to_owned(),
+        };
+        wide.encode_message(&say, &mut general)
+            .expect("encode_message");
+        assert_eq!(fast, general, "encode_say disagrees with serde");
+    }
+}
