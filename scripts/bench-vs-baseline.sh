@@ -19,7 +19,10 @@
 #              vs per resume (target ratio >= 100)
 #   --all      all of the above
 # Other flags: --seconds N (per run, default 3), --rounds N (default 3),
-#              --idle N (connections for --memory, default 10000).
+#              --idle N (connections for --memory, default 10000),
+#              --pin (servers on CPU 0, the bench on CPU 1, with taskset:
+#              both sides alike, so the bench and the server stop competing
+#              for the same core and the rounds spread less).
 #
 # Only loopback is used. Servers are killed on exit.
 set -euo pipefail
@@ -30,6 +33,9 @@ SECS=3
 ROUNDS=3
 IDLE=10000
 MEMORY=0
+PIN=0
+SERVER_CPU=()
+BENCH_CPU=()
 CHAT=0
 LOGINS=0
 while [ $# -gt 0 ]; do
@@ -40,12 +46,22 @@ while [ $# -gt 0 ]; do
         --memory) MEMORY=1 ;;
         --chat) CHAT=1 ;;
         --logins) LOGINS=1 ;;
+        --pin) PIN=1 ;;
         --all) MEMORY=1; CHAT=1; LOGINS=1 ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
 done
+
+if [ "$PIN" = 1 ]; then
+    if ! command -v taskset >/dev/null || [ "$(nproc)" -lt 2 ]; then
+        echo "--pin needs taskset and 2 CPUs" >&2
+        exit 2
+    fi
+    SERVER_CPU=(taskset -c 0)
+    BENCH_CPU=(taskset -c 1)
+fi
 
 echo "building (release)..." >&2
 cargo build --release -q -p porter -p porter-server --bins --examples
@@ -88,7 +104,7 @@ port_of() {
 start_porter() {
     local name="$1"; shift
     mkdir -p "$TMP/$name"
-    "$PORTER" serve --host 127.0.0.1 --port 0 --log-file "$TMP/$name/porter.log" "$@" \
+    "${SERVER_CPU[@]}" "$PORTER" serve --host 127.0.0.1 --port 0 --log-file "$TMP/$name/porter.log" "$@" \
         </dev/null >"$TMP/$name/out" 2>"$TMP/$name/err" &
     PID=$!
     PIDS+=("$PID")
@@ -100,7 +116,7 @@ start_porter() {
 start_baseline() {
     local name="$1"
     mkdir -p "$TMP/$name"
-    "$BASELINE" --port 0 </dev/null >"$TMP/$name/out" 2>&1 &
+    "${SERVER_CPU[@]}" "$BASELINE" --port 0 </dev/null >"$TMP/$name/out" 2>&1 &
     PID=$!
     PIDS+=("$PID")
     wait_line "$TMP/$name/out" "listening on"
@@ -117,7 +133,7 @@ bench() {
     local port="$1"; shift
     # Errors during a run make the bench exit non-zero; they are in the
     # JSON (and reported below), so the script goes on.
-    "$PORTER" bench --host 127.0.0.1 --port "$port" --json "$@" || echo "porter bench $* reported errors" >&2
+    "${BENCH_CPU[@]}" "$PORTER" bench --host 127.0.0.1 --port "$port" --json "$@" || echo "porter bench $* reported errors" >&2
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
