@@ -50,20 +50,14 @@ pub(super) async fn run(options: &BenchOptions) -> (LoginReport, Vec<Secret>) {
         ..LoginReport::default()
     };
 
-    let started = Instant::now();
-    let (registered, errors) = each(options, users.clone()).await;
-    report.registrations = registered.len() as u64;
-    report.registrations_per_sec = rate(report.registrations, started);
-    report.errors.merge(errors);
+    let registered = step(options, users.clone(), &mut report.errors).await;
+    report.registrations = registered.done.len() as u64;
+    report.registrations_per_sec = registered.per_sec;
 
-    let cpu_before = options.server_pid.and_then(cpu_ticks);
-    let started = Instant::now();
-    let (logged_in, errors) = each(options, users).await;
-    report.logins = logged_in.len() as u64;
-    report.logins_per_sec = rate(report.logins, started);
-    report.errors.merge(errors);
-    let cpu_logins = options.server_pid.and_then(cpu_ticks);
-    let tokens: Vec<Secret> = logged_in.into_iter().flatten().collect();
+    let logged_in = step(options, users, &mut report.errors).await;
+    report.logins = logged_in.done.len() as u64;
+    report.logins_per_sec = logged_in.per_sec;
+    let tokens: Vec<Secret> = logged_in.done.into_iter().flatten().collect();
 
     let rounds = match options.resumes {
         Some(total) => total.div_ceil(tokens.len().max(1) as u64),
@@ -72,28 +66,44 @@ pub(super) async fn run(options: &BenchOptions) -> (LoginReport, Vec<Secret>) {
     let resumes: Vec<Login> = (0..rounds)
         .flat_map(|_| tokens.iter().cloned().map(Login::Token))
         .collect();
-    let cpu_before_resumes = options.server_pid.and_then(cpu_ticks);
-    let started = Instant::now();
-    let (resumed, errors) = each(options, resumes).await;
-    report.resumes = resumed.len() as u64;
-    report.resumes_per_sec = rate(report.resumes, started);
-    report.errors.merge(errors);
-    let cpu_resumes = options.server_pid.and_then(cpu_ticks);
+    let resumed = step(options, resumes, &mut report.errors).await;
+    report.resumes = resumed.done.len() as u64;
+    report.resumes_per_sec = resumed.per_sec;
 
-    if let (Some(a), Some(b), Some(c), Some(d)) =
-        (cpu_before, cpu_logins, cpu_before_resumes, cpu_resumes)
-    {
+    if let (Some(login_ticks), Some(resume_ticks)) = (logged_in.cpu_ticks, resumed.cpu_ticks) {
         let per = |ticks: u64, n: u64| ticks as f64 / USER_HZ * 1000.0 / n.max(1) as f64;
         report.server_cpu = Some(ServerCpu {
-            ms_per_login: per(b.saturating_sub(a), report.logins),
-            ms_per_resume: per(d.saturating_sub(c), report.resumes),
+            ms_per_login: per(login_ticks, report.logins),
+            ms_per_resume: per(resume_ticks, report.resumes),
         });
     }
     (report, tokens)
 }
 
-fn rate(n: u64, started: Instant) -> f64 {
-    n as f64 / started.elapsed().as_secs_f64().max(f64::MIN_POSITIVE)
+/// What one step (registration, login or resume) gave.
+struct Step {
+    /// The token of each handshake that succeeded.
+    done: Vec<Option<Secret>>,
+    /// Successful handshakes per second of the step.
+    per_sec: f64,
+    /// Server CPU ticks spent during the step, when its pid is known.
+    cpu_ticks: Option<u64>,
+}
+
+/// Runs `logins` all at once, timed, with the server's CPU time read around
+/// them; failures are added to `errors`.
+async fn step(options: &BenchOptions, logins: Vec<Login>, errors: &mut ErrorSummary) -> Step {
+    let cpu_before = options.server_pid.and_then(cpu_ticks);
+    let started = Instant::now();
+    let (done, failures) = each(options, logins).await;
+    let elapsed = started.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
+    let cpu_after = options.server_pid.and_then(cpu_ticks);
+    errors.merge(failures);
+    Step {
+        per_sec: done.len() as f64 / elapsed,
+        done,
+        cpu_ticks: cpu_before.zip(cpu_after).map(|(a, b)| b.saturating_sub(a)),
+    }
 }
 
 /// Connects and completes one handshake per login, then says `bye`.
