@@ -183,7 +183,7 @@ impl Hub {
     }
 
     /// Lines the console could not take so far.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) fn console_dropped(&self) -> u64 {
         self.inner.console_dropped.load(Ordering::Relaxed)
     }
