@@ -350,6 +350,43 @@ fn invalid_json_gets_invalid_message_and_the_connection_stays_open() {
     assert_eq!(client.heard().1, "after");
 }
 
+/// Every bad frame is answered, but a client sending garbage in a loop
+/// cannot fill the disk with the server's log: the first few are logged,
+/// the rest counted, and the count is logged when the client leaves.
+#[test]
+fn a_flood_of_invalid_messages_is_answered_every_time_but_logged_a_few_times() {
+    let mut server = start_server(&["--service", "echo"]);
+    let mut client = Client::ready(server.addr);
+    let peer = client.stream.local_addr().unwrap().to_string();
+    for _ in 0..200 {
+        client.stream.send_frame(b"{not json").unwrap();
+        assert_eq!(client.error_code(), ErrorCode::InvalidMessage);
+    }
+    client.say("still served");
+    assert_eq!(client.heard().1, "still served");
+    client.leave();
+    server.interrupt();
+    assert!(server.wait_exit().success());
+
+    let log = server.log();
+    let logged = log
+        .lines()
+        .filter(|l| l.contains("invalid message") && l.contains(&peer))
+        .count();
+    assert!((1..=10).contains(&logged), "{logged} lines:\n{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("counted, not logged") && l.contains(&peer)),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("disconnected")
+            && l.contains(&peer)
+            && l.contains("protocol_errors=200")),
+        "{log}"
+    );
+}
+
 #[test]
 fn say_before_ready_gets_unexpected() {
     let server = start_server(&["--service", "echo"]);

@@ -240,7 +240,16 @@ pub(crate) struct Connection<S> {
     outbox: Outbox,
     closer: Closer,
     peer: SocketAddr,
+    /// Protocol errors this client caused (invalid, unknown or unexpected
+    /// messages). Only the first few are logged one by one.
+    protocol_errors: u32,
 }
+
+/// Protocol errors logged one by one per connection. A client that sends
+/// garbage in a loop is answered every time, but must not be able to fill
+/// the server's disk with log lines; the rest are counted, and the count is
+/// logged when it leaves.
+const LOGGED_PROTOCOL_ERRORS: u32 = 10;
 
 impl<S> Connection<S>
 where
@@ -274,7 +283,25 @@ where
             outbox,
             closer,
             peer,
+            protocol_errors: 0,
         }
+    }
+
+    /// Counts a protocol error; `true` while it should still be logged on
+    /// its own line. The first one past the limit says that the rest will
+    /// only be counted.
+    pub(crate) fn count_protocol_error(&mut self) -> bool {
+        self.protocol_errors = self.protocol_errors.saturating_add(1);
+        if self.protocol_errors == LOGGED_PROTOCOL_ERRORS + 1 {
+            warn!(peer = %self.peer, logged = LOGGED_PROTOCOL_ERRORS,
+                "more protocol errors from this client are counted, not logged");
+        }
+        self.protocol_errors <= LOGGED_PROTOCOL_ERRORS
+    }
+
+    /// Protocol errors this client caused so far.
+    pub(crate) fn protocol_errors(&self) -> u32 {
+        self.protocol_errors
     }
 
     /// The next frame's payload; `Ok(None)` when the client closed cleanly

@@ -104,15 +104,16 @@ pub(crate) async fn serve<S>(
     let mut user = None;
     let reason = converse(&mut conn, &shared, &mut user).await;
     let user = user.as_deref().unwrap_or("-");
+    let protocol_errors = conn.protocol_errors();
     match reason {
         Reason::Protocol(_)
         | Reason::QueueFull
         | Reason::Timeout
         | Reason::Io(_)
         | Reason::ServerError => {
-            warn!(peer = %peer, user = %user, reason = %reason, "disconnected");
+            warn!(peer = %peer, user = %user, reason = %reason, protocol_errors, "disconnected");
         }
-        _ => info!(peer = %peer, user = %user, reason = %reason, "disconnected"),
+        _ => info!(peer = %peer, user = %user, reason = %reason, protocol_errors, "disconnected"),
     }
 
     // What is owed goes out (the farewell frame last) unless the connection
@@ -238,7 +239,9 @@ where
             ClientMessage::Say { text } => match participant.say(conn, &text) {
                 Ok(()) => Ok(()),
                 Err(SendError::Encode(err)) => {
-                    info!(peer = %conn.peer(), cause = %err, "line too long to pass on");
+                    if conn.count_protocol_error() {
+                        info!(peer = %conn.peer(), cause = %err, "line too long to pass on");
+                    }
                     conn.send(&error(
                         ErrorCode::InvalidMessage,
                         "line too long to pass on",
@@ -250,7 +253,9 @@ where
             ClientMessage::Logout => match identity.session {
                 Some(session) => return logout(conn, shared, &identity.user, &session).await,
                 None => {
-                    info!(peer = %conn.peer(), user = %identity.user, "logout without a session");
+                    if conn.count_protocol_error() {
+                        info!(peer = %conn.peer(), user = %identity.user, "logout without a session");
+                    }
                     conn.send(&error(
                         ErrorCode::Unexpected,
                         "logout needs a session: this server has no passwords",

@@ -129,12 +129,16 @@ where
             Ok(Incoming::KeepAlive) => {}
             Ok(Incoming::Message(ClientMessage::Bye)) => return Err(Reason::CleanBye),
             Ok(Incoming::Message(ClientMessage::Unknown)) => {
-                info!(peer = %conn.peer(), "unknown message type");
+                if conn.count_protocol_error() {
+                    info!(peer = %conn.peer(), "unknown message type");
+                }
                 conn.send(&error(ErrorCode::UnknownType, "unknown message type"))?;
             }
             Ok(Incoming::Message(message)) => return Ok(message),
             Ok(Incoming::Invalid(err)) => {
-                info!(peer = %conn.peer(), cause = %err, "invalid message");
+                if conn.count_protocol_error() {
+                    info!(peer = %conn.peer(), cause = %err, "invalid message");
+                }
                 conn.send(&error(ErrorCode::InvalidMessage, &err.to_string()))?;
             }
             Err(ReadEnd::TooLarge { len, max }) => {
@@ -159,7 +163,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let got = message_type(message);
-    info!(peer = %conn.peer(), got, expected, "unexpected message");
+    if conn.count_protocol_error() {
+        info!(peer = %conn.peer(), got, expected, "unexpected message");
+    }
     conn.send(&error(
         ErrorCode::Unexpected,
         &format!("unexpected {got}: expected {expected}"),
