@@ -5,11 +5,13 @@ use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use porter_client::ConnectOptions;
-use porter_client::bench::{self, Auth, BenchOptions, IdleOptions, Limit, Service};
+use porter_client::bench::{self, BenchOptions, IdleOptions, Limit};
 use porter_client::session::DEFAULT_CONNECT_TIMEOUT;
-use porter_wire::Secret;
+use porter_wire::{AuthMode, Secret, ServiceKind};
+
+use crate::modes;
 
 /// The server benchmarked when none is given.
 const DEFAULT_HOST: &str = "localhost";
@@ -51,13 +53,13 @@ pub struct BenchArgs {
 
     /// The service the server runs: echo (replies) or chat (deliveries to
     /// the other connections)
-    #[arg(long, value_enum, default_value_t = ServiceArg::Echo)]
-    service: ServiceArg,
+    #[arg(long, value_parser = modes::service(), default_value_t = ServiceKind::Echo)]
+    service: ServiceKind,
 
     /// How connections log in; password registers and logs in bench users
     /// first and reports that phase apart
-    #[arg(long, value_enum, default_value_t = AuthArg::None)]
-    auth: AuthArg,
+    #[arg(long, value_parser = modes::auth_mode_of(&[AuthMode::None, AuthMode::Password]), default_value_t = AuthMode::None)]
+    auth: AuthMode,
 
     /// Password of the bench users with --auth password
     #[arg(long, env = "PORTER_PASSWORD", hide_env_values = true,
@@ -91,24 +93,6 @@ pub struct BenchArgs {
     json: bool,
 }
 
-/// The services, as the command line names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ServiceArg {
-    /// Every line comes back
-    Echo,
-    /// Every line goes to every other connection
-    Chat,
-}
-
-/// The login modes, as the command line names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum AuthArg {
-    /// The server lets everyone in
-    None,
-    /// Register and log in bench users, then resume their tokens
-    Password,
-}
-
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value)
         .ok()
@@ -139,14 +123,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         pipeline: args.pipeline,
         size: args.size,
         limit,
-        service: match args.service {
-            ServiceArg::Echo => Service::Echo,
-            ServiceArg::Chat => Service::Chat,
-        },
-        auth: match args.auth {
-            AuthArg::None => Auth::None,
-            AuthArg::Password => Auth::Password,
-        },
+        service: args.service,
+        auth: args.auth,
         password: Secret::new(args.password),
         resumes: args.resumes,
         server_pid: args.server_pid,

@@ -11,6 +11,7 @@ mod bench;
 mod connect;
 mod duration;
 mod logging;
+mod modes;
 mod names;
 mod password;
 mod prompt;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use porter_server::{
     AuthMode, Config, Console, ConsoleLine, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS,
     DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::logging::{self, LogFormat};
 use crate::password::HashCostArgs;
-use crate::{duration, prompt, store};
+use crate::{duration, modes, prompt, store};
 
 /// The host a server listens on when none is given: every IPv4 interface.
 const DEFAULT_HOST: &str = "0.0.0.0";
@@ -48,8 +48,8 @@ pub struct ServeArgs {
     port: Option<u16>,
 
     /// What the server does with each line after the handshake
-    #[arg(long, value_enum, default_value_t = Service::Chat)]
-    service: Service,
+    #[arg(long, value_parser = modes::service(), default_value_t = ServiceKind::Chat)]
+    service: ServiceKind,
 
     /// File the log is appended to
     #[arg(long, value_name = "PATH", default_value = "porter.log")]
@@ -91,8 +91,8 @@ pub struct ServeArgs {
 
     /// How clients are identified: not at all, by IP address (asked a name
     /// once), or by user name and password with session tokens
-    #[arg(long, value_enum, env = "PORTER_AUTH", default_value_t = Auth::Password)]
-    auth: Auth,
+    #[arg(long, value_parser = modes::auth_mode(), env = "PORTER_AUTH", default_value_t = AuthMode::Password)]
+    auth: AuthMode,
 
     /// SQLite database of names, users and sessions (ip and password modes)
     /// [default: porter.db next to the log file]
@@ -100,8 +100,8 @@ pub struct ServeArgs {
     db: Option<PathBuf>,
 
     /// Whether unknown user names may register themselves
-    #[arg(long, value_enum, default_value_t = RegistrationArg::Open)]
-    registration: RegistrationArg,
+    #[arg(long, value_parser = modes::registration(), default_value_t = Registration::Open)]
+    registration: Registration,
 
     /// How long a session token logs its user in: a number with a unit,
     /// s, m, h or d (`90s`, `30m`, `12h`, `7d`); 0 makes tokens that are
@@ -125,63 +125,6 @@ pub struct ServeArgs {
     max_concurrent_hashes: usize,
 }
 
-/// The auth modes, as the command line names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Auth {
-    /// Everyone is let in, known by their address and port.
-    None,
-    /// Known by IP address; an unknown address is asked a name once.
-    Ip,
-    /// User name and password, then a session token.
-    Password,
-}
-
-impl From<Auth> for AuthMode {
-    fn from(auth: Auth) -> Self {
-        match auth {
-            Auth::None => AuthMode::None,
-            Auth::Ip => AuthMode::Ip,
-            Auth::Password => AuthMode::Password,
-        }
-    }
-}
-
-/// `--registration`, as the command line names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum RegistrationArg {
-    /// Unknown user names are offered an account.
-    Open,
-    /// Only existing users log in; unknown names look like wrong passwords.
-    Closed,
-}
-
-impl From<RegistrationArg> for Registration {
-    fn from(registration: RegistrationArg) -> Self {
-        match registration {
-            RegistrationArg::Open => Registration::Open,
-            RegistrationArg::Closed => Registration::Closed,
-        }
-    }
-}
-
-/// The services, as the command line names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Service {
-    /// Every line comes back from `server`.
-    Echo,
-    /// Every line goes to every other participant.
-    Chat,
-}
-
-impl From<Service> for ServiceKind {
-    fn from(service: Service) -> Self {
-        match service {
-            Service::Echo => ServiceKind::Echo,
-            Service::Chat => ServiceKind::Chat,
-        }
-    }
-}
-
 /// Runs `porter serve`.
 ///
 /// # Errors
@@ -200,7 +143,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         DEFAULT_HOST,
         DEFAULT_PORT,
     )?;
-    let auth = AuthMode::from(args.auth);
+    let auth = args.auth;
     // The database is only opened (and created) when the mode needs one.
     let db = (auth != AuthMode::None).then(|| {
         args.db.clone().unwrap_or_else(|| {
@@ -211,9 +154,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
     });
     let config = Config {
-        service: args.service.into(),
+        service: args.service,
         auth,
-        registration: args.registration.into(),
+        registration: args.registration,
         session_ttl: args.session_ttl,
         max_auth_attempts: args.max_auth_attempts,
         pre_login_max_frame_len: args.pre_login_max_frame_len,

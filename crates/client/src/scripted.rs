@@ -275,7 +275,7 @@ where
                         let _ = writeln!(err, "porter: the server asked {id:?}, which cannot be answered without a terminal");
                     }
                     Ok(Some(other)) => {
-                        tracing::debug!(message = crate::session::message_name(&other), "ignored after ready");
+                        tracing::debug!(message = other.type_name(), "ignored after ready");
                     }
                     Ok(None) => break Err(Error::Ended(Ending { bye: None, error: last_error.take() })),
                     Err(e) => break Err(e),

@@ -543,7 +543,7 @@ where
             other if welcome.is_none() => {
                 return Err(Error::Protocol(format!(
                     "expected welcome first, got {}",
-                    message_name(&other)
+                    other.type_name()
                 )));
             }
             ServerMessage::Welcome { .. } => {
@@ -656,20 +656,5 @@ where
                 }));
             }
         }
-    }
-}
-
-/// The `type` of a message, for error texts (never its fields: they may
-/// hold a token).
-pub(crate) fn message_name(message: &ServerMessage) -> &'static str {
-    match message {
-        ServerMessage::Welcome { .. } => "welcome",
-        ServerMessage::Ask { .. } => "ask",
-        ServerMessage::Say { .. } => "say",
-        ServerMessage::Session { .. } => "session",
-        ServerMessage::Ready { .. } => "ready",
-        ServerMessage::Error { .. } => "error",
-        ServerMessage::Bye { .. } => "bye",
-        _ => "an unknown message",
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use porter_store::{SharedStore, UnixTime};
-use porter_wire::AuthMode;
+use porter_wire::{AuthMode, ServiceKind};
 
 use crate::credentials::{self, HashCost};
 use crate::throttle::ThrottlePolicy;
@@ -62,49 +62,6 @@ pub fn default_server_name() -> String {
     format!("porter/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Which service runs after `ready`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ServiceKind {
-    /// Every `say` comes back from `server`, in order.
-    Echo,
-    /// Every `say` goes to every other participant.
-    #[default]
-    Chat,
-}
-
-impl ServiceKind {
-    /// The name used on the command line and in logs.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ServiceKind::Echo => "echo",
-            ServiceKind::Chat => "chat",
-        }
-    }
-}
-
-impl fmt::Display for ServiceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A service name that is neither `echo` nor `chat`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown service {0:?}: expected \"echo\" or \"chat\"")]
-pub struct ParseServiceError(pub String);
-
-impl FromStr for ServiceKind {
-    type Err = ParseServiceError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "echo" => Ok(ServiceKind::Echo),
-            "chat" => Ok(ServiceKind::Chat),
-            _ => Err(ParseServiceError(s.to_owned())),
-        }
-    }
-}
-
 /// Whether `--auth password` lets unknown users register themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Registration {
@@ -117,6 +74,9 @@ pub enum Registration {
 }
 
 impl Registration {
+    /// Both modes, in the order the command line lists them.
+    pub const ALL: [Registration; 2] = [Registration::Open, Registration::Closed];
+
     /// The name used on the command line and in logs.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -162,7 +162,7 @@ pub(crate) fn refuse_out_of_turn<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let got = message_type(message);
+    let got = message.type_name();
     if conn.count_protocol_error() {
         info!(peer = %conn.peer(), got, expected, "unexpected message");
     }
@@ -170,18 +170,6 @@ where
         ErrorCode::Unexpected,
         &format!("unexpected {got}: expected {expected}"),
     ))
-}
-
-/// The wire name of a client message's type, for errors and logs.
-pub(crate) fn message_type(message: &ClientMessage) -> &'static str {
-    match message {
-        ClientMessage::Hello { .. } => "hello",
-        ClientMessage::Answer { .. } => "answer",
-        ClientMessage::Say { .. } => "say",
-        ClientMessage::Logout => "logout",
-        ClientMessage::Bye => "bye",
-        _ => "unknown",
-    }
 }
 
 /// An `error` message.

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use porter_store::Store;
-pub use porter_wire::AuthMode;
+pub use porter_wire::{AuthMode, ServiceKind};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
@@ -60,7 +60,7 @@ pub use crate::config::{
     DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
     DEFAULT_OUTGOING_QUEUE, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SESSION_TTL,
     DEFAULT_SHUTDOWN_GRACE, MAX_SESSION_TTL, MIN_MAX_FRAME_LEN, ParseRegistrationError,
-    ParseServiceError, Registration, ServiceKind, default_server_name,
+    Registration, default_server_name,
 };
 pub use crate::error::{BindError, Error};
 

@@ -31,6 +31,7 @@ mod error;
 mod ext;
 pub mod frame;
 pub mod message;
+mod mode;
 
 pub use error::{Error, FramePart, Result};
 pub use ext::{ReadFrameExt, WriteFrameExt};
@@ -39,3 +40,4 @@ pub use message::{
     AuthMode, ClientMessage, ErrorCode, PROTOCOL_VERSION, Secret, ServerMessage,
     decode_client_message, decode_message,
 };
+pub use mode::{ParseModeError, ServiceKind};

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::error::{Error, Result};
 use crate::frame::{FrameCodec, HEADER_LEN};
+pub use crate::mode::AuthMode;
 
 mod client_decode;
 
@@ -86,6 +87,24 @@ pub enum ServerMessage {
     Unknown,
 }
 
+impl ServerMessage {
+    /// The message's `type` on the wire (`"unknown"` for
+    /// [`ServerMessage::Unknown`]): for error texts and logs, which must
+    /// never show the fields, since some carry a token.
+    pub const fn type_name(&self) -> &'static str {
+        match self {
+            ServerMessage::Welcome { .. } => "welcome",
+            ServerMessage::Ask { .. } => "ask",
+            ServerMessage::Say { .. } => "say",
+            ServerMessage::Session { .. } => "session",
+            ServerMessage::Ready { .. } => "ready",
+            ServerMessage::Error { .. } => "error",
+            ServerMessage::Bye { .. } => "bye",
+            ServerMessage::Unknown => "unknown",
+        }
+    }
+}
+
 /// A message a client sends to the server.
 ///
 /// `Deserialize` is written by hand (in `message/client_decode.rs`): it decodes
@@ -125,32 +144,19 @@ pub enum ClientMessage {
     Unknown,
 }
 
-/// How a server identifies clients, announced in `welcome`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMode {
-    /// Everyone is let in at once.
-    None,
-    /// Clients are known by IP address and asked for a name once.
-    Ip,
-    /// Users log in with a password or a session token.
-    Password,
-}
-
-impl AuthMode {
-    /// The name used on the wire and on the command line.
-    pub const fn as_str(self) -> &'static str {
+impl ClientMessage {
+    /// The message's `type` on the wire (`"unknown"` for
+    /// [`ClientMessage::Unknown`]): for error texts and logs, which must
+    /// never show the fields, since some carry a password.
+    pub const fn type_name(&self) -> &'static str {
         match self {
-            AuthMode::None => "none",
-            AuthMode::Ip => "ip",
-            AuthMode::Password => "password",
+            ClientMessage::Hello { .. } => "hello",
+            ClientMessage::Answer { .. } => "answer",
+            ClientMessage::Say { .. } => "say",
+            ClientMessage::Logout => "logout",
+            ClientMessage::Bye => "bye",
+            ClientMessage::Unknown => "unknown",
         }
-    }
-}
-
-impl fmt::Display for AuthMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

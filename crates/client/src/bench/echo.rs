@@ -297,7 +297,7 @@ fn is_say(payload: &[u8]) -> bool {
 pub(super) fn describe(payload: &[u8]) -> String {
     match decode_message::<ServerMessage>(payload) {
         Ok(ServerMessage::Error { code, text }) => format!("an error: {text} ({code})"),
-        Ok(message) => format!("a {}", crate::session::message_name(&message)),
+        Ok(message) => format!("a {}", message.type_name()),
         Err(err) => format!("an invalid frame ({err})"),
     }
 }

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use porter_wire::{ClientMessage, EncodedFrame, FrameCodec, Secret};
+use porter_wire::{AuthMode, ClientMessage, EncodedFrame, FrameCodec, Secret, ServiceKind};
 use tokio::net::TcpStream;
 
 pub use idle::{IdleOptions, IdleReport, run_idle};
@@ -87,45 +87,6 @@ pub const DEFAULT_BENCH_PASSWORD: &str = "porter-bench-password";
 /// work to measure its CPU time with clock-tick resolution.
 pub const DEFAULT_RESUMES_PER_USER: u64 = 20;
 
-/// What the server does with the lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    /// Every `say` comes back: requests and replies.
-    Echo,
-    /// Every `say` goes to every other connection: deliveries.
-    Chat,
-}
-
-impl Service {
-    /// The name used in options and reports.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Service::Echo => "echo",
-            Service::Chat => "chat",
-        }
-    }
-}
-
-/// How bench connections get past the handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    /// The server lets everyone in (`auth: none`).
-    None,
-    /// Bench users are registered and logged in first (that phase is
-    /// reported apart), then each connection resumes a session token.
-    Password,
-}
-
-impl Auth {
-    /// The name used in options and reports.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Auth::None => "none",
-            Auth::Password => "password",
-        }
-    }
-}
-
 /// When the measured phase ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -150,9 +111,9 @@ pub struct BenchOptions {
     /// When to stop.
     pub limit: Limit,
     /// The service the server runs (it does not say; the bench must know).
-    pub service: Service,
+    pub service: ServiceKind,
     /// How connections log in.
-    pub auth: Auth,
+    pub auth: AuthMode,
     /// Password of the bench users (`--auth password`).
     pub password: Secret,
     /// Token resumes in the login phase; `None` for
@@ -178,8 +139,8 @@ impl BenchOptions {
             pipeline: 1,
             size: DEFAULT_SIZE,
             limit: Limit::Messages(1_000),
-            service: Service::Echo,
-            auth: Auth::None,
+            service: ServiceKind::Echo,
+            auth: AuthMode::None,
             password: Secret::new(DEFAULT_BENCH_PASSWORD),
             resumes: None,
             server_pid: None,
@@ -218,13 +179,18 @@ impl BenchOptions {
                 "--pipeline x --size is too large: at most {MAX_IN_FLIGHT_BYTES} bytes in flight per connection"
             ));
         }
-        if self.raw && self.auth != Auth::None {
+        if self.auth == AuthMode::Ip {
+            return invalid(
+                "--auth ip is not benchmarked: bench connections come from one address".into(),
+            );
+        }
+        if self.raw && self.auth != AuthMode::None {
             return invalid("--raw talks to the bare baseline: it takes no --auth".into());
         }
-        if self.raw && self.service != Service::Echo {
+        if self.raw && self.service != ServiceKind::Echo {
             return invalid("--raw talks to the bare baseline: it only echoes".into());
         }
-        if self.service == Service::Chat {
+        if self.service == ServiceKind::Chat {
             if self.conns < 2 {
                 return invalid("--service chat needs at least 2 connections".into());
             }
@@ -287,8 +253,8 @@ pub enum BenchError {
 pub async fn run(options: &BenchOptions) -> Result<Report, BenchError> {
     options.validate()?;
     let (login_report, logins) = match options.auth {
-        Auth::None => (None, vec![Login::Anonymous; options.conns]),
-        Auth::Password => {
+        AuthMode::None | AuthMode::Ip => (None, vec![Login::Anonymous; options.conns]),
+        AuthMode::Password => {
             let (report, tokens) = login::run(options).await;
             let logins = tokens.into_iter().map(Login::Token).collect::<Vec<_>>();
             if logins.is_empty() {
@@ -314,8 +280,8 @@ pub async fn run(options: &BenchOptions) -> Result<Report, BenchError> {
     let request = options.request_frame()?;
     let frame_len = request.as_bytes().len() as f64;
     let measured = match options.service {
-        Service::Echo => echo::run(options, request, ready, counter).await,
-        Service::Chat => chat::run(options, ready, counter).await,
+        ServiceKind::Echo => echo::run(options, request, ready, counter).await,
+        ServiceKind::Chat => chat::run(options, ready, counter).await,
     };
     if let Some(bar) = bar {
         bar.finish().await;
@@ -481,13 +447,13 @@ mod tests {
     fn raw_mode_takes_neither_auth_nor_chat() {
         let o = BenchOptions {
             raw: true,
-            auth: Auth::Password,
+            auth: AuthMode::Password,
             ..options()
         };
         assert!(refused(&o).contains("--raw"));
         let o = BenchOptions {
             raw: true,
-            service: Service::Chat,
+            service: ServiceKind::Chat,
             conns: 2,
             ..options()
         };
@@ -497,12 +463,12 @@ mod tests {
     #[test]
     fn chat_needs_two_participants_and_room_for_the_stamp() {
         let o = BenchOptions {
-            service: Service::Chat,
+            service: ServiceKind::Chat,
             ..options()
         };
         assert!(refused(&o).contains("2 connections"));
         let o = BenchOptions {
-            service: Service::Chat,
+            service: ServiceKind::Chat,
             conns: 2,
             size: chat::STAMP_LEN - 1,
             ..options()
