@@ -1,28 +1,38 @@
-//! One connection from accept to close: `welcome`, the handshake under its
-//! timeout, then the service loop, each step `select!`ing on shutdown and on
-//! the connection's own close signal. Whatever goes wrong is logged here and
+//! One connection's task, from accept to close: the upgrade (under the
+//! handshake deadline), `welcome`, the handshake (under the same deadline),
+//! then the service loop, each step `select!`ing on shutdown and on the
+//! connection's own close signal. Whatever goes wrong is logged here and
 //! ends this connection only.
+//!
+//! [`Handler`] is the connection once upgraded, as mini-redis's `Handler`
+//! is: what it reads and writes through, how others reach it, and what the
+//! server shares. Each step returns its outcome; nothing is passed back
+//! through out-parameters.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use porter_wire::{ClientMessage, EncodedFrame, ErrorCode, FrameCodec, ServerMessage};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::auth::Auth;
+use crate::close::{Closer, Reason};
 use crate::config::Config;
-use crate::connection::{Closer, Connection, Reason, SendError};
-use crate::handshake::{Authenticator, refuse_out_of_turn};
-use crate::handshake::{Dialog, Ended, Identity, error, handshake, next_message};
+use crate::connection::Connection;
+use crate::handshake::{Authenticator, Identity, handshake};
+use crate::outbox::{self, Outbox};
+use crate::peer::PeerInfo;
+use crate::protocol::Client;
+use crate::room::SayError;
 use crate::service::Service;
 use crate::shutdown::Shutdown;
+use crate::upgrade::{Stream, Upgrade};
 
 /// After the last frame went out: how long to wait for the client to close
-/// before closing regardless. See [`crate::connection::linger`].
+/// before closing regardless. See [`crate::linger`].
 pub(crate) const LINGER: Duration = Duration::from_secs(1);
 
 /// Messages served without waiting between two looks at the stop signals:
@@ -42,7 +52,7 @@ pub(crate) struct Shared {
     pub(crate) pre_login_max_frame_len: usize,
     /// The same first frame for everyone, encoded once.
     pub(crate) welcome: EncodedFrame,
-    /// Echo, or the chat hub.
+    /// Echo, or the chat room.
     pub(crate) service: Service,
     /// The auth mode's handshake.
     pub(crate) auth: Auth,
@@ -79,193 +89,315 @@ impl Shared {
     }
 }
 
-/// Serves one accepted connection; `permit` is its slot under
+/// Serves one accepted connection from `peer`: upgrades `stream` with
+/// `upgrade`, then runs a [`Handler`] on it. `permit` is its slot under
 /// `max_connections`, released when this returns.
-pub(crate) async fn serve<S>(
+pub(crate) async fn serve<S, U>(
     stream: S,
-    peer: SocketAddr,
+    mut peer: PeerInfo,
     shared: Arc<Shared>,
+    upgrade: Arc<U>,
     permit: OwnedSemaphorePermit,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Stream,
+    U: Upgrade<S>,
 {
     let closer = Closer::child_of(&shared.shutdown.abort);
-    let mut conn = Connection::new(
-        stream,
-        peer,
-        shared.codec,
-        shared.config.outgoing_queue,
-        closer.clone(),
-    );
-    // Small until `ready`: a stranger cannot make us buffer much.
-    conn.set_max_frame_len(shared.pre_login_max_frame_len);
+    // One deadline from accept to `ready`, the upgrade included.
+    let deadline = Instant::now() + shared.config.handshake_timeout;
     info!(peer = %peer, "connected");
-
-    let mut user = None;
-    let reason = converse(&mut conn, &shared, &mut user).await;
-    let user = user.as_deref().unwrap_or("-");
-    let protocol_errors = conn.protocol_errors();
-    match reason {
-        Reason::Protocol(_)
-        | Reason::QueueFull
-        | Reason::Timeout
-        | Reason::Io(_)
-        | Reason::ServerError => {
-            warn!(peer = %peer, user = %user, reason = %reason, protocol_errors, "disconnected");
-        }
-        _ => info!(peer = %peer, user = %user, reason = %reason, protocol_errors, "disconnected"),
-    }
-
-    // What is owed goes out (the farewell frame last) unless the connection
-    // was closed (hard stop, full queue, broken socket), or the client does
-    // not read: then the grace period ends it.
-    if closer.is_closed() {
-        return;
-    }
-    let written = tokio::select! {
+    let upgraded = tokio::select! {
         biased;
-        () = closer.closed() => false,
-        r = tokio::time::timeout(shared.config.shutdown_grace, conn.finish()) => match r {
-            Ok(Ok(())) => true,
-            Ok(Err(err)) => {
-                debug!(peer = %peer, cause = %err, "final frames not written");
-                false
-            }
-            Err(_) => {
-                debug!(peer = %peer, "final frames not taken in time");
-                false
-            }
+        () = shared.shutdown.graceful.cancelled() => Err(Reason::Shutdown),
+        () = closer.closed() => Err(closer.reason()),
+        r = tokio::time::timeout_at(deadline, upgrade.upgrade(stream, &mut peer)) => match r {
+            Err(_) => Err(Reason::Timeout),
+            Ok(Err(err)) => Err(Reason::Upgrade(err.to_string())),
+            Ok(Ok(stream)) => Ok(stream),
         },
     };
-    if written {
-        conn.linger(LINGER, closer.closed()).await;
-    }
+    let stream = match upgraded {
+        Ok(stream) => stream,
+        Err(reason) => {
+            warn!(peer = %peer, user = "-", reason = %reason, protocol_errors = 0, "disconnected");
+            return;
+        }
+    };
+    Handler::new(stream, peer, shared, closer)
+        .run(deadline)
+        .await;
     drop(permit);
 }
 
-/// The connection's life until it must end; returns why. The farewell frame
-/// (`error`, `bye`) is written into the connection's buffer before returning
-/// when there is one.
-async fn converse<S>(
-    conn: &mut Connection<S>,
-    shared: &Shared,
-    user_out: &mut Option<String>,
-) -> Reason
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let graceful = &shared.shutdown.graceful;
-    let closer = conn.closer().clone();
-    conn.write_frame(&shared.welcome);
+/// One upgraded connection and what serving it needs.
+pub(crate) struct Handler<S> {
+    /// The connection as the protocol sees it: frames in and out, who the
+    /// client is, its close switch and its protocol error count.
+    client: Client<S>,
+    /// How the room reaches this client; handed over when it joins.
+    outbox: Outbox,
+    /// The limits, the service, the auth mode and the shutdown signals.
+    shared: Arc<Shared>,
+}
 
-    // Futures live inside these blocks so that `conn` is free again when a
-    // branch is handled.
-    let step = {
-        let limit = shared.config.handshake_timeout;
-        // Boxed: the handshake (with the auth modes' store calls) is large
-        // and short-lived; the task that then serves the client for hours
-        // should not carry its size.
-        let hs = tokio::time::timeout(limit, Box::pin(handshake(conn, &shared.auth)));
-        tokio::select! {
-            biased;
-            () = graceful.cancelled() => Step::Shutdown,
-            () = closer.closed() => Step::Closed,
-            r = hs => match r {
-                Err(_) => Step::TimedOut,
-                Ok(r) => Step::Identified(r),
-            },
-        }
-    };
-    let identity: Identity = match step {
-        Step::Shutdown => return farewell(conn),
-        Step::Closed => return closer.reason(),
-        Step::TimedOut => {
-            let limit = shared.config.handshake_timeout;
-            warn!(peer = %conn.peer(), timeout_ms = limit.as_millis() as u64, "handshake timed out");
-            let _ = conn.send(&error(ErrorCode::Timeout, "handshake took too long"));
-            return Reason::Timeout;
-        }
-        Step::Identified(Err(reason)) => {
-            info!(peer = %conn.peer(), reason = %reason, "handshake failed");
-            return reason;
-        }
-        Step::Identified(Ok(identity)) => identity,
-    };
-    info!(peer = %conn.peer(), user = %identity.user, auth = %shared.auth.mode(), "handshake complete");
-    *user_out = Some(identity.user.clone());
-    conn.set_max_frame_len(shared.config.max_frame_len);
+/// How a connection's conversation ended.
+struct Ending {
+    /// Why, for the log.
+    reason: Reason,
+    /// Who the client was, once identified.
+    user: Option<String>,
+}
 
-    let participant = shared.service.join(&identity.user, conn);
-    // The stop signals, made once: a fresh `cancelled()` future per message
-    // registered and dropped a waiter each time (about 6% of the profile).
-    let stop = async {
-        tokio::select! {
-            biased;
-            () = graceful.cancelled() => Next::Shutdown,
-            () = closer.closed() => Next::Closed,
+impl Ending {
+    fn before_ready(reason: Reason) -> Ending {
+        Ending { reason, user: None }
+    }
+}
+
+impl<S: Stream> Handler<S> {
+    /// A handler for `stream` from `peer`, ended by `closer`.
+    pub(crate) fn new(
+        stream: S,
+        peer: PeerInfo,
+        shared: Arc<Shared>,
+        closer: Closer,
+    ) -> Handler<S> {
+        let queue = shared.config.outgoing_queue;
+        let (outbox, inbox) = outbox::channel(queue, closer.clone(), peer.addr);
+        let mut conn = Connection::new(
+            stream,
+            peer.addr,
+            shared.codec,
+            inbox,
+            queue,
+            closer.clone(),
+        );
+        // Small until `ready`: a stranger cannot make us buffer much.
+        conn.set_max_frame_len(shared.pre_login_max_frame_len);
+        Handler {
+            client: Client::new(conn, peer, closer),
+            outbox,
+            shared,
         }
-    };
-    tokio::pin!(stop);
-    let mut served: u32 = 0;
-    loop {
-        // A message already read (the rest of a pipelined batch) is served
-        // at once; only when the client must be waited for are the stop
-        // signals waited on too. Polling their futures, and even reading
-        // their flags, takes a lock, so a client that never lets the
-        // connection wait has the flags read every STOP_CHECK_EVERY
-        // messages.
-        served = served.wrapping_add(1);
-        let check = served.is_multiple_of(STOP_CHECK_EVERY);
-        let step = if check && graceful.is_cancelled() {
-            Next::Shutdown
-        } else if check && closer.is_closed() {
-            Next::Closed
-        } else if let Some(m) = next_message(conn).now_or_never() {
-            Next::Message(m)
-        } else {
+    }
+
+    /// Serves the client until the conversation ends with a handshake
+    /// finished by `deadline`, logs why it ended, and writes what is owed.
+    pub(crate) async fn run(mut self, deadline: Instant) {
+        let ending = self.converse(deadline).await;
+        let peer = self.client.peer().clone();
+        let user = ending.user.as_deref().unwrap_or("-");
+        let protocol_errors = self.client.protocol_errors();
+        let reason = ending.reason;
+        match reason {
+            Reason::Protocol(_)
+            | Reason::QueueFull
+            | Reason::Timeout
+            | Reason::Io(_)
+            | Reason::Upgrade(_)
+            | Reason::ServerError => {
+                warn!(peer = %peer, user = %user, reason = %reason, protocol_errors, "disconnected");
+            }
+            _ => {
+                info!(peer = %peer, user = %user, reason = %reason, protocol_errors, "disconnected")
+            }
+        }
+        self.finish().await;
+    }
+
+    /// The conversation until it must end. The farewell frame (`error`,
+    /// `bye`) is written into the connection's buffer before returning when
+    /// there is one.
+    async fn converse(&mut self, deadline: Instant) -> Ending {
+        let identity = match self.identify(deadline).await {
+            Ok(identity) => identity,
+            Err(reason) => return Ending::before_ready(reason),
+        };
+        let reason = self.serve_ready(&identity).await;
+        Ending {
+            reason,
+            user: Some(identity.user),
+        }
+    }
+
+    /// `welcome`, then the handshake under `deadline`.
+    async fn identify(&mut self, deadline: Instant) -> Result<Identity, Reason> {
+        let shared = self.shared.clone();
+        let graceful = &shared.shutdown.graceful;
+        let closer = self.client.closer().clone();
+        self.client.conn_mut().write_frame(&shared.welcome);
+
+        // Futures live inside this block so that `client` is free again
+        // when a branch is handled.
+        let step = {
+            // Boxed: the handshake (with the auth modes' store calls) is
+            // large and short-lived; the task that then serves the client
+            // for hours should not carry its size.
+            let hs = tokio::time::timeout_at(
+                deadline,
+                Box::pin(handshake(&mut self.client, &shared.auth)),
+            );
             tokio::select! {
                 biased;
-                next = &mut stop => next,
-                m = next_message(conn) => Next::Message(m),
+                () = graceful.cancelled() => Step::Shutdown,
+                () = closer.closed() => Step::Closed,
+                r = hs => match r {
+                    Err(_) => Step::TimedOut,
+                    Ok(r) => Step::Identified(r),
+                },
             }
         };
-        let message = match step {
-            Next::Shutdown => return farewell(conn),
-            Next::Closed => return closer.reason(),
-            Next::Message(Err(reason)) => return reason,
-            Next::Message(Ok(message)) => message,
+        let identity = match step {
+            Step::Shutdown => return Err(self.farewell()),
+            Step::Closed => return Err(closer.reason()),
+            Step::TimedOut => {
+                let limit = shared.config.handshake_timeout;
+                warn!(peer = %self.client.peer(), timeout_ms = limit.as_millis() as u64, "handshake timed out");
+                let _ = self.client.send(&ServerMessage::error(
+                    ErrorCode::Timeout,
+                    "handshake took too long",
+                ));
+                return Err(Reason::Timeout);
+            }
+            Step::Identified(Err(reason)) => {
+                info!(peer = %self.client.peer(), reason = %reason, "handshake failed");
+                return Err(reason);
+            }
+            Step::Identified(Ok(identity)) => identity,
         };
-        let outcome = match message {
-            ClientMessage::Say { text } => match participant.say(conn, &text) {
-                Ok(()) => Ok(()),
-                Err(SendError::Encode(err)) => {
-                    if conn.count_protocol_error() {
-                        info!(peer = %conn.peer(), cause = %err, "line too long to pass on");
-                    }
-                    conn.send(&error(
-                        ErrorCode::InvalidMessage,
-                        "line too long to pass on",
-                    ))
-                }
-                Err(SendError::QueueFull) => Err(Reason::QueueFull),
-                Err(SendError::Closed) => Err(closer.reason()),
-            },
-            ClientMessage::Logout => match identity.session {
-                Some(session) => return logout(conn, shared, &identity.user, &session).await,
-                None => {
-                    if conn.count_protocol_error() {
-                        info!(peer = %conn.peer(), user = %identity.user, "logout without a session");
-                    }
-                    conn.send(&error(
-                        ErrorCode::Unexpected,
-                        "logout needs a session: this server has no passwords",
-                    ))
-                }
-            },
-            other => refuse_out_of_turn(conn, &other, "say or bye"),
+        info!(peer = %self.client.peer(), user = %identity.user, auth = %shared.auth.mode(), "handshake complete");
+        self.client
+            .conn_mut()
+            .set_max_frame_len(shared.config.max_frame_len);
+        Ok(identity)
+    }
+
+    /// The service loop of an identified client; returns why it ended.
+    async fn serve_ready(&mut self, identity: &Identity) -> Reason {
+        let shared = self.shared.clone();
+        let graceful = &shared.shutdown.graceful;
+        let closer = self.client.closer().clone();
+        let participant = shared.service.join(&identity.user, &self.outbox);
+        // The stop signals, made once: a fresh `cancelled()` future per
+        // message registered and dropped a waiter each time (about 6% of the
+        // profile).
+        let stop = async {
+            tokio::select! {
+                biased;
+                () = graceful.cancelled() => Next::Shutdown,
+                () = closer.closed() => Next::Closed,
+            }
         };
-        if let Err(reason) = outcome {
-            return reason;
+        tokio::pin!(stop);
+        let mut served: u32 = 0;
+        loop {
+            // A message already read (the rest of a pipelined batch) is
+            // served at once; only when the client must be waited for are
+            // the stop signals waited on too. Polling their futures, and even
+            // reading their flags, takes a lock, so a client that never lets
+            // the connection wait has the flags read every STOP_CHECK_EVERY
+            // messages.
+            served = served.wrapping_add(1);
+            let check = served.is_multiple_of(STOP_CHECK_EVERY);
+            let step = if check && graceful.is_cancelled() {
+                Next::Shutdown
+            } else if check && closer.is_closed() {
+                Next::Closed
+            } else if let Some(m) = self.client.next_message().now_or_never() {
+                Next::Message(m)
+            } else {
+                tokio::select! {
+                    biased;
+                    next = &mut stop => next,
+                    m = self.client.next_message() => Next::Message(m),
+                }
+            };
+            let message = match step {
+                Next::Shutdown => return self.farewell(),
+                Next::Closed => return closer.reason(),
+                Next::Message(Err(reason)) => return reason,
+                Next::Message(Ok(message)) => message,
+            };
+            let outcome = match message {
+                ClientMessage::Say { text } => {
+                    match participant.say(self.client.conn_mut(), &text) {
+                        Ok(()) => Ok(()),
+                        Err(SayError::TooLong(err)) => {
+                            if self.client.count_protocol_error() {
+                                info!(peer = %self.client.peer(), cause = %err, "line too long to pass on");
+                            }
+                            self.client.send(&ServerMessage::error(
+                                ErrorCode::InvalidMessage,
+                                "line too long to pass on",
+                            ))
+                        }
+                        Err(SayError::Bus(err)) => {
+                            warn!(peer = %self.client.peer(), cause = %err, "line not passed on");
+                            Err(Reason::ServerError)
+                        }
+                    }
+                }
+                ClientMessage::Logout => match &identity.session {
+                    Some(session) => {
+                        let peer = self.client.peer().clone();
+                        return shared
+                            .auth
+                            .logout(&mut self.client, &peer, &identity.user, session)
+                            .await;
+                    }
+                    None => {
+                        if self.client.count_protocol_error() {
+                            info!(peer = %self.client.peer(), user = %identity.user, "logout without a session");
+                        }
+                        self.client.send(&ServerMessage::error(
+                            ErrorCode::Unexpected,
+                            "logout needs a session: this server has no passwords",
+                        ))
+                    }
+                },
+                other => self.client.refuse_out_of_turn(&other, "say or bye"),
+            };
+            if let Err(reason) = outcome {
+                return reason;
+            }
+        }
+    }
+
+    /// Queues `bye` for a server shutdown.
+    fn farewell(&mut self) -> Reason {
+        let _ = self.client.send(&ServerMessage::Bye {
+            text: "server shutting down".into(),
+        });
+        Reason::Shutdown
+    }
+
+    /// The last writes: what is owed goes out (the farewell frame last)
+    /// unless the connection was closed (hard stop, full queue, broken
+    /// socket), or the client does not read: then the grace period ends it.
+    async fn finish(mut self) {
+        let closer = self.client.closer().clone();
+        if closer.is_closed() {
+            return;
+        }
+        let peer = self.client.peer().clone();
+        let conn = self.client.conn_mut();
+        let written = tokio::select! {
+            biased;
+            () = closer.closed() => false,
+            r = tokio::time::timeout(self.shared.config.shutdown_grace, conn.finish()) => match r {
+                Ok(Ok(())) => true,
+                Ok(Err(err)) => {
+                    debug!(peer = %peer, cause = %err, "final frames not written");
+                    false
+                }
+                Err(_) => {
+                    debug!(peer = %peer, "final frames not taken in time");
+                    false
+                }
+            },
+        };
+        if written {
+            conn.linger(LINGER, closer.closed()).await;
         }
     }
 }
@@ -274,69 +406,22 @@ enum Step {
     Shutdown,
     Closed,
     TimedOut,
-    Identified(Result<Identity, Ended>),
+    Identified(Result<Identity, Reason>),
 }
 
 enum Next {
     Shutdown,
     Closed,
-    Message(Result<ClientMessage, Ended>),
-}
-
-/// Revokes the session the client logged in with, then says `bye`. Only
-/// after the revocation is committed: the client takes `bye` as "done".
-async fn logout<S>(
-    conn: &mut Connection<S>,
-    shared: &Shared,
-    user: &str,
-    session: &porter_store::TokenHash,
-) -> Reason
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let id = porter_store::session_id(session);
-    let Some(store) = shared.config.store.as_ref() else {
-        // A session exists only in modes with a store.
-        return Reason::ServerError;
-    };
-    match store
-        .revoke_session(session, shared.config.clock.now())
-        .await
-    {
-        Ok(revoked) => {
-            info!(peer = %conn.peer(), user = %user, session = %id, revoked, result = "logout",
-                "authentication");
-            let _ = conn.send(&ServerMessage::Bye {
-                text: "logged out".into(),
-            });
-            Reason::Logout
-        }
-        Err(err) => {
-            tracing::error!(peer = %conn.peer(), user = %user, session = %id, cause = %err,
-                operation = "revoke_session", "store failed");
-            let _ = conn.send(&ServerMessage::Bye {
-                text: crate::auth::SERVER_ERROR_TEXT.into(),
-            });
-            Reason::ServerError
-        }
-    }
-}
-
-/// Queues `bye` for a server shutdown.
-fn farewell<S>(conn: &mut Connection<S>) -> Reason
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let _ = conn.send(&ServerMessage::Bye {
-        text: "server shutting down".into(),
-    });
-    Reason::Shutdown
+    Message(Result<ClientMessage, Reason>),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handshake::NoAuth;
+    use crate::upgrade::Plain;
     use bytes::BytesMut;
+    use std::net::SocketAddr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::Semaphore;
 
@@ -345,7 +430,7 @@ mod tests {
             Shared::new(
                 config,
                 Service::Echo,
-                Auth::None(crate::handshake::NoAuth),
+                Auth::None(NoAuth),
                 Shutdown::default(),
             )
             .unwrap(),
@@ -372,9 +457,9 @@ mod tests {
         let shared = shared(config);
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
         let (server, mut client) = tokio::io::duplex(4096);
-        let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+        let peer = PeerInfo::new(SocketAddr::from(([127, 0, 0, 1], 9)));
         let start = tokio::time::Instant::now();
-        let serving = tokio::spawn(serve(server, peer, shared, permit));
+        let serving = tokio::spawn(serve(server, peer, shared, Arc::new(Plain), permit));
         let frames = frames_until_close(&mut client).await;
         assert!(start.elapsed() >= Duration::from_secs(30));
         assert!(matches!(frames[0], ServerMessage::Welcome { .. }));
@@ -395,8 +480,8 @@ mod tests {
         let shared = shared(Config::default());
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
         let (server, mut client) = tokio::io::duplex(4096);
-        let peer = SocketAddr::from(([127, 0, 0, 1], 9));
-        let serving = tokio::spawn(serve(server, peer, shared, permit));
+        let peer = PeerInfo::new(SocketAddr::from(([127, 0, 0, 1], 9)));
+        let serving = tokio::spawn(serve(server, peer, shared, Arc::new(Plain), permit));
         let hello = br#"{"type":"hello"}"#;
         client
             .write_all(&(hello.len() as u32).to_be_bytes())

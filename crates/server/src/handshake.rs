@@ -7,14 +7,15 @@
 //! live in `crate::auth`.
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use porter_store::TokenHash;
-use porter_wire::{AuthMode, ClientMessage, ErrorCode, Secret, ServerMessage};
+use porter_wire::{AuthMode, ClientMessage, Secret, ServerMessage};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::{debug, info, warn};
+use tracing::debug;
 
-use crate::connection::{Connection, Incoming, ReadEnd, Reason};
+use crate::close::Reason;
+use crate::peer::PeerInfo;
+use crate::protocol::Client;
 
 /// Who a client turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +68,7 @@ pub(crate) trait Authenticator: Send + Sync + 'static {
     fn authenticate<D: Dialog>(
         &self,
         dialog: &mut D,
-        peer: SocketAddr,
+        peer: &PeerInfo,
         hello: Hello,
     ) -> impl Future<Output = Result<Identity, Ended>> + Send;
 }
@@ -85,11 +86,11 @@ impl Authenticator for NoAuth {
     async fn authenticate<D: Dialog>(
         &self,
         _dialog: &mut D,
-        peer: SocketAddr,
+        peer: &PeerInfo,
         _hello: Hello,
     ) -> Result<Identity, Ended> {
         Ok(Identity {
-            user: peer.to_string(),
+            user: peer.addr.to_string(),
             session: None,
         })
     }
@@ -97,102 +98,40 @@ impl Authenticator for NoAuth {
 
 /// Runs the whole handshake after `welcome` was queued: waits for `hello`,
 /// lets `auth` identify the client, and queues `ready`.
-pub(crate) async fn handshake<S, A>(conn: &mut Connection<S>, auth: &A) -> Result<Identity, Ended>
+pub(crate) async fn handshake<S, A>(client: &mut Client<S>, auth: &A) -> Result<Identity, Ended>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     A: Authenticator,
 {
     let hello = loop {
-        match next_message(conn).await? {
-            ClientMessage::Hello { client, token } => break Hello { client, token },
-            other => refuse_out_of_turn(conn, &other, "hello")?,
+        match client.next_message().await? {
+            ClientMessage::Hello {
+                client: name,
+                token,
+            } => {
+                break Hello {
+                    client: name,
+                    token,
+                };
+            }
+            other => client.refuse_out_of_turn(&other, "hello")?,
         }
     };
-    debug!(peer = %conn.peer(), client = %hello.client.as_deref().unwrap_or("-"), "hello");
-    let peer = conn.peer();
-    let identity = auth.authenticate(conn, peer, hello).await?;
-    conn.send(&ServerMessage::Ready {
+    debug!(peer = %client.peer(), client = %hello.client.as_deref().unwrap_or("-"), "hello");
+    let peer = client.peer().clone();
+    let identity = auth.authenticate(client, &peer, hello).await?;
+    client.send(&ServerMessage::Ready {
         user: identity.user.clone(),
     })?;
     Ok(identity)
 }
 
-/// The next message of the protocol, answering the frames that are not one
-/// (`invalid_message`, `unknown_type`) and skipping keep-alives. A client
-/// `bye` ends the connection cleanly.
-pub(crate) async fn next_message<S>(conn: &mut Connection<S>) -> Result<ClientMessage, Ended>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    loop {
-        match conn.read_message().await {
-            Ok(Incoming::KeepAlive) => {}
-            Ok(Incoming::Message(ClientMessage::Bye)) => return Err(Reason::CleanBye),
-            Ok(Incoming::Message(ClientMessage::Unknown)) => {
-                if conn.count_protocol_error() {
-                    info!(peer = %conn.peer(), "unknown message type");
-                }
-                conn.send(&error(ErrorCode::UnknownType, "unknown message type"))?;
-            }
-            Ok(Incoming::Message(message)) => return Ok(message),
-            Ok(Incoming::Invalid(err)) => {
-                if conn.count_protocol_error() {
-                    info!(peer = %conn.peer(), cause = %err, "invalid message");
-                }
-                conn.send(&error(ErrorCode::InvalidMessage, &err.to_string()))?;
-            }
-            Err(ReadEnd::TooLarge { len, max }) => {
-                warn!(peer = %conn.peer(), len, max, "frame too large");
-                let text = format!("frame of {len} bytes exceeds the maximum of {max}");
-                // The stream cannot be resynchronised: answer, then close.
-                let _ = conn.send(&error(ErrorCode::FrameTooLarge, &text));
-                return Err(Reason::Protocol("frame too large"));
-            }
-            Err(ReadEnd::Closed(reason)) => return Err(reason),
-        }
-    }
-}
-
-/// Answers a valid message that does not belong here with `unexpected`.
-pub(crate) fn refuse_out_of_turn<S>(
-    conn: &mut Connection<S>,
-    message: &ClientMessage,
-    expected: &str,
-) -> Result<(), Ended>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let got = message.type_name();
-    if conn.count_protocol_error() {
-        info!(peer = %conn.peer(), got, expected, "unexpected message");
-    }
-    conn.send(&error(
-        ErrorCode::Unexpected,
-        &format!("unexpected {got}: expected {expected}"),
-    ))
-}
-
-/// An `error` message.
-pub(crate) fn error(code: ErrorCode, text: &str) -> ServerMessage {
-    ServerMessage::Error {
-        code,
-        text: text.to_owned(),
-    }
-}
-
-impl<S> Dialog for Connection<S>
+impl<S> Dialog for Client<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     fn send(&mut self, message: &ServerMessage) -> Result<(), Ended> {
-        match self.write_message(message) {
-            Ok(()) => Ok(()),
-            Err(crate::connection::SendError::QueueFull) => Err(Reason::QueueFull),
-            Err(crate::connection::SendError::Closed) => Err(self.closer().reason()),
-            Err(crate::connection::SendError::Encode(err)) => {
-                Err(Reason::Io(format!("cannot encode a reply: {err}")))
-            }
-        }
+        Client::send(self, message)
     }
 
     async fn ask(&mut self, id: &str, text: &str, secret: bool) -> Result<Secret, Ended> {
@@ -202,9 +141,9 @@ where
             secret,
         })?;
         loop {
-            match next_message(self).await? {
+            match self.next_message().await? {
                 ClientMessage::Answer { id: got, text } if got == id => return Ok(text),
-                other => refuse_out_of_turn(self, &other, "answer")?,
+                other => self.refuse_out_of_turn(&other, "answer")?,
             }
         }
     }
@@ -213,9 +152,11 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connection::Closer;
+    use crate::close::Closer;
+    use crate::connection::Connection;
     use bytes::BytesMut;
-    use porter_wire::FrameCodec;
+    use porter_wire::{ErrorCode, FrameCodec};
+    use std::net::SocketAddr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
     use tokio_util::sync::CancellationToken;
 
@@ -231,7 +172,7 @@ mod tests {
         async fn authenticate<D: Dialog>(
             &self,
             dialog: &mut D,
-            _peer: SocketAddr,
+            _peer: &PeerInfo,
             _hello: Hello,
         ) -> Result<Identity, Ended> {
             let name = dialog.ask("name", "Your name?", false).await?;
@@ -264,11 +205,13 @@ mod tests {
         let (server, mut client) = tokio::io::duplex(64 * 1024);
         let closer = Closer::child_of(&CancellationToken::new());
         let peer = SocketAddr::from(([127, 0, 0, 1], 9));
-        let mut conn = Connection::new(server, peer, FrameCodec::new(), 16, closer);
+        let (_outbox, inbox) = crate::outbox::channel(16, closer.clone(), peer);
+        let conn = Connection::new(server, peer, FrameCodec::new(), inbox, 16, closer.clone());
+        let mut conn = Client::new(conn, PeerInfo::new(peer), closer);
         let server = tokio::spawn(async move {
             let identity = handshake(&mut conn, &AskName).await;
             // `ready` is in the write buffer until the connection writes.
-            conn.finish().await.unwrap();
+            conn.conn_mut().finish().await.unwrap();
             identity
         });
 
@@ -306,9 +249,9 @@ mod tests {
                 Err(Reason::Eof)
             }
         }
-        let peer: SocketAddr = "[::1]:5000".parse().unwrap();
+        let peer = PeerInfo::new("[::1]:5000".parse().unwrap());
         let identity = NoAuth
-            .authenticate(&mut Silent, peer, Hello::default())
+            .authenticate(&mut Silent, &peer, Hello::default())
             .await
             .unwrap();
         assert_eq!(identity.user, "[::1]:5000");

@@ -2,6 +2,10 @@
 //! are served, and backoff when accepting itself fails (out of file
 //! descriptors, say). It never stops for a connection's sake; only shutdown
 //! ends it.
+//!
+//! It accepts from anything that yields streams ([`Accept`]; a
+//! `TcpListener` is one), and hands each to its own task with the
+//! connection's [`Upgrade`] step, which runs there, not here.
 
 use std::future::Future;
 use std::io;
@@ -10,15 +14,51 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use porter_wire::{EncodedFrame, ErrorCode};
+use porter_wire::{EncodedFrame, ErrorCode, ServerMessage};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
-use crate::connection::linger;
 use crate::handler::{self, Shared};
-use crate::handshake::error;
+use crate::linger::linger;
+use crate::peer::PeerInfo;
+use crate::upgrade::{Stream, Upgrade};
+
+/// Where connections come from: a listening socket, or anything else that
+/// yields byte streams and the address of their other end.
+pub trait Accept: Send + 'static {
+    /// The streams it yields.
+    type Stream: Stream;
+
+    /// The next connection. An error may concern that connection only (it
+    /// went away before it was taken) or the listener (out of file
+    /// descriptors); the accept loop tells them apart by kind.
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+
+    /// The address it listens on, for the log.
+    ///
+    /// # Errors
+    /// When the address cannot be read.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+impl Accept for TcpListener {
+    type Stream = TcpStream;
+
+    async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        // Chat lines are small and interactive: do not let Nagle hold them.
+        if let Err(err) = stream.set_nodelay(true) {
+            debug!(peer = %peer, cause = %err, "cannot set TCP_NODELAY");
+        }
+        Ok((stream, peer))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpListener::local_addr(self)
+    }
+}
 
 /// First pause after a failed accept; doubled on each failure in a row.
 const INITIAL_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
@@ -35,9 +75,11 @@ const BUSY_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 const BUSY_LINGER: Duration = Duration::from_millis(200);
 
 /// The accept loop's state.
-pub(crate) struct Listener {
+pub(crate) struct Listener<L, U> {
     /// Where connections come from.
-    pub(crate) listener: TcpListener,
+    pub(crate) listener: L,
+    /// What each connection's stream becomes, in the connection's task.
+    upgrade: Arc<U>,
     /// One permit per connection served; none left means `busy`.
     pub(crate) limit: Arc<Semaphore>,
     /// Handed to every connection.
@@ -48,14 +90,19 @@ pub(crate) struct Listener {
     pub(crate) busy: Bytes,
 }
 
-impl Listener {
+impl<L, U> Listener<L, U>
+where
+    L: Accept,
+    U: Upgrade<L::Stream>,
+{
     pub(crate) fn new(
-        listener: TcpListener,
+        listener: L,
+        upgrade: U,
         shared: Arc<Shared>,
-    ) -> Result<Listener, porter_wire::Error> {
+    ) -> Result<Listener<L, U>, porter_wire::Error> {
         let refusal = EncodedFrame::message(
             &shared.codec,
-            &error(
+            &ServerMessage::error(
                 ErrorCode::Busy,
                 "server at its connection limit, try again later",
             ),
@@ -65,6 +112,7 @@ impl Listener {
         let busy = busy.freeze();
         Ok(Listener {
             listener,
+            upgrade: Arc::new(upgrade),
             limit: Arc::new(Semaphore::new(shared.config.max_connections)),
             shared,
             busy,
@@ -72,7 +120,7 @@ impl Listener {
     }
 
     /// Accepts until `shutdown` completes.
-    pub(crate) async fn run(self, shutdown: impl Future<Output = ()>) {
+    pub(crate) async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut backoff = INITIAL_ACCEPT_BACKOFF;
         loop {
@@ -102,15 +150,17 @@ impl Listener {
         }
     }
 
-    fn dispatch(&self, stream: TcpStream, peer: SocketAddr) {
-        // Chat lines are small and interactive: do not let Nagle hold them.
-        if let Err(err) = stream.set_nodelay(true) {
-            debug!(peer = %peer, cause = %err, "cannot set TCP_NODELAY");
-        }
+    fn dispatch(&self, stream: L::Stream, peer: SocketAddr) {
         let tracker = &self.shared.shutdown.tracker;
         match self.limit.clone().try_acquire_owned() {
             Ok(permit) => {
-                tracker.spawn(handler::serve(stream, peer, self.shared.clone(), permit));
+                tracker.spawn(handler::serve(
+                    stream,
+                    PeerInfo::new(peer),
+                    self.shared.clone(),
+                    self.upgrade.clone(),
+                    permit,
+                ));
             }
             Err(_) => {
                 warn!(peer = %peer, limit = self.shared.config.max_connections,
@@ -137,8 +187,8 @@ fn is_per_connection(err: &io::Error) -> bool {
 }
 
 /// Sends `welcome` and `error{busy}` and closes, without a handshake.
-async fn refuse_busy(
-    mut stream: TcpStream,
+async fn refuse_busy<S: Stream>(
+    mut stream: S,
     peer: SocketAddr,
     busy: Bytes,
     abort: tokio_util::sync::CancellationToken,

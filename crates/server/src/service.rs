@@ -5,8 +5,10 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::connection::{Connection, SendError};
-use crate::hub::{Hub, Membership, SERVER_NAME};
+use crate::connection::Connection;
+use crate::names::SERVER_NAME;
+use crate::outbox::Outbox;
+use crate::room::{Membership, Room, SayError};
 
 /// The service of a running server.
 #[derive(Debug, Clone)]
@@ -14,7 +16,7 @@ pub(crate) enum Service {
     /// Every `say` comes back from `server`.
     Echo,
     /// Every `say` goes to the other participants.
-    Chat(Hub),
+    Chat(Room),
 }
 
 /// One ready client's side of the service.
@@ -27,15 +29,12 @@ pub(crate) enum Participant {
 }
 
 impl Service {
-    /// Lets a ready client in under `user`; the hub reaches it through the
-    /// connection's outbox.
-    pub(crate) fn join<S>(&self, user: &str, conn: &Connection<S>) -> Participant
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    /// Lets a ready client in under `user`; the room reaches it through
+    /// `outbox`.
+    pub(crate) fn join(&self, user: &str, outbox: &Outbox) -> Participant {
         match self {
             Service::Echo => Participant::Echo,
-            Service::Chat(hub) => Participant::Chat(hub.join(user, conn.outbox().clone())),
+            Service::Chat(room) => Participant::Chat(room.join(user, outbox.clone())),
         }
     }
 }
@@ -46,19 +45,16 @@ impl Participant {
     /// hop) and goes out with the rest of the batch.
     ///
     /// # Errors
-    /// [`SendError::Encode`] when the reply would not fit in a frame (the
-    /// client should be told), other [`SendError`]s when the connection is
-    /// ending.
-    pub(crate) fn say<S>(&self, conn: &mut Connection<S>, text: &str) -> Result<(), SendError>
+    /// [`SayError::TooLong`] when the reply or the line would not fit in a
+    /// frame (the client should be told); [`SayError::Bus`] when the room
+    /// could not take the line.
+    pub(crate) fn say<S>(&self, conn: &mut Connection<S>, text: &str) -> Result<(), SayError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         match self {
-            Participant::Echo => conn.write_say(text, SERVER_NAME),
-            Participant::Chat(membership) => {
-                membership.say(text)?;
-                Ok(())
-            }
+            Participant::Echo => conn.write_say(text, SERVER_NAME).map_err(SayError::TooLong),
+            Participant::Chat(membership) => membership.say(text),
         }
     }
 }

@@ -88,6 +88,14 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
+    /// An `error{code, text}`.
+    pub fn error(code: ErrorCode, text: impl Into<String>) -> ServerMessage {
+        ServerMessage::Error {
+            code,
+            text: text.into(),
+        }
+    }
+
     /// The message's `type` on the wire (`"unknown"` for
     /// [`ServerMessage::Unknown`]): for error texts and logs, which must
     /// never show the fields, since some carry a token.

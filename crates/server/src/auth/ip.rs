@@ -8,11 +8,12 @@ use porter_store::SharedStore;
 use porter_wire::{AuthMode, ErrorCode, ServerMessage};
 use tracing::info;
 
-use super::{MAX_INVALID_ANSWERS, canonical_ip, check_chat_name, store_failed};
+use super::{MAX_INVALID_ANSWERS, check_chat_name, server_failed};
+use crate::close::Reason;
 use crate::config::Clock;
-use crate::connection::Reason;
-use crate::handshake::{Authenticator, Dialog, Ended, Hello, Identity, error};
-use crate::hub::SERVER_NAME;
+use crate::handshake::{Authenticator, Dialog, Ended, Hello, Identity};
+use crate::names::SERVER_NAME;
+use crate::peer::PeerInfo;
 
 /// The `ip` authenticator.
 #[derive(Clone)]
@@ -43,13 +44,14 @@ impl Authenticator for IpAuth {
     async fn authenticate<D: Dialog>(
         &self,
         dialog: &mut D,
-        peer: SocketAddr,
+        peer: &PeerInfo,
         _hello: Hello,
     ) -> Result<Identity, Ended> {
-        let addr = canonical_ip(peer.ip());
+        let addr = peer.ip();
+        let peer = peer.addr;
         let known = match self.store.name_for_addr(addr).await {
             Ok(known) => known,
-            Err(err) => return Err(store_failed(dialog, peer, "name_for_addr", &err)),
+            Err(err) => return Err(server_failed(dialog, peer, "name_for_addr", &err)),
         };
         let (name, result) = match known {
             Some(name) => (name, "known address"),
@@ -62,7 +64,7 @@ impl Authenticator for IpAuth {
             .remember_name(addr, &name, self.clock.now())
             .await
         {
-            return Err(store_failed(dialog, peer, "remember_name", &err));
+            return Err(server_failed(dialog, peer, "remember_name", &err));
         }
         info!(peer = %peer, user = %name, result, "identified");
         dialog.send(&ServerMessage::Say {
@@ -85,7 +87,10 @@ impl IpAuth {
                 Ok(name) => return Ok(name.to_owned()),
                 Err(why) => {
                     info!(peer = %peer, reason = %why, "name refused");
-                    dialog.send(&error(ErrorCode::InvalidAnswer, &why.to_string()))?;
+                    dialog.send(&ServerMessage::error(
+                        ErrorCode::InvalidAnswer,
+                        why.to_string(),
+                    ))?;
                 }
             }
         }

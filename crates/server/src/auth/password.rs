@@ -18,19 +18,19 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use porter_store::{SharedStore, StoreError, TokenHash, UnixTime, session_id};
-use porter_wire::{AuthMode, ErrorCode, Secret, ServerMessage};
+use porter_store::{SharedStore, StoreError};
+use porter_wire::{AuthMode, ErrorCode, ServerMessage};
 use tokio::time::Instant;
 use tracing::info;
 
-use super::{
-    MAX_INVALID_ANSWERS, canonical_ip, check_user_name, internal_failure, rfc3339, store_failed,
-};
+use super::session::Sessions;
+use super::{MAX_INVALID_ANSWERS, check_user_name, server_failed};
+use crate::close::Reason;
 use crate::config::{Clock, Config, Registration};
-use crate::connection::Reason;
-use crate::credentials::{PasswordHasher, check_password_policy, new_token, token_hash};
-use crate::handshake::{Authenticator, Dialog, Ended, Hello, Identity, error};
-use crate::hub::SERVER_NAME;
+use crate::credentials::{PasswordHasher, check_password_policy};
+use crate::error::Error;
+use crate::handshake::{Authenticator, Dialog, Ended, Hello, Identity};
+use crate::peer::PeerInfo;
 use crate::throttle::Throttle;
 
 /// The one text for a failed password, whether the password was wrong or the
@@ -50,8 +50,9 @@ pub(crate) struct PasswordAuth {
     hasher: PasswordHasher,
     /// Whether unknown users may register.
     registration: Registration,
-    /// Lifetime of new sessions, in seconds.
-    session_ttl: UnixTime,
+    /// Opens the session a login or registration earns, and closes it at
+    /// `logout`.
+    pub(super) sessions: Sessions,
     /// Password attempts per connection.
     max_attempts: u32,
     /// Failures by client address (IPv4-mapped addresses as IPv4).
@@ -66,7 +67,7 @@ impl fmt::Debug for PasswordAuth {
         f.debug_struct("PasswordAuth")
             .field("hasher", &self.hasher)
             .field("registration", &self.registration)
-            .field("session_ttl", &self.session_ttl)
+            .field("sessions", &self.sessions)
             .field("max_attempts", &self.max_attempts)
             .finish_non_exhaustive()
     }
@@ -85,29 +86,26 @@ impl PasswordAuth {
     /// one login, so it runs on a blocking thread.
     ///
     /// # Errors
-    /// [`crate::Error::InvalidConfig`] for `hash_cost` when Argon2 refuses it.
-    pub(crate) async fn build(
-        store: SharedStore,
-        config: &Config,
-    ) -> Result<PasswordAuth, crate::Error> {
+    /// [`Error::InvalidConfig`] for `hash_cost` when Argon2 refuses it.
+    pub(crate) async fn build(store: SharedStore, config: &Config) -> Result<PasswordAuth, Error> {
         let cost = config.hash_cost;
         let concurrent = config.max_concurrent_hashes;
         let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cost, concurrent))
             .await
-            .map_err(|err| crate::Error::InvalidConfig {
+            .map_err(|err| Error::InvalidConfig {
                 field: "hash_cost",
                 reason: format!("computing the decoy hash failed: {err}"),
             })?
-            .map_err(|err| crate::Error::InvalidConfig {
+            .map_err(|err| Error::InvalidConfig {
                 field: "hash_cost",
                 reason: err.to_string(),
             })?;
         Ok(PasswordAuth {
+            sessions: Sessions::new(store.clone(), config.clock.clone(), config.session_ttl),
             store,
             clock: config.clock.clone(),
             hasher,
             registration: config.registration,
-            session_ttl: UnixTime::try_from(config.session_ttl.as_secs()).unwrap_or(UnixTime::MAX),
             max_attempts: config.max_auth_attempts,
             by_address: Throttle::new(config.throttle_per_address),
             by_user: Throttle::new(config.throttle_per_user),
@@ -123,15 +121,16 @@ impl Authenticator for PasswordAuth {
     async fn authenticate<D: Dialog>(
         &self,
         dialog: &mut D,
-        peer: SocketAddr,
+        peer: &PeerInfo,
         hello: Hello,
     ) -> Result<Identity, Ended> {
+        let addr = peer.ip();
+        let peer = peer.addr;
         if let Some(token) = hello.token
-            && let Some(identity) = self.resume(dialog, peer, &token).await?
+            && let Some(identity) = self.sessions.resume(dialog, peer, &token).await?
         {
             return Ok(identity);
         }
-        let addr = canonical_ip(peer.ip());
         self.check_throttles(dialog, peer, addr, None)?;
         let name = self.ask_user(dialog, peer).await?;
         match self.store.user(&name).await {
@@ -143,45 +142,12 @@ impl Authenticator for PasswordAuth {
                 self.log_in(dialog, peer, addr, &name, Known::Unknown).await
             }
             Ok(None) => self.register(dialog, peer, addr, &name).await,
-            Err(err) => Err(store_failed(dialog, peer, "user", &err)),
+            Err(err) => Err(server_failed(dialog, peer, "user", &err)),
         }
     }
 }
 
 impl PasswordAuth {
-    /// The token path: `Some` identity for a live session; `None` after
-    /// telling the client `session_invalid`, so that it logs in instead.
-    async fn resume<D: Dialog>(
-        &self,
-        dialog: &mut D,
-        peer: SocketAddr,
-        token: &Secret,
-    ) -> Result<Option<Identity>, Ended> {
-        let hash = token_hash(token.expose());
-        let session = session_id(&hash);
-        match self.store.resume_session(&hash, self.clock.now()).await {
-            Ok(Some(record)) => {
-                info!(peer = %peer, user = %record.user, session = %session, result = "resumed",
-                    "authentication");
-                dialog.send(&greeting("Welcome back", &record.user))?;
-                Ok(Some(Identity {
-                    user: record.user,
-                    session: Some(hash),
-                }))
-            }
-            Ok(None) => {
-                info!(peer = %peer, session = %session, result = "session invalid",
-                    "authentication");
-                dialog.send(&error(
-                    ErrorCode::SessionInvalid,
-                    "session unknown, expired or revoked: please log in",
-                ))?;
-                Ok(None)
-            }
-            Err(err) => Err(store_failed(dialog, peer, "resume_session", &err)),
-        }
-    }
-
     /// Asks for a user name until one passes the policy, a bounded number of
     /// times.
     async fn ask_user<D: Dialog>(&self, dialog: &mut D, peer: SocketAddr) -> Result<String, Ended> {
@@ -191,7 +157,10 @@ impl PasswordAuth {
                 Ok(name) => return Ok(name.to_owned()),
                 Err(why) => {
                     info!(peer = %peer, reason = %why, "user name refused");
-                    dialog.send(&error(ErrorCode::InvalidAnswer, &why.to_string()))?;
+                    dialog.send(&ServerMessage::error(
+                        ErrorCode::InvalidAnswer,
+                        why.to_string(),
+                    ))?;
                 }
             }
         }
@@ -223,11 +192,12 @@ impl PasswordAuth {
                     // address by logging in to an account of their own.
                     self.by_user.record_success(&name.to_owned());
                     return self
-                        .open_session(dialog, peer, name, "login ok", "Welcome back")
+                        .sessions
+                        .open(dialog, peer, name, "login ok", "Welcome back")
                         .await;
                 }
                 Ok(false) => {}
-                Err(err) => return Err(internal_failure(dialog, peer, "verify", &err)),
+                Err(err) => return Err(server_failed(dialog, peer, "verify", &err)),
             }
             let now = Instant::now();
             // Both are counted, whichever refuses first.
@@ -243,7 +213,10 @@ impl PasswordAuth {
             if address_refused || user_refused {
                 return Err(rate_limited(dialog, peer, Some(name)));
             }
-            dialog.send(&error(ErrorCode::BadCredentials, BAD_CREDENTIALS_TEXT))?;
+            dialog.send(&ServerMessage::error(
+                ErrorCode::BadCredentials,
+                BAD_CREDENTIALS_TEXT,
+            ))?;
         }
         info!(peer = %peer, user = %name, result = "too many attempts", "authentication");
         dialog.send(&ServerMessage::Bye {
@@ -266,7 +239,10 @@ impl PasswordAuth {
                 .await?;
             if let Err(why) = check_password_policy(first.expose()) {
                 info!(peer = %peer, user = %name, reason = %why, "new password refused");
-                dialog.send(&error(ErrorCode::InvalidAnswer, &why.to_string()))?;
+                dialog.send(&ServerMessage::error(
+                    ErrorCode::InvalidAnswer,
+                    why.to_string(),
+                ))?;
                 continue;
             }
             let second = dialog
@@ -275,18 +251,22 @@ impl PasswordAuth {
             if first.expose() != second.expose() {
                 info!(peer = %peer, user = %name, reason = "passwords differ",
                     "new password refused");
-                dialog.send(&error(ErrorCode::InvalidAnswer, "the passwords differ"))?;
+                dialog.send(&ServerMessage::error(
+                    ErrorCode::InvalidAnswer,
+                    "the passwords differ",
+                ))?;
                 continue;
             }
             drop(second);
             let hash = match self.hasher.hash(first.expose()).await {
                 Ok(hash) => hash,
-                Err(err) => return Err(internal_failure(dialog, peer, "hash", &err)),
+                Err(err) => return Err(server_failed(dialog, peer, "hash", &err)),
             };
             drop(first);
             return match self.store.create_user(name, &hash, self.clock.now()).await {
                 Ok(()) => {
-                    self.open_session(dialog, peer, name, "registered", "Welcome")
+                    self.sessions
+                        .open(dialog, peer, name, "registered", "Welcome")
                         .await
                 }
                 Err(StoreError::UserExists) => {
@@ -301,51 +281,13 @@ impl PasswordAuth {
                         }
                         // Created and removed again meanwhile.
                         Ok(None) => self.log_in(dialog, peer, addr, name, Known::Unknown).await,
-                        Err(err) => Err(store_failed(dialog, peer, "user", &err)),
+                        Err(err) => Err(server_failed(dialog, peer, "user", &err)),
                     }
                 }
-                Err(err) => Err(store_failed(dialog, peer, "create_user", &err)),
+                Err(err) => Err(server_failed(dialog, peer, "create_user", &err)),
             };
         }
         Err(too_many_invalid_answers(dialog, peer, Some(name)))
-    }
-
-    /// Creates and stores a session, then sends `session` and the greeting.
-    /// The token leaves the server only after its hash was committed.
-    async fn open_session<D: Dialog>(
-        &self,
-        dialog: &mut D,
-        peer: SocketAddr,
-        name: &str,
-        result: &'static str,
-        greeting_word: &str,
-    ) -> Result<Identity, Ended> {
-        let (token, hash): (String, TokenHash) = match new_token() {
-            Ok(pair) => pair,
-            Err(err) => return Err(internal_failure(dialog, peer, "new_token", &err)),
-        };
-        let now = self.clock.now();
-        let expires_at = now.saturating_add(self.session_ttl);
-        if let Err(err) = self
-            .store
-            .create_session(&hash, name, now, expires_at)
-            .await
-        {
-            return Err(store_failed(dialog, peer, "create_session", &err));
-        }
-        let expires_at = rfc3339(expires_at);
-        info!(peer = %peer, user = %name, session = %session_id(&hash), expires_at = %expires_at,
-            result, "authentication");
-        dialog.send(&ServerMessage::Session {
-            token: Secret::new(token),
-            user: name.to_owned(),
-            expires_at,
-        })?;
-        dialog.send(&greeting(greeting_word, name))?;
-        Ok(Identity {
-            user: name.to_owned(),
-            session: Some(hash),
-        })
     }
 
     /// `rate_limited` and the end of the handshake if the address (or the
@@ -367,18 +309,13 @@ impl PasswordAuth {
     }
 }
 
-/// A greeting from the server.
-fn greeting(word: &str, name: &str) -> ServerMessage {
-    ServerMessage::Say {
-        text: format!("{word}, {name}!"),
-        from: SERVER_NAME.into(),
-    }
-}
-
 /// Tells the client it is throttled and ends the handshake.
 fn rate_limited<D: Dialog>(dialog: &mut D, peer: SocketAddr, name: Option<&str>) -> Ended {
     info!(peer = %peer, user = %name.unwrap_or("-"), result = "rate limited", "authentication");
-    let _ = dialog.send(&error(ErrorCode::RateLimited, RATE_LIMITED_TEXT));
+    let _ = dialog.send(&ServerMessage::error(
+        ErrorCode::RateLimited,
+        RATE_LIMITED_TEXT,
+    ));
     Reason::Refused("rate limited")
 }
 
@@ -403,7 +340,9 @@ mod tests {
     use porter_store::SqliteStore;
 
     use super::*;
+    use crate::auth::session::greeting;
     use crate::credentials::HashCost;
+    use porter_wire::Secret;
 
     /// A client whose answers are written in advance. It can register a
     /// competing account just before it answers `repeat_password`, as a
@@ -468,7 +407,7 @@ mod tests {
             racer: Some(racer),
         };
         let identity = auth
-            .authenticate(&mut dialog, peer(), Hello::default())
+            .authenticate(&mut dialog, &PeerInfo::new(peer()), Hello::default())
             .await
             .unwrap();
         assert_eq!(
@@ -494,7 +433,7 @@ mod tests {
             racer: None,
         };
         let ended = auth
-            .authenticate(&mut dialog, peer(), Hello::default())
+            .authenticate(&mut dialog, &PeerInfo::new(peer()), Hello::default())
             .await
             .unwrap_err();
         assert_eq!(ended, Reason::ServerError);

@@ -1,0 +1,48 @@
+//! The first step of every connection, inside its own task and under the
+//! handshake deadline, before `welcome`: what the accepted stream becomes.
+//!
+//! Today the step is the identity ([`Plain`]). It is the seam where a TLS
+//! handshake goes (the stream becomes a TLS stream, and the [`PeerInfo`]
+//! learns what TLS told), and where a sniff of the first bytes can pick the
+//! framed protocol or a line mode. Because it runs in the connection's task,
+//! a client that stalls here costs one slot until the deadline and never
+//! holds up the accept loop.
+
+use std::future::Future;
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::peer::PeerInfo;
+
+/// A stream a connection can be served on.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+/// Turns an accepted stream into the one the protocol is spoken on.
+pub(crate) trait Upgrade<S: Stream>: Send + Sync + 'static {
+    /// What the stream becomes.
+    type Output: Stream;
+
+    /// Upgrades `stream` from the client `peer`, adding to `peer` what it
+    /// learns. Runs under the handshake deadline; a stream it refuses is
+    /// closed without a word (there is no framed protocol to say it in yet).
+    fn upgrade(
+        &self,
+        stream: S,
+        peer: &mut PeerInfo,
+    ) -> impl Future<Output = io::Result<Self::Output>> + Send;
+}
+
+/// No upgrade: the protocol is spoken on the accepted stream as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Plain;
+
+impl<S: Stream> Upgrade<S> for Plain {
+    type Output = S;
+
+    async fn upgrade(&self, stream: S, _peer: &mut PeerInfo) -> io::Result<S> {
+        Ok(stream)
+    }
+}
