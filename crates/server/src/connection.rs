@@ -294,28 +294,8 @@ fn waiting_messages(buf: &[u8], limit: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{peer, say, says};
     use tokio_util::sync::CancellationToken;
-
-    fn peer() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 9))
-    }
-
-    fn says(bytes: &[u8]) -> Vec<ServerMessage> {
-        let mut buf = BytesMut::from(bytes);
-        let mut out = Vec::new();
-        while let Some(frame) = FrameCodec::new().decode(&mut buf).unwrap() {
-            out.push(porter_wire::decode_message(&frame).unwrap());
-        }
-        assert!(buf.is_empty(), "a partial frame was left");
-        out
-    }
-
-    fn say(text: &str) -> ServerMessage {
-        ServerMessage::Say {
-            text: text.into(),
-            from: "server".into(),
-        }
-    }
 
     #[tokio::test]
     async fn written_messages_go_out_in_order_when_finished() {

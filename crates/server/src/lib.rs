@@ -57,6 +57,8 @@ mod purge;
 mod room;
 mod service;
 mod shutdown;
+#[cfg(test)]
+mod test_support;
 pub mod throttle;
 mod upgrade;
 

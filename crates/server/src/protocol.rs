@@ -193,7 +193,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddr;
+    use crate::test_support::{peer, say, says};
     use std::time::Duration;
 
     use bytes::BytesMut;
@@ -202,10 +202,6 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use crate::outbox::{self, Outbox};
-
-    fn peer() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 9))
-    }
 
     /// A client on `stream` whose queue holds `queue` frames, and its outbox.
     fn client_on(
@@ -217,23 +213,6 @@ mod tests {
         let (outbox, inbox) = outbox::channel(queue, closer.clone(), peer());
         let conn = Connection::new(stream, peer(), codec, inbox, queue, closer.clone());
         (Client::new(conn, PeerInfo::new(peer()), closer), outbox)
-    }
-
-    fn says(bytes: &[u8]) -> Vec<ServerMessage> {
-        let mut buf = BytesMut::from(bytes);
-        let mut out = Vec::new();
-        while let Some(frame) = FrameCodec::new().decode(&mut buf).unwrap() {
-            out.push(porter_wire::decode_message(&frame).unwrap());
-        }
-        assert!(buf.is_empty(), "a partial frame was left");
-        out
-    }
-
-    fn say(text: &str) -> ServerMessage {
-        ServerMessage::Say {
-            text: text.into(),
-            from: "server".into(),
-        }
     }
 
     #[tokio::test]
