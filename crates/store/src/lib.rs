@@ -3,6 +3,8 @@
 //!
 //! This file owns the storage interface: the [`Store`] trait the server and the admin CLI
 //! program against, the records it returns, and [`SharedStore`], the handle they pass around.
+//! Errors are one opaque [`StoreError`] whose [`kind`](StoreError::kind) callers match on;
+//! no backend type appears in this crate's public API apart from the backend itself.
 //! The SQLite backend lives in [`sqlite`] (all SQL of the crate is there); a PostgreSQL backend
 //! can implement the same trait later without touching server logic.
 //!
@@ -28,7 +30,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use error::{Result, StoreError};
+pub use error::{Result, StoreError, StoreErrorKind};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// A point in time as Unix seconds (UTC).
@@ -49,8 +51,8 @@ pub type SharedStore = Arc<dyn Store>;
 /// Durable storage for Porter.
 ///
 /// Object safe, so callers hold a [`SharedStore`] and do not know the backend.
-/// Every method can fail with [`StoreError::Database`] when the database cannot be reached or
-/// stays locked longer than the busy timeout; other errors are listed per method.
+/// Every method can fail with [`StoreErrorKind::Database`] when the database cannot be reached
+/// or stays locked longer than the busy timeout; other errors are listed per method.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The name remembered for `addr`, if any.
@@ -77,7 +79,7 @@ pub trait Store: Send + Sync + 'static {
     /// Names are case-sensitive: `alice` and `Alice` are two users.
     ///
     /// # Errors
-    /// [`StoreError::UserExists`] if a user with that exact name exists.
+    /// [`StoreErrorKind::UserExists`] if a user with that exact name exists.
     async fn create_user(&self, name: &str, password_hash: &str, now: UnixTime) -> Result<()>;
 
     /// The user called `name`, with its password hash (redacted in `Debug`).
@@ -99,8 +101,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records a new session for `user`, valid while `now < expires_at`.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] if `user` does not exist;
-    /// [`StoreError::SessionExists`] if the hash is already stored (a token was reused).
+    /// [`StoreErrorKind::NotFound`] if `user` does not exist;
+    /// [`StoreErrorKind::SessionExists`] if the hash is already stored (a token was reused).
     async fn create_session(
         &self,
         token_hash: &TokenHash,
@@ -144,8 +146,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_sessions(&self, user: Option<&str>) -> Result<Vec<SessionInfo>>;
 
     /// Closes the store's connections gracefully (a clean shutdown checkpoints SQLite's WAL).
-    /// Later calls fail with [`StoreError::Database`]. Dropping the store without closing is
-    /// safe too: every acknowledged write is already durable.
+    /// Later calls fail with [`StoreErrorKind::Database`]. Dropping the store without closing
+    /// is safe too: every acknowledged write is already durable.
     async fn close(&self) {}
 }
 

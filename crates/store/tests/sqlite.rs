@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use porter_store::{
-    SESSION_ID_BYTES, SharedStore, SqliteStore, Store, StoreError, TokenHash, session_id,
+    SESSION_ID_BYTES, SharedStore, SqliteStore, Store, StoreError, StoreErrorKind, TokenHash,
+    session_id,
 };
 use sha2::{Digest as _, Sha256};
 use sqlx::sqlite::SqliteConnectOptions;
@@ -109,7 +110,7 @@ async fn database_is_in_wal_mode_with_foreign_keys_enforced() {
         .create_session(&[7; 32], "ghost", 0, 100)
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err:?}");
 }
 
 #[tokio::test]
@@ -223,7 +224,7 @@ async fn users_are_created_once_updated_and_listed_case_sensitively() {
         .create_user("alice", "$argon2id$two", 11)
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::UserExists), "{err:?}");
+    assert_eq!(err.kind(), StoreErrorKind::UserExists, "{err:?}");
     store
         .create_user("Alice", "$argon2id$three", 12)
         .await

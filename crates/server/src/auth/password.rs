@@ -18,7 +18,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use porter_store::{SharedStore, StoreError, TokenHash, UnixTime, session_id};
+use porter_store::{SharedStore, StoreErrorKind, TokenHash, UnixTime, session_id};
 use porter_wire::{AuthMode, ErrorCode, Secret, ServerMessage};
 use tokio::time::Instant;
 use tracing::info;
@@ -289,7 +289,7 @@ impl PasswordAuth {
                     self.open_session(dialog, peer, name, "registered", "Welcome")
                         .await
                 }
-                Err(StoreError::UserExists) => {
+                Err(err) if err.kind() == StoreErrorKind::UserExists => {
                     // Someone registered the name between our lookup and our
                     // write: it is an existing user now, whose password is
                     // asked like anyone's.
