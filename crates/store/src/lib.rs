@@ -145,6 +145,15 @@ pub trait Store: Send + Sync + 'static {
     /// oldest first. They carry a display id, never anything that lets one log in.
     async fn list_sessions(&self, user: Option<&str>) -> Result<Vec<SessionInfo>>;
 
+    /// The highest schema version applied to the database (`None` before any migration), for
+    /// diagnostics and tests. Versions count this backend's own migrations.
+    async fn schema_version(&self) -> Result<Option<i64>>;
+
+    /// The latest schema version this build of the backend knows: what
+    /// [`schema_version`](Store::schema_version) returns once the store is open, since opening
+    /// applies every pending migration.
+    fn latest_schema_version(&self) -> i64;
+
     /// Closes the store's connections gracefully (a clean shutdown checkpoints SQLite's WAL).
     /// Later calls fail with [`StoreErrorKind::Database`]. Dropping the store without closing
     /// is safe too: every acknowledged write is already durable.

@@ -168,27 +168,9 @@ impl SqliteStore {
         })
     }
 
-    /// The highest applied schema version (`None` before any migration), for diagnostics.
-    ///
-    /// # Errors
-    /// [`StoreErrorKind::Database`] if the migrations table cannot be read.
-    pub async fn schema_version(&self) -> Result<Option<i64>> {
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success = 1")
-                .fetch_one(&self.reader)
-                .await
-                .map_err(StoreError::database)?;
-        Ok(version)
-    }
-
     /// This store as the [`SharedStore`](crate::SharedStore) the server and CLI pass around.
     pub fn shared(self) -> crate::SharedStore {
         std::sync::Arc::new(self)
-    }
-
-    /// The latest schema version this build knows.
-    pub fn latest_schema_version() -> i64 {
-        MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
     }
 }
 
@@ -593,6 +575,19 @@ impl Store for SqliteStore {
         rows.into_iter().map(SessionInfo::try_from).collect()
     }
 
+    async fn schema_version(&self) -> Result<Option<i64>> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(StoreError::database)?;
+        Ok(version)
+    }
+
+    fn latest_schema_version(&self) -> i64 {
+        MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
+    }
+
     async fn close(&self) {
         // Readers first, so the writer's close is the last connection and checkpoints the WAL.
         self.reader.close().await;
@@ -668,7 +663,7 @@ mod tests {
         let store = SqliteStore::open_in_memory().await.unwrap();
         assert_eq!(
             store.schema_version().await.unwrap(),
-            Some(SqliteStore::latest_schema_version())
+            Some(store.latest_schema_version())
         );
         store.create_user("alice", "$hash", 1).await.unwrap();
         assert_eq!(store.list_users().await.unwrap().len(), 1);

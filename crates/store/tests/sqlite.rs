@@ -57,7 +57,7 @@ async fn migrations_apply_on_a_fresh_file_and_reopening_is_idempotent() {
 
     let store = open(&path).await;
     assert!(path.exists(), "open creates the file");
-    let latest = SqliteStore::latest_schema_version();
+    let latest = store.latest_schema_version();
     assert_eq!(store.schema_version().await.unwrap(), Some(latest));
     store.create_user("alice", "$h1", 1).await.unwrap();
     store.close().await;
