@@ -18,6 +18,8 @@
 //! - Secrets never reach this crate in clear: passwords arrive as PHC hash strings and session
 //!   tokens as their SHA-256. Records that carry a hash redact it in `Debug`.
 //! - The hashing itself (Argon2, SHA-256) is done by the caller.
+//! - Addresses are canonical: an IPv4-mapped IPv6 address is the same machine as its IPv4
+//!   form, for every method that takes or returns one.
 
 #![deny(missing_docs)]
 
@@ -158,6 +160,14 @@ pub trait Store: Send + Sync + 'static {
     /// Later calls fail with [`StoreErrorKind::Database`]. Dropping the store without closing
     /// is safe too: every acknowledged write is already durable.
     async fn close(&self) {}
+}
+
+/// The one form of an address the store keys on: an IPv4-mapped IPv6 address
+/// (`::ffff:1.2.3.4`, what a dual-stack listener reports for IPv4 clients) becomes its IPv4
+/// form, so one machine has one record however it connected. Every backend goes through
+/// this function for every address it is given.
+pub(crate) fn canonical_addr(addr: IpAddr) -> IpAddr {
+    addr.to_canonical()
 }
 
 /// A remembered address and the name given from it.

@@ -29,7 +29,7 @@ use tracing::debug;
 
 use crate::{
     NameRecord, Result, SessionInfo, SessionRecord, Store, StoreError, StoreErrorKind, TokenHash,
-    UnixTime, UserRecord, session_id,
+    UnixTime, UserRecord, canonical_addr, session_id,
 };
 
 /// How long a statement waits for another connection's (or process's) write lock before
@@ -238,11 +238,10 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
     Ok(())
 }
 
-/// Canonical text of an address: an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`, what a
-/// dual-stack listener reports for IPv4 clients) becomes its IPv4 form, so one machine has
-/// one row however it connected.
+/// The text an address is stored as: the canonical form (see [`canonical_addr`]), so one
+/// machine has one row however it connected.
 fn addr_key(addr: IpAddr) -> String {
-    addr.to_canonical().to_string()
+    canonical_addr(addr).to_string()
 }
 
 #[derive(FromRow)]
