@@ -16,7 +16,7 @@ use std::fmt;
 /// A boxed error of any backend, as kept in [`StoreError`].
 type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
-/// What can go wrong in a [`Store`](crate::Store).
+/// What can go wrong in a [`Store`](crate::Store) or in [`open`](crate::open).
 ///
 /// Match on [`kind`](Self::kind); the `Display` text is for people and may change.
 pub struct StoreError {
@@ -47,6 +47,8 @@ pub enum StoreErrorKind {
     Migration,
     /// A stored value cannot be read back (for example an address that does not parse).
     Corrupt,
+    /// [`open`](crate::open) was given a URL whose backend this build does not have.
+    UnsupportedBackend,
 }
 
 impl StoreErrorKind {
@@ -59,6 +61,7 @@ impl StoreErrorKind {
             StoreErrorKind::Database => "database error",
             StoreErrorKind::Migration => "database schema migration failed",
             StoreErrorKind::Corrupt => "stored data is corrupt",
+            StoreErrorKind::UnsupportedBackend => "unsupported database backend",
         }
     }
 }

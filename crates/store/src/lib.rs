@@ -2,7 +2,9 @@
 //! (`--auth password`).
 //!
 //! This file owns the storage interface: the [`Store`] trait the server and the admin CLI
-//! program against, the records it returns, and [`SharedStore`], the handle they pass around.
+//! program against, the records it returns, [`SharedStore`], the handle they pass around,
+//! and [`open`], which picks the backend from a path or URL so that no caller names one
+//! ([`redact_location`] shows such a URL without its password).
 //! Errors are one opaque [`StoreError`] whose [`kind`](StoreError::kind) callers match on;
 //! no backend type appears in this crate's public API apart from the backend itself.
 //! The SQLite backend lives in [`sqlite`] (all SQL of the crate is there); a PostgreSQL backend
@@ -24,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod open;
 pub mod sqlite;
 
 use std::fmt;
@@ -33,6 +36,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use error::{Result, StoreError, StoreErrorKind};
+pub use open::{open, redact_location};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// A point in time as Unix seconds (UTC).

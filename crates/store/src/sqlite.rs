@@ -101,6 +101,9 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `path` with default [`SqliteOptions`] and
     /// applies pending migrations.
     ///
+    /// Callers that take a location from the user should prefer [`crate::open`], which also
+    /// accepts `sqlite://` URLs and refuses backends this build lacks.
+    ///
     /// # Errors
     /// [`StoreErrorKind::Database`] if the file cannot be opened or created;
     /// [`StoreErrorKind::Migration`] if the schema cannot be brought up to date (for example
@@ -114,8 +117,12 @@ impl SqliteStore {
     /// # Errors
     /// As for [`open`](Self::open).
     pub async fn open_with(path: &Path, options: &SqliteOptions) -> Result<Self> {
+        // The readers connect lazily, later: resolve a relative path once, now, so that every
+        // connection opens the same file even if the working directory changes meanwhile.
+        // (`absolute` fails only for an empty path, which SQLite is then left to judge.)
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         let connect = SqliteConnectOptions::new()
-            .filename(path)
+            .filename(&path)
             .create_if_missing(true)
             // WAL: readers do not block the writer and vice versa, so the server keeps
             // answering while an admin command writes.

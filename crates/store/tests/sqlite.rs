@@ -160,6 +160,62 @@ async fn names_are_remembered_updated_listed_and_forgotten() {
     );
 }
 
+/// `porter_store::open` reaches the same SQLite file by plain path and by `sqlite://` and
+/// `sqlite:` URL, and creates it on first use like `SqliteStore::open`.
+#[tokio::test]
+async fn open_reaches_one_file_by_path_and_by_sqlite_url() {
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let text = path.to_str().expect("temp paths are UTF-8 here");
+
+    let by_url = porter_store::open(format!("sqlite://{text}"))
+        .await
+        .unwrap();
+    assert!(path.exists(), "open creates the file");
+    by_url.create_user("alice", "$h", 1).await.unwrap();
+    assert_eq!(
+        by_url.schema_version().await.unwrap(),
+        Some(by_url.latest_schema_version())
+    );
+    by_url.close().await;
+
+    for location in [text.to_owned(), format!("sqlite:{text}")] {
+        let store = porter_store::open(&location).await.unwrap();
+        assert!(store.user("alice").await.unwrap().is_some(), "{location}");
+        store.close().await;
+    }
+    let by_path = porter_store::open(&path).await.unwrap();
+    assert!(by_path.user("alice").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn open_in_memory_by_url_is_private_to_its_store() {
+    let first = porter_store::open("sqlite::memory:").await.unwrap();
+    first.create_user("alice", "$h", 1).await.unwrap();
+    let second = porter_store::open("sqlite::memory:").await.unwrap();
+    assert!(first.user("alice").await.unwrap().is_some());
+    assert_eq!(second.user("alice").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn open_refuses_postgres_and_unknown_schemes_naming_only_the_scheme() {
+    let url = "postgres://porter:s3cret@localhost/porter";
+    let err = porter_store::open(url)
+        .await
+        .err()
+        .expect("no PostgreSQL yet");
+    assert_eq!(err.kind(), StoreErrorKind::UnsupportedBackend, "{err:?}");
+    assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+
+    let err = porter_store::open("mysql://localhost/porter")
+        .await
+        .err()
+        .expect("no MySQL");
+    assert_eq!(err.kind(), StoreErrorKind::UnsupportedBackend, "{err:?}");
+    assert!(err.to_string().contains("\"mysql\""), "{err}");
+}
+
 #[tokio::test]
 async fn names_survive_reopening_the_file() {
     let dir = TempDir::new().unwrap();
