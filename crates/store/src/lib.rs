@@ -22,9 +22,15 @@
 //! - The hashing itself (Argon2, SHA-256) is done by the caller.
 //! - Addresses are canonical: an IPv4-mapped IPv6 address is the same machine as its IPv4
 //!   form, for every method that takes or returns one.
+//!
+//! These contracts, and the behaviour documented on each [`Store`] method, are also executable:
+//! the `contract` module (cargo feature `contract`) is one test suite that any backend runs
+//! against itself with `store_contract_tests!`. A rule written here should have a case there.
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "contract")]
+pub mod contract;
 mod error;
 mod open;
 pub mod sqlite;
