@@ -22,7 +22,7 @@
 //!
 //! ```toml
 //! [dev-dependencies]
-//! porter-store = { path = ".", features = ["contract"] }
+//! porter-store = { workspace = true, features = ["contract"] }
 //! ```
 //!
 //! # Plugging in a second backend (PostgreSQL, a later issue)

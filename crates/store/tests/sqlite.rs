@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::Engine as _;
+use base64ct::{Base64, Base64UrlUnpadded, Encoding as _};
 use porter_store::{SqliteStore, Store, StoreErrorKind, TokenHash};
 use sha2::{Digest as _, Sha256};
 use sqlx::sqlite::SqliteConnectOptions;
@@ -209,12 +209,8 @@ async fn database_files_never_contain_the_token_in_clear() {
         .collect();
     let forms = [
         token.clone(),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(&token)
-            .into_bytes(),
-        base64::engine::general_purpose::STANDARD
-            .encode(&token)
-            .into_bytes(),
+        Base64UrlUnpadded::encode_string(&token).into_bytes(),
+        Base64::encode_string(&token).into_bytes(),
     ];
     let hash = hash_of(&token);
 
