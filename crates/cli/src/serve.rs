@@ -94,8 +94,9 @@ pub struct ServeArgs {
     #[arg(long, value_parser = modes::auth_mode(), env = "PORTER_AUTH", default_value_t = AuthMode::Password)]
     auth: AuthMode,
 
-    /// SQLite database of names, users and sessions (ip and password modes)
-    /// [default: porter.db next to the log file]
+    /// Database of names, users and sessions (ip and password modes): an
+    /// SQLite file path or sqlite://PATH [default: porter.db next to the log
+    /// file]
     #[arg(long, value_name = "PATH", env = "PORTER_DB")]
     db: Option<PathBuf>,
 
@@ -230,9 +231,11 @@ async fn serve(
     with_console: bool,
 ) -> anyhow::Result<()> {
     if let Some(path) = db {
-        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        config.store = Some(store::open(&path).await?);
-        tracing::info!(db = %path.display(), auth = %config.auth, "database opened");
+        // As given: it may be a URL, which `absolute` would mangle (the store
+        // makes an SQLite file path absolute itself).
+        config.store = Some(store::open(path).await?);
+        tracing::info!(db = %porter_store::redact_location(path), auth = %config.auth,
+            "database opened");
     }
     let store = config.store.clone();
     let result = listen_and_serve(host, port, tries, config, with_console).await;

@@ -2,16 +2,17 @@
 //! commands (`users`, `sessions`, `names`): where it is (`--db`), opening it
 //! with a clear error, and showing its times.
 //!
-//! The admin commands work on the same file as a running server: SQLite in
-//! WAL mode lets them read while it serves, and its busy timeout serialises
-//! their writes with the server's.
+//! `--db` is a file path or a URL; `porter_store::open` picks the backend, so
+//! nothing here names one. The admin commands work on the same database as a
+//! running server: with SQLite, WAL mode lets them read while it serves, and
+//! its busy timeout serialises their writes with the server's.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
-use porter_store::{SharedStore, SqliteStore, UnixTime};
+use porter_store::{SharedStore, UnixTime};
 
 /// The database file's name: next to the log file for `serve`, in the
 /// working folder for the admin commands (where `serve` puts it when its
@@ -21,21 +22,26 @@ pub const DEFAULT_DB_FILE: &str = "porter.db";
 /// `--db` of the admin commands.
 #[derive(Debug, Args)]
 pub struct DbArgs {
-    /// SQLite database of the server (it may be running)
+    /// Database of the server (it may be running): an SQLite file path or
+    /// sqlite://PATH
     #[arg(long, value_name = "PATH", env = "PORTER_DB", default_value = DEFAULT_DB_FILE, global = true)]
     pub db: PathBuf,
 }
 
-/// Opens (creating and migrating if needed) the database at `path`.
+/// Opens (creating and migrating if needed) the database at `path`, a file
+/// path or a URL (see `porter_store::open` for the forms).
 ///
 /// # Errors
-/// When the file cannot be opened, created or migrated; the message names
-/// the path and the cause.
+/// When the database cannot be opened, created or migrated, or the URL names
+/// a backend this build lacks; the message names the path (a URL without its
+/// password) and the cause.
 pub async fn open(path: &Path) -> anyhow::Result<SharedStore> {
-    let store = SqliteStore::open(path)
-        .await
-        .with_context(|| format!("cannot open the database {}", path.display()))?;
-    Ok(store.shared())
+    porter_store::open(path).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            porter_store::redact_location(path)
+        )
+    })
 }
 
 /// Runs `work` on the database at `path` on a fresh runtime, and closes the

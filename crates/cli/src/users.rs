@@ -16,7 +16,7 @@
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use porter_server::auth::check_user_name;
-use porter_store::StoreError;
+use porter_store::StoreErrorKind;
 
 use crate::password::{self, HashCostArgs};
 use crate::store::{self, DbArgs};
@@ -78,7 +78,9 @@ pub fn run(args: UsersArgs) -> anyhow::Result<()> {
                 let hash = hasher.hash(password.expose()).await?;
                 match s.create_user(name, &hash, store::now()).await {
                     Ok(()) => Ok(()),
-                    Err(StoreError::UserExists) => bail!("user {name:?} already exists"),
+                    Err(err) if err.kind() == StoreErrorKind::UserExists => {
+                        bail!("user {name:?} already exists")
+                    }
                     Err(err) => Err(err).context("cannot create the user"),
                 }
             })?;

@@ -11,7 +11,7 @@
 //!   more, as the baseline echo server does. A pipelined burst of requests
 //!   gets its replies in one `write`, with no queue hop to another task.
 //! - Frames from others (the chat room) arrive through the client's
-//!   [`Inbox`](crate::outbox::Inbox) and are drained into the write buffer
+//!   [`Inbox`] and are drained into the write buffer
 //!   whenever the connection waits.
 //!
 //! A client that sends without reading fills the socket. While a write

@@ -1,41 +1,177 @@
-//! The store's typed errors: the cases callers act on get their own variant, the rest is
-//! [`StoreError::Database`]. Messages never contain secrets (no hashes, no bound values).
+//! The store's error: one opaque [`StoreError`] that says *what kind* of failure it is
+//! ([`StoreError::kind`]) and keeps the backend's own error as its [`source`](Error::source).
+//!
+//! Callers act on the kind (`err.kind() == StoreErrorKind::UserExists`) and never see a
+//! backend type, so the server and the CLI do not change when a backend is added or its
+//! driver is upgraded. The backend's error stays reachable through `source()` for logs and for
+//! whoever really needs to downcast it.
+//!
+//! Messages never contain secrets: no hashes, no tokens, no bound values, no connection
+//! strings (a URL may carry a password, so only its scheme is ever named).
 
-/// What can go wrong in a [`Store`](crate::Store).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// `create_user` found a user with that name already.
-    #[error("a user with that name already exists")]
-    UserExists,
-    /// The user a session was created for does not exist.
-    #[error("no such user")]
-    NotFound,
-    /// `create_session` found the token hash already stored: a token was reused.
-    #[error("a session with that token already exists")]
-    SessionExists,
-    /// The database failed: cannot open, stays locked past the busy timeout, disk full, closed...
-    #[error("database error")]
-    Database(#[source] sqlx::Error),
-    /// Applying the schema migrations at open failed (or the file has a newer/unknown schema).
-    #[error("database schema migration failed")]
-    Migrate(#[source] sqlx::migrate::MigrateError),
-    /// A stored value cannot be read back (for example an address that does not parse).
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+use std::borrow::Cow;
+use std::error::Error;
+use std::fmt;
+
+/// A boxed error of any backend, as kept in [`StoreError`].
+type BoxError = Box<dyn Error + Send + Sync + 'static>;
+
+/// What can go wrong in a [`Store`](crate::Store) or in [`open`](crate::open).
+///
+/// Match on [`kind`](Self::kind); the `Display` text is for people and may change.
+pub struct StoreError {
+    kind: StoreErrorKind,
+    /// More words for the message, never a secret (see the module docs).
+    detail: Option<Cow<'static, str>>,
+    /// The backend's error, if the failure came from the backend.
+    source: Option<BoxError>,
 }
 
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
-        StoreError::Database(err)
+/// The kinds of [`StoreError`]: the cases callers act on, plus broad classes for the rest.
+///
+/// Non-exhaustive: backends may need new kinds, and matching code must keep a `_` arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// `create_user` found a user with that exact name already.
+    UserExists,
+    /// `create_session` named a user that does not exist.
+    NotFound,
+    /// `create_session` found the token hash already stored: a token was reused.
+    SessionExists,
+    /// The database failed: it cannot be opened or reached, stays locked past the busy timeout,
+    /// the disk is full, the store was closed...
+    Database,
+    /// Bringing the schema up to date at open failed, or the database has a schema this build
+    /// does not know (written by a newer Porter, or its applied migrations were altered).
+    Migration,
+    /// A stored value cannot be read back (for example an address that does not parse).
+    Corrupt,
+    /// [`open`](crate::open) was given a URL whose backend this build does not have.
+    UnsupportedBackend,
+}
+
+impl StoreErrorKind {
+    /// The message for this kind, before any detail.
+    fn message(self) -> &'static str {
+        match self {
+            StoreErrorKind::UserExists => "a user with that name already exists",
+            StoreErrorKind::NotFound => "no such user",
+            StoreErrorKind::SessionExists => "a session with that token already exists",
+            StoreErrorKind::Database => "database error",
+            StoreErrorKind::Migration => "database schema migration failed",
+            StoreErrorKind::Corrupt => "stored data is corrupt",
+            StoreErrorKind::UnsupportedBackend => "unsupported database backend",
+        }
     }
 }
 
-impl From<sqlx::migrate::MigrateError> for StoreError {
-    fn from(err: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Migrate(err)
+impl StoreError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// An error of `kind` with no more to say.
+    pub(crate) fn new(kind: StoreErrorKind) -> Self {
+        StoreError {
+            kind,
+            detail: None,
+            source: None,
+        }
+    }
+
+    /// An error of `kind` with `detail` appended to its message. The detail must not carry a
+    /// secret or a bound value.
+    pub(crate) fn with_detail(kind: StoreErrorKind, detail: impl Into<Cow<'static, str>>) -> Self {
+        StoreError {
+            detail: Some(detail.into()),
+            ..StoreError::new(kind)
+        }
+    }
+
+    /// An error of `kind` caused by the backend's `source`.
+    pub(crate) fn with_source(kind: StoreErrorKind, source: impl Into<BoxError>) -> Self {
+        StoreError {
+            source: Some(source.into()),
+            ..StoreError::new(kind)
+        }
+    }
+
+    /// A [`StoreErrorKind::Database`] error caused by `source`; handy for `map_err`.
+    pub(crate) fn database(source: impl Into<BoxError>) -> Self {
+        StoreError::with_source(StoreErrorKind::Database, source)
+    }
+}
+
+impl fmt::Display for StoreError {
+    /// The kind's message and the detail, if any; not the source, which error reporters
+    /// (`anyhow`'s `{:#}`, `tracing`) walk on their own.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.message())?;
+        if let Some(detail) = &self.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("StoreError");
+        debug.field("kind", &self.kind);
+        if let Some(detail) = &self.detail {
+            debug.field("detail", detail);
+        }
+        if let Some(source) = &self.source {
+            debug.field("source", source);
+        }
+        debug.finish()
+    }
+}
+
+impl Error for StoreError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source.as_deref().map(|source| source as _)
+    }
+}
+
+impl From<StoreErrorKind> for StoreError {
+    fn from(kind: StoreErrorKind) -> Self {
+        StoreError::new(kind)
     }
 }
 
 /// The store's result type.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_the_kind_then_the_detail_without_the_source() {
+        let plain = StoreError::new(StoreErrorKind::UserExists);
+        assert_eq!(plain.to_string(), "a user with that name already exists");
+        assert!(plain.source().is_none());
+
+        let detailed = StoreError::with_detail(StoreErrorKind::Corrupt, "token hash is short");
+        assert_eq!(
+            detailed.to_string(),
+            "stored data is corrupt: token hash is short"
+        );
+
+        let cause = std::io::Error::other("disk on fire");
+        let caused = StoreError::database(cause);
+        assert_eq!(caused.kind(), StoreErrorKind::Database);
+        assert_eq!(caused.to_string(), "database error");
+        assert_eq!(caused.source().unwrap().to_string(), "disk on fire");
+        assert!(format!("{caused:?}").contains("disk on fire"));
+    }
+
+    #[test]
+    fn store_error_can_cross_threads_and_into_anyhow_style_boxes() {
+        fn takes(_: BoxError) {}
+        takes(Box::new(StoreError::new(StoreErrorKind::NotFound)));
+    }
+}

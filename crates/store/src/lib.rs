@@ -2,7 +2,11 @@
 //! (`--auth password`).
 //!
 //! This file owns the storage interface: the [`Store`] trait the server and the admin CLI
-//! program against, the records it returns, and [`SharedStore`], the handle they pass around.
+//! program against, the records it returns, [`SharedStore`], the handle they pass around,
+//! and [`open`], which picks the backend from a path or URL so that no caller names one
+//! ([`redact_location`] shows such a URL without its password).
+//! Errors are one opaque [`StoreError`] whose [`kind`](StoreError::kind) callers match on;
+//! no backend type appears in this crate's public API apart from the backend itself.
 //! The SQLite backend lives in [`sqlite`] (all SQL of the crate is there); a PostgreSQL backend
 //! can implement the same trait later without touching server logic.
 //!
@@ -16,10 +20,19 @@
 //! - Secrets never reach this crate in clear: passwords arrive as PHC hash strings and session
 //!   tokens as their SHA-256. Records that carry a hash redact it in `Debug`.
 //! - The hashing itself (Argon2, SHA-256) is done by the caller.
+//! - Addresses are canonical: an IPv4-mapped IPv6 address is the same machine as its IPv4
+//!   form, for every method that takes or returns one.
+//!
+//! These contracts, and the behaviour documented on each [`Store`] method, are also executable:
+//! the `contract` module (cargo feature `contract`) is one test suite that any backend runs
+//! against itself with `store_contract_tests!`. A rule written here should have a case there.
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "contract")]
+pub mod contract;
 mod error;
+mod open;
 pub mod sqlite;
 
 use std::fmt;
@@ -28,7 +41,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use error::{Result, StoreError};
+pub use error::{Result, StoreError, StoreErrorKind};
+pub use open::{open, redact_location};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// A point in time as Unix seconds (UTC).
@@ -49,8 +63,8 @@ pub type SharedStore = Arc<dyn Store>;
 /// Durable storage for Porter.
 ///
 /// Object safe, so callers hold a [`SharedStore`] and do not know the backend.
-/// Every method can fail with [`StoreError::Database`] when the database cannot be reached or
-/// stays locked longer than the busy timeout; other errors are listed per method.
+/// Every method can fail with [`StoreErrorKind::Database`] when the database cannot be reached
+/// or stays locked longer than the busy timeout; other errors are listed per method.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The name remembered for `addr`, if any.
@@ -77,7 +91,7 @@ pub trait Store: Send + Sync + 'static {
     /// Names are case-sensitive: `alice` and `Alice` are two users.
     ///
     /// # Errors
-    /// [`StoreError::UserExists`] if a user with that exact name exists.
+    /// [`StoreErrorKind::UserExists`] if a user with that exact name exists.
     async fn create_user(&self, name: &str, password_hash: &str, now: UnixTime) -> Result<()>;
 
     /// The user called `name`, with its password hash (redacted in `Debug`).
@@ -99,8 +113,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records a new session for `user`, valid while `now < expires_at`.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] if `user` does not exist;
-    /// [`StoreError::SessionExists`] if the hash is already stored (a token was reused).
+    /// [`StoreErrorKind::NotFound`] if `user` does not exist;
+    /// [`StoreErrorKind::SessionExists`] if the hash is already stored (a token was reused).
     async fn create_session(
         &self,
         token_hash: &TokenHash,
@@ -143,10 +157,27 @@ pub trait Store: Send + Sync + 'static {
     /// oldest first. They carry a display id, never anything that lets one log in.
     async fn list_sessions(&self, user: Option<&str>) -> Result<Vec<SessionInfo>>;
 
+    /// The highest schema version applied to the database (`None` before any migration), for
+    /// diagnostics and tests. Versions count this backend's own migrations.
+    async fn schema_version(&self) -> Result<Option<i64>>;
+
+    /// The latest schema version this build of the backend knows: what
+    /// [`schema_version`](Store::schema_version) returns once the store is open, since opening
+    /// applies every pending migration.
+    fn latest_schema_version(&self) -> i64;
+
     /// Closes the store's connections gracefully (a clean shutdown checkpoints SQLite's WAL).
-    /// Later calls fail with [`StoreError::Database`]. Dropping the store without closing is
-    /// safe too: every acknowledged write is already durable.
+    /// Later calls fail with [`StoreErrorKind::Database`]. Dropping the store without closing
+    /// is safe too: every acknowledged write is already durable.
     async fn close(&self) {}
+}
+
+/// The one form of an address the store keys on: an IPv4-mapped IPv6 address
+/// (`::ffff:1.2.3.4`, what a dual-stack listener reports for IPv4 clients) becomes its IPv4
+/// form, so one machine has one record however it connected. Every backend goes through
+/// this function for every address it is given.
+pub(crate) fn canonical_addr(addr: IpAddr) -> IpAddr {
+    addr.to_canonical()
 }
 
 /// A remembered address and the name given from it.

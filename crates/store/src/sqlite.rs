@@ -28,12 +28,12 @@ use sqlx::{Connection as _, FromRow, SqlSafeStr as _};
 use tracing::debug;
 
 use crate::{
-    NameRecord, Result, SessionInfo, SessionRecord, Store, StoreError, TokenHash, UnixTime,
-    UserRecord, session_id,
+    NameRecord, Result, SessionInfo, SessionRecord, Store, StoreError, StoreErrorKind, TokenHash,
+    UnixTime, UserRecord, canonical_addr, session_id,
 };
 
 /// How long a statement waits for another connection's (or process's) write lock before
-/// failing with [`StoreError::Database`]. Long enough to ride out an admin command writing
+/// failing with [`StoreErrorKind::Database`]. Long enough to ride out an admin command writing
 /// while the server runs; short enough that a wedged lock surfaces as an error.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -101,10 +101,13 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `path` with default [`SqliteOptions`] and
     /// applies pending migrations.
     ///
+    /// Callers that take a location from the user should prefer [`crate::open`], which also
+    /// accepts `sqlite://` URLs and refuses backends this build lacks.
+    ///
     /// # Errors
-    /// [`StoreError::Database`] if the file cannot be opened or created;
-    /// [`StoreError::Migrate`] if the schema cannot be brought up to date (for example the
-    /// file was written by a newer Porter or its applied migrations were altered).
+    /// [`StoreErrorKind::Database`] if the file cannot be opened or created;
+    /// [`StoreErrorKind::Migration`] if the schema cannot be brought up to date (for example
+    /// the file was written by a newer Porter or its applied migrations were altered).
     pub async fn open(path: &Path) -> Result<Self> {
         Self::open_with(path, &SqliteOptions::default()).await
     }
@@ -114,8 +117,12 @@ impl SqliteStore {
     /// # Errors
     /// As for [`open`](Self::open).
     pub async fn open_with(path: &Path, options: &SqliteOptions) -> Result<Self> {
+        // The readers connect lazily, later: resolve a relative path once, now, so that every
+        // connection opens the same file even if the working directory changes meanwhile.
+        // (`absolute` fails only for an empty path, which SQLite is then left to judge.)
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         let connect = SqliteConnectOptions::new()
-            .filename(path)
+            .filename(&path)
             .create_if_missing(true)
             // WAL: readers do not block the writer and vice versa, so the server keeps
             // answering while an admin command writes.
@@ -149,7 +156,9 @@ impl SqliteStore {
     /// # Errors
     /// As for [`open`](Self::open).
     pub async fn open_in_memory() -> Result<Self> {
-        let connect = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        let connect = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(StoreError::database)?
+            .foreign_keys(true);
         // One connection, never recycled: the database exists only while it is open.
         let pool = SqlitePoolOptions::new()
             .min_connections(1)
@@ -157,7 +166,8 @@ impl SqliteStore {
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(connect)
-            .await?;
+            .await
+            .map_err(StoreError::database)?;
         migrate(&pool).await?;
         Ok(SqliteStore {
             writer: pool.clone(),
@@ -165,26 +175,9 @@ impl SqliteStore {
         })
     }
 
-    /// The highest applied schema version (`None` before any migration), for diagnostics.
-    ///
-    /// # Errors
-    /// [`StoreError::Database`] if the migrations table cannot be read.
-    pub async fn schema_version(&self) -> Result<Option<i64>> {
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success = 1")
-                .fetch_one(&self.reader)
-                .await?;
-        Ok(version)
-    }
-
     /// This store as the [`SharedStore`](crate::SharedStore) the server and CLI pass around.
     pub fn shared(self) -> crate::SharedStore {
         std::sync::Arc::new(self)
-    }
-
-    /// The latest schema version this build knows.
-    pub fn latest_schema_version() -> i64 {
-        MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
     }
 }
 
@@ -214,7 +207,7 @@ async fn connect_writer(connect: &SqliteConnectOptions, budget: Duration) -> Res
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_PAUSE);
             }
-            result => return Ok(result?),
+            result => return result.map_err(StoreError::database),
         }
     }
 }
@@ -239,18 +232,23 @@ fn is_busy(err: &sqlx::Error) -> bool {
 /// the work done) instead of both trying to create the tables. sqlx turns the migrator's own
 /// per-migration transactions into savepoints inside ours.
 async fn migrate(pool: &SqlitePool) -> Result<()> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    migrator().run(&mut *tx).await?;
-    tx.commit().await?;
+    let mut conn = pool.acquire().await.map_err(StoreError::database)?;
+    let mut tx = conn
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(StoreError::database)?;
+    migrator()
+        .run(&mut *tx)
+        .await
+        .map_err(|err| StoreError::with_source(StoreErrorKind::Migration, err))?;
+    tx.commit().await.map_err(StoreError::database)?;
     Ok(())
 }
 
-/// Canonical text of an address: an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`, what a
-/// dual-stack listener reports for IPv4 clients) becomes its IPv4 form, so one machine has
-/// one row however it connected.
+/// The text an address is stored as: the canonical form (see [`canonical_addr`]), so one
+/// machine has one row however it connected.
 fn addr_key(addr: IpAddr) -> String {
-    addr.to_canonical().to_string()
+    canonical_addr(addr).to_string()
 }
 
 #[derive(FromRow)]
@@ -265,10 +263,12 @@ impl TryFrom<NameRow> for NameRecord {
     type Error = StoreError;
 
     fn try_from(row: NameRow) -> Result<Self> {
-        let addr = row
-            .addr
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("unparsable address {:?}", row.addr)))?;
+        let addr = row.addr.parse().map_err(|_| {
+            StoreError::with_detail(
+                StoreErrorKind::Corrupt,
+                format!("unparsable address {:?}", row.addr),
+            )
+        })?;
         Ok(NameRecord {
             addr,
             name: row.name,
@@ -320,11 +320,9 @@ impl TryFrom<SessionInfoRow> for SessionInfo {
 
     fn try_from(row: SessionInfoRow) -> Result<Self> {
         // The schema CHECKs the length; a failure here means the file was edited by hand.
-        let hash: TokenHash = row
-            .token_hash
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("token hash is not 32 bytes".into()))?;
+        let hash: TokenHash = row.token_hash.as_slice().try_into().map_err(|_| {
+            StoreError::with_detail(StoreErrorKind::Corrupt, "token hash is not 32 bytes")
+        })?;
         Ok(SessionInfo {
             id: session_id(&hash),
             user: row.user,
@@ -347,7 +345,8 @@ impl Store for SqliteStore {
         let name = sqlx::query_scalar("SELECT name FROM names WHERE addr = ?1")
             .bind(addr_key(addr))
             .fetch_optional(&self.reader)
-            .await?;
+            .await
+            .map_err(StoreError::database)?;
         Ok(name)
     }
 
@@ -361,7 +360,8 @@ impl Store for SqliteStore {
         .bind(name)
         .bind(now)
         .execute(&self.writer)
-        .await?;
+        .await
+        .map_err(StoreError::database)?;
         Ok(())
     }
 
@@ -369,7 +369,8 @@ impl Store for SqliteStore {
         let rows: Vec<NameRow> =
             sqlx::query_as("SELECT addr, name, first_seen, last_seen FROM names ORDER BY addr")
                 .fetch_all(&self.reader)
-                .await?;
+                .await
+                .map_err(StoreError::database)?;
         rows.into_iter().map(NameRecord::try_from).collect()
     }
 
@@ -377,7 +378,8 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM names WHERE addr = ?1")
             .bind(addr_key(addr))
             .execute(&self.writer)
-            .await?;
+            .await
+            .map_err(StoreError::database)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -393,9 +395,9 @@ impl Store for SqliteStore {
         .await
         .map_err(|err| {
             if is_violation(&err, ErrorKind::UniqueViolation) {
-                StoreError::UserExists
+                StoreErrorKind::UserExists.into()
             } else {
-                StoreError::Database(err)
+                StoreError::database(err)
             }
         })?;
         Ok(())
@@ -407,7 +409,8 @@ impl Store for SqliteStore {
         )
         .bind(name)
         .fetch_optional(&self.reader)
-        .await?;
+        .await
+        .map_err(StoreError::database)?;
         Ok(row.map(UserRecord::from))
     }
 
@@ -416,7 +419,8 @@ impl Store for SqliteStore {
             "SELECT name, password_hash, created_at, updated_at FROM users ORDER BY name",
         )
         .fetch_all(&self.reader)
-        .await?;
+        .await
+        .map_err(StoreError::database)?;
         Ok(rows.into_iter().map(UserRecord::from).collect())
     }
 
@@ -427,7 +431,8 @@ impl Store for SqliteStore {
                 .bind(password_hash)
                 .bind(now)
                 .execute(&self.writer)
-                .await?;
+                .await
+                .map_err(StoreError::database)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -436,7 +441,8 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM users WHERE name = ?1")
             .bind(name)
             .execute(&self.writer)
-            .await?;
+            .await
+            .map_err(StoreError::database)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -459,11 +465,11 @@ impl Store for SqliteStore {
         .await
         .map_err(|err| {
             if is_violation(&err, ErrorKind::ForeignKeyViolation) {
-                StoreError::NotFound
+                StoreErrorKind::NotFound.into()
             } else if is_violation(&err, ErrorKind::UniqueViolation) {
-                StoreError::SessionExists
+                StoreErrorKind::SessionExists.into()
             } else {
-                StoreError::Database(err)
+                StoreError::database(err)
             }
         })?;
         Ok(())
@@ -483,7 +489,8 @@ impl Store for SqliteStore {
         .bind(&token_hash[..])
         .bind(now)
         .fetch_optional(&self.writer)
-        .await?;
+        .await
+        .map_err(StoreError::database)?;
         Ok(row.map(|row| SessionRecord {
             user: row.user,
             created_at: row.created_at,
@@ -500,7 +507,8 @@ impl Store for SqliteStore {
         .bind(&token_hash[..])
         .bind(now)
         .execute(&self.writer)
-        .await?;
+        .await
+        .map_err(StoreError::database)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -519,7 +527,8 @@ impl Store for SqliteStore {
         .bind(now)
         .bind(crate::SESSION_ID_BYTES as i64)
         .execute(&self.writer)
-        .await?;
+        .await
+        .map_err(StoreError::database)?;
         Ok(done.rows_affected())
     }
 
@@ -531,7 +540,8 @@ impl Store for SqliteStore {
         .bind(user)
         .bind(now)
         .execute(&self.writer)
-        .await?;
+        .await
+        .map_err(StoreError::database)?;
         Ok(done.rows_affected())
     }
 
@@ -541,7 +551,8 @@ impl Store for SqliteStore {
         )
         .bind(now)
         .execute(&self.writer)
-        .await?;
+        .await
+        .map_err(StoreError::database)?;
         Ok(done.rows_affected())
     }
 
@@ -552,7 +563,8 @@ impl Store for SqliteStore {
             sqlx::query("DELETE FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= ?1")
                 .bind(now)
                 .execute(&self.writer)
-                .await?;
+                .await
+                .map_err(StoreError::database)?;
         Ok(done.rows_affected())
     }
 
@@ -564,8 +576,22 @@ impl Store for SqliteStore {
         )
         .bind(user)
         .fetch_all(&self.reader)
-        .await?;
+        .await
+        .map_err(StoreError::database)?;
         rows.into_iter().map(SessionInfo::try_from).collect()
+    }
+
+    async fn schema_version(&self) -> Result<Option<i64>> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(StoreError::database)?;
+        Ok(version)
+    }
+
+    fn latest_schema_version(&self) -> i64 {
+        MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
     }
 
     async fn close(&self) {
@@ -643,34 +669,9 @@ mod tests {
         let store = SqliteStore::open_in_memory().await.unwrap();
         assert_eq!(
             store.schema_version().await.unwrap(),
-            Some(SqliteStore::latest_schema_version())
+            Some(store.latest_schema_version())
         );
         store.create_user("alice", "$hash", 1).await.unwrap();
         assert_eq!(store.list_users().await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn session_for_unknown_user_is_not_found() {
-        let store = SqliteStore::open_in_memory().await.unwrap();
-        let err = store
-            .create_session(&[1; 32], "nobody", 0, 10)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::NotFound), "{err:?}");
-    }
-
-    #[tokio::test]
-    async fn reused_token_hash_is_session_exists() {
-        let store = SqliteStore::open_in_memory().await.unwrap();
-        store.create_user("alice", "$hash", 0).await.unwrap();
-        store
-            .create_session(&[1; 32], "alice", 0, 10)
-            .await
-            .unwrap();
-        let err = store
-            .create_session(&[1; 32], "alice", 0, 10)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::SessionExists), "{err:?}");
     }
 }

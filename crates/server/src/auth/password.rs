@@ -13,12 +13,12 @@
 //! - Unbounded guesses: [`Config::max_auth_attempts`] per connection, and
 //!   failures throttled per address and per user ([`Throttle`]).
 //! - Secrets in the log: passwords and tokens are never logged; sessions
-//!   appear by their display id ([`session_id`]).
+//!   appear by their display id ([`porter_store::session_id`]).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use porter_store::{SharedStore, StoreError};
+use porter_store::{SharedStore, StoreErrorKind};
 use porter_wire::{AuthMode, ErrorCode, ServerMessage};
 use tokio::time::Instant;
 use tracing::info;
@@ -269,7 +269,7 @@ impl PasswordAuth {
                         .open(dialog, peer, name, "registered", "Welcome")
                         .await
                 }
-                Err(StoreError::UserExists) => {
+                Err(err) if err.kind() == StoreErrorKind::UserExists => {
                     // Someone registered the name between our lookup and our
                     // write: it is an existing user now, whose password is
                     // asked like anyone's.

@@ -2,12 +2,12 @@
 //!
 //! [`Room`] is a cloneable handle. A line said in it is framed once (to
 //! know that it fits, and so that this instance's members share the bytes)
-//! and handed to the room's [`Bus`](bus::Bus), which brings it to the
-//! [`Fanout`](fanout::Fanout) of every instance in one order. With the
+//! and handed to the room's [`Bus`], which brings it to the
+//! [`Fanout`] of every instance in one order. With the
 //! default [`LocalBus`](bus::LocalBus) there is one instance and delivery
 //! happens at once; a bus between processes plugs in the same way.
 //!
-//! - `bus`: the seam, the protocol-neutral [`Line`](bus::Line) and its
+//! - `bus`: the seam, the protocol-neutral [`Line`] and its
 //!   origin, and the in-process bus.
 //! - `fanout`: this instance's members and the delivery to them and to the
 //!   server's console.
