@@ -8,7 +8,6 @@
 //! its busy timeout serialises their writes with the server's.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
@@ -64,11 +63,10 @@ where
     result
 }
 
-/// Now, as the store counts time.
+/// Now, as the store counts time: the server's own clock, so that the
+/// admin commands and a running server agree on what has expired.
 pub fn now() -> UnixTime {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-        UnixTime::try_from(d.as_secs()).unwrap_or(UnixTime::MAX)
-    })
+    porter_server::Clock::system().now()
 }
 
 /// Unix seconds as RFC 3339 in UTC (`2026-12-02T08:00:00Z`): the server's
