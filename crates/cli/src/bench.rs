@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use porter_client::ConnectOptions;
 use porter_client::bench::{self, BenchOptions, IdleOptions, Limit};
-use porter_client::session::DEFAULT_CONNECT_TIMEOUT;
+use porter_client::{ConnectOptions, DEFAULT_CONNECT_TIMEOUT};
 use porter_wire::{AuthMode, Secret, ServiceKind};
 
 use crate::modes;

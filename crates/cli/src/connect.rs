@@ -18,8 +18,7 @@ use clap::Args;
 use porter_client::interactive::{self, TerminalAnswerer};
 use porter_client::jar::{CookieJar, JarTokens};
 use porter_client::scripted::{self, ScriptedOptions};
-use porter_client::session::DEFAULT_CONNECT_TIMEOUT;
-use porter_client::{ConnectOptions, Connection, ScriptedAnswers};
+use porter_client::{ConnectOptions, Connection, DEFAULT_CONNECT_TIMEOUT, ScriptedAnswers};
 use porter_wire::Secret;
 
 use crate::password::PASSWORD_ENV;

@@ -19,7 +19,9 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
 use super::report::{Failure, FailureKind};
-use crate::session::{CLIENT_NAME, ConnectOptions, DEFAULT_MAX_INCOMING_FRAME_LEN};
+use crate::connect::ConnectOptions;
+use crate::connection::DEFAULT_MAX_INCOMING_FRAME_LEN;
+use crate::handshake::CLIENT_NAME;
 
 /// How long one handshake may take. Above the server's own default (30 s):
 /// during the login phase a bench user may queue behind many Argon2 hashes,

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use super::conn::Login;
 use super::{BenchError, ErrorSummary, MAX_CONNS};
-use crate::session::ConnectOptions;
+use crate::connect::ConnectOptions;
 
 /// Most connections `--idle` holds: what one client's port range allows on
 /// one address pair, with room to spare.

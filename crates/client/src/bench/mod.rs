@@ -51,7 +51,7 @@ pub use idle::{IdleOptions, IdleReport, run_idle};
 pub use report::{ErrorSummary, LoginReport, Report, ServerCpu};
 pub use stats::{LatencyHistogram, LatencySummary};
 
-use crate::session::ConnectOptions;
+use crate::connect::ConnectOptions;
 use conn::{Login, Ready};
 use report::Failure;
 
