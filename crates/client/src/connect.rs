@@ -1,12 +1,22 @@
-//! Opening the byte stream to a server: resolving the host, trying each of
+//! Opening the byte stream to a server: the transport seam.
+//!
+//! A [`Connector`] opens one stream to a server; everything above it (the
+//! [`crate::Connection`], the handshake, the scripted and interactive
+//! conversations, the bench) works on whatever stream it yields. TCP is the
+//! first connector: [`ConnectOptions`] resolves the host and tries each of
 //! its addresses under a timeout, optionally from a chosen source address.
 //!
-//! TCP is the only transport today; everything above this module works on
-//! any `AsyncRead + AsyncWrite` stream.
+//! A TLS connector (`porter connect --tls` with a pinned fingerprint) would
+//! hold a [`ConnectOptions`] and the fingerprint, open the TCP stream with
+//! it, run the TLS handshake over that stream and check the certificate,
+//! and yield the TLS stream as its [`Connector::Stream`]. Its failures would
+//! be new [`Error`] variants, so callers still match one error type.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::error::{Error, Result};
@@ -16,7 +26,29 @@ use crate::error::{Error, Result};
 /// drops packets does not leave the user staring at nothing.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where and how to connect.
+/// A way of opening a byte stream to a server.
+pub trait Connector: Send + Sync {
+    /// The stream a connection yields: what [`crate::Connection`] frames.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send;
+
+    /// Opens one stream to the server.
+    ///
+    /// # Errors
+    /// Whatever kept the stream from opening; for TCP, see
+    /// [`ConnectOptions`'s implementation](ConnectOptions#impl-Connector-for-ConnectOptions).
+    fn connect(&self) -> impl Future<Output = Result<Self::Stream>> + Send;
+}
+
+/// Opens a stream to the server with `connector`: [`ConnectOptions`] for
+/// TCP.
+///
+/// # Errors
+/// The connector's (see [`Connector::connect`]).
+pub async fn connect<C: Connector>(connector: &C) -> Result<C::Stream> {
+    connector.connect().await
+}
+
+/// Where and how to connect over TCP: the TCP [`Connector`].
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// Host name or IP address of the server.
@@ -42,14 +74,23 @@ impl ConnectOptions {
     }
 }
 
-/// Opens a TCP connection to the server, trying each address the host
-/// resolves to (only those of the source address's family when one is
-/// given) until one accepts.
+/// Connects over TCP, trying each address the host resolves to (only those
+/// of the source address's family when one is given) until one accepts,
+/// each under [`ConnectOptions::connect_timeout`].
 ///
 /// # Errors
 /// [`Error::Resolve`], [`Error::NoAddress`], [`Error::Bind`], and for the
 /// last address tried [`Error::Connect`] or [`Error::ConnectTimeout`].
-pub async fn connect(options: &ConnectOptions) -> Result<TcpStream> {
+impl Connector for ConnectOptions {
+    type Stream = TcpStream;
+
+    fn connect(&self) -> impl Future<Output = Result<TcpStream>> + Send {
+        connect_tcp(self)
+    }
+}
+
+/// The TCP connector's work (see its `impl Connector`).
+async fn connect_tcp(options: &ConnectOptions) -> Result<TcpStream> {
     let resolved = tokio::net::lookup_host((options.host.as_str(), options.port))
         .await
         .map_err(|source| Error::Resolve {

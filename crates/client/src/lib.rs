@@ -1,8 +1,9 @@
 //! Porter's client: the session with a server, and the two ways of holding
 //! a conversation with it.
 //!
-//! - `connect`: opening the stream to a server ([`connect`], with a timeout
-//!   and an optional source address).
+//! - `connect`: opening the stream to a server through a [`Connector`], the
+//!   transport seam; [`ConnectOptions`] is the TCP one (a timeout per
+//!   address, an optional source address).
 //! - `connection`: the framed [`Connection`] over any async stream, and its
 //!   [`MessageReader`] and [`MessageWriter`] halves.
 //! - `handshake`: the dialogue up to `ready` ([`handshake`]) and [`logout`].
@@ -44,7 +45,7 @@ pub mod scripted;
 mod tokens;
 
 pub use answers::{Answerer, Ask, Notice, ScriptedAnswers};
-pub use connect::{ConnectOptions, DEFAULT_CONNECT_TIMEOUT, connect};
+pub use connect::{ConnectOptions, Connector, DEFAULT_CONNECT_TIMEOUT, connect};
 pub use connection::{
     Connection, DEFAULT_MAX_INCOMING_FRAME_LEN, DEFAULT_MAX_OUTGOING_FRAME_LEN, MessageReader,
     MessageWriter,
