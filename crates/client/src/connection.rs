@@ -7,6 +7,7 @@
 //! while it writes (a server whose outgoing queue fills disconnects a client
 //! that does not read).
 
+use bytes::BytesMut;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use porter_wire::{ClientMessage, EncodedFrame, FrameCodec, ServerMessage, decode_message};
@@ -74,6 +75,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         Ok(())
     }
 
+    /// Takes the connection apart: the stream, and the bytes already read
+    /// from it but not yet decoded, as tokio-util's `Framed::into_parts`
+    /// does. A caller that goes on with the raw stream after the handshake
+    /// (the bench's fast path) decodes those bytes first, so a frame the
+    /// server sent right after `ready` is neither lost nor cut in two.
+    ///
+    /// Nothing is left unwritten: every send flushes before it returns.
+    pub fn into_parts(self) -> ConnectionParts<T> {
+        let parts = self.framed.into_parts();
+        ConnectionParts {
+            io: parts.io,
+            read_buf: parts.read_buf,
+        }
+    }
+
     /// Splits the connection so that reading and writing can go on at the
     /// same time.
     pub fn split(self) -> (MessageReader<T>, MessageWriter<T>) {
@@ -88,9 +104,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     }
 }
 
+/// A [`Connection`] taken apart by [`Connection::into_parts`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ConnectionParts<T> {
+    /// The stream.
+    pub io: T,
+    /// Bytes read from `io` and not yet decoded: the start of whatever
+    /// followed the last message received, to be decoded before anything
+    /// read from `io` afterwards.
+    pub read_buf: BytesMut,
+}
+
 async fn recv_from<S>(stream: &mut S) -> Result<Option<ServerMessage>>
 where
-    S: futures_util::Stream<Item = Result<bytes::BytesMut, porter_wire::Error>> + Unpin,
+    S: futures_util::Stream<Item = Result<BytesMut, porter_wire::Error>> + Unpin,
 {
     loop {
         match stream.next().await {

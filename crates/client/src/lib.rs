@@ -47,8 +47,8 @@ mod tokens;
 pub use answers::{Answerer, Ask, Notice, ScriptedAnswers};
 pub use connect::{ConnectOptions, Connector, DEFAULT_CONNECT_TIMEOUT, connect};
 pub use connection::{
-    Connection, DEFAULT_MAX_INCOMING_FRAME_LEN, DEFAULT_MAX_OUTGOING_FRAME_LEN, MessageReader,
-    MessageWriter,
+    Connection, ConnectionParts, DEFAULT_MAX_INCOMING_FRAME_LEN, DEFAULT_MAX_OUTGOING_FRAME_LEN,
+    MessageReader, MessageWriter,
 };
 pub use error::{Ending, Error, Result, ServerError};
 pub use handshake::{CLIENT_NAME, SessionInfo, handshake, logout};

@@ -16,7 +16,7 @@ use porter_client::{
 use porter_wire::{
     AuthMode, ClientMessage, EncodedFrame, ErrorCode, FrameCodec, Secret, ServerMessage,
 };
-use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
@@ -720,4 +720,53 @@ async fn a_connector_other_than_tcp_carries_the_handshake() {
     .unwrap();
     assert_eq!(info.user, "guest-1");
     server.await.unwrap();
+}
+
+/// What the server sends right after `ready` (here in the same write) is
+/// not lost when the connection is taken apart: it is in the read buffer,
+/// or still in the stream, and decodes whole.
+#[tokio::test]
+async fn into_parts_keeps_the_bytes_read_after_ready() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::None).await;
+        let codec = FrameCodec::new();
+        for message in [
+            ServerMessage::Ready {
+                user: "guest".into(),
+            },
+            ServerMessage::Say {
+                text: "early".into(),
+                from: "ann".into(),
+            },
+        ] {
+            let frame = EncodedFrame::message(&codec, &message).unwrap();
+            peer.framed.feed(frame).await.unwrap();
+        }
+        SinkExt::<EncodedFrame>::flush(&mut peer.framed)
+            .await
+            .unwrap();
+        let _ = peer.recv().await;
+    })
+    .await;
+    let conn = joined(addr).await;
+    let parts = conn.into_parts();
+    let (mut io, mut rest) = (parts.io, parts.read_buf);
+    let codec = FrameCodec::new();
+    let payload = bounded(async {
+        loop {
+            if let Some(payload) = codec.decode(&mut rest).unwrap() {
+                break payload;
+            }
+            assert_ne!(io.read_buf(&mut rest).await.unwrap(), 0, "closed early");
+        }
+    })
+    .await;
+    let say: ServerMessage = porter_wire::decode_message(&payload).unwrap();
+    assert_eq!(
+        say,
+        ServerMessage::Say {
+            text: "early".into(),
+            from: "ann".into()
+        }
+    );
 }

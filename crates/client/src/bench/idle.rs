@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use super::conn::Login;
+use super::conn::{self, Login};
 use super::{BenchError, ErrorSummary, MAX_CONNS};
 use crate::connect::ConnectOptions;
 
@@ -58,7 +58,7 @@ pub async fn run_idle<S: Future>(
         )));
     }
     let logins = vec![Login::Anonymous; options.conns];
-    let (held, errors) = super::open_all(&options.connect, logins, options.raw).await;
+    let (held, errors) = conn::open_all(&options.connect, logins, options.raw).await;
     let report = IdleReport {
         ready: held.len(),
         errors,

@@ -19,7 +19,7 @@ use porter_wire::{ClientMessage, EncodedFrame, FrameCodec, Secret};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::conn::{Login, Ready};
+use super::conn::{self, Login, Ready};
 use super::report::{Failure, FailureKind, ServerCpu};
 use super::{BenchOptions, DEFAULT_RESUMES_PER_USER, ErrorSummary, LoginReport, OPEN_CONCURRENCY};
 
@@ -115,7 +115,7 @@ async fn each(options: &BenchOptions, logins: Vec<Login>) -> (Vec<Option<Secret>
         .map(|login| {
             let bye = bye.clone();
             async move {
-                let ready = super::open_one(connect, &login, false).await?;
+                let ready = conn::open_one(connect, &login, false).await?;
                 if let Login::Token(_) = login {
                     // A resume hands out no new token; keep the one used.
                 } else if ready.token.is_none() {

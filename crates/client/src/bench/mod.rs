@@ -8,7 +8,8 @@
 //!   handshake, for the memory measurement.
 //! - `stats`: latency histograms (HDR), one per task, merged at the end.
 //! - `report`: what a run found, for people and for `--json`.
-//! - `conn`, `echo`, `chat`, `login`, `idle`: the scenarios.
+//! - `conn`: opening connections, through the client's own handshake.
+//! - `echo`, `chat`, `login`, `idle`: the scenarios.
 //!
 //! # How latency is measured
 //! Each connection keeps `pipeline` requests in flight. When replies free a
@@ -42,18 +43,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use futures_util::StreamExt;
 use porter_wire::{AuthMode, ClientMessage, EncodedFrame, FrameCodec, Secret, ServiceKind};
-use tokio::net::TcpStream;
 
 pub use idle::{IdleOptions, IdleReport, run_idle};
 pub use report::{ErrorSummary, LoginReport, Report, ServerCpu};
 pub use stats::{LatencyHistogram, LatencySummary};
 
 use crate::connect::ConnectOptions;
-use conn::{Login, Ready};
-use report::Failure;
+use conn::{Login, open_all};
 
 /// Most connections one run may open (and the chat stamp's width).
 pub const MAX_CONNS: usize = 99_999;
@@ -335,43 +332,6 @@ pub(crate) fn may_send(
     now: Instant,
 ) -> bool {
     quota.is_none_or(|quota| sent < quota) && deadline.is_none_or(|deadline| now < deadline)
-}
-
-/// Opens one connection per login, [`OPEN_CONCURRENCY`] at a time: connect,
-/// then the handshake unless `raw`.
-pub(crate) async fn open_all(
-    connect: &ConnectOptions,
-    logins: Vec<Login>,
-    raw: bool,
-) -> (Vec<Ready<TcpStream>>, ErrorSummary) {
-    let mut attempts = futures_util::stream::iter(logins)
-        .map(|login| async move { open_one(connect, &login, raw).await })
-        .buffer_unordered(OPEN_CONCURRENCY);
-    let mut ready = Vec::new();
-    let mut errors = ErrorSummary::default();
-    while let Some(attempt) = attempts.next().await {
-        match attempt {
-            Ok(conn) => ready.push(conn),
-            Err(failure) => errors.add(failure),
-        }
-    }
-    (ready, errors)
-}
-
-pub(crate) async fn open_one(
-    connect: &ConnectOptions,
-    login: &Login,
-    raw: bool,
-) -> Result<Ready<TcpStream>, Failure> {
-    let stream = conn::open(connect).await?;
-    if raw {
-        return Ok(Ready {
-            io: stream,
-            read_buf: BytesMut::new(),
-            token: None,
-        });
-    }
-    conn::handshake(stream, login).await
 }
 
 #[cfg(test)]
