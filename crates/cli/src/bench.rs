@@ -275,6 +275,13 @@ mod tests {
         args.plan().unwrap()
     }
 
+    /// The default plan, changed by `change`.
+    fn with(change: impl FnOnce(&mut Plan)) -> Plan {
+        let mut plan = options();
+        change(&mut plan);
+        plan
+    }
+
     fn refused(plan: &Plan) -> String {
         match plan.check() {
             Err(err) => flag_message(&err),
@@ -289,83 +296,60 @@ mod tests {
 
     #[test]
     fn zero_connections_or_an_empty_pipeline_are_refused() {
-        let o = Plan {
-            conns: 0,
-            ..options()
-        };
+        let o = with(|o| o.conns = 0);
         assert!(refused(&o).contains("--conns"));
-        let o = Plan {
-            pipeline: 0,
-            ..options()
-        };
+        let o = with(|o| o.pipeline = 0);
         assert!(refused(&o).contains("--pipeline"));
-        let o = Plan {
-            pipeline: bench::MAX_PIPELINE + 1,
-            ..options()
-        };
+        let o = with(|o| o.pipeline = bench::MAX_PIPELINE + 1);
         assert!(refused(&o).contains("--pipeline"));
     }
 
     #[test]
     fn fewer_messages_than_connections_are_refused() {
-        let o = Plan {
-            conns: 10,
-            limit: Limit::Messages(9),
-            ..options()
-        };
+        let o = with(|o| {
+            o.conns = 10;
+            o.limit = Limit::Messages(9);
+        });
         assert!(refused(&o).contains("--messages"));
-        let o = Plan {
-            limit: Limit::Duration(Duration::ZERO),
-            ..options()
-        };
+        let o = with(|o| o.limit = Limit::Duration(Duration::ZERO));
         assert!(refused(&o).contains("--duration"));
     }
 
     #[test]
     fn a_message_the_server_would_refuse_is_refused_before_connecting() {
-        let o = Plan {
-            size: 70_000,
-            ..options()
-        };
+        let o = with(|o| o.size = 70_000);
         assert!(refused(&o).contains("--size"));
-        let o = Plan {
-            size: 60_000,
-            pipeline: 100,
-            ..options()
-        };
+        let o = with(|o| {
+            o.size = 60_000;
+            o.pipeline = 100;
+        });
         assert!(refused(&o).contains("in flight"));
     }
 
     #[test]
     fn raw_mode_takes_neither_auth_nor_chat() {
-        let o = Plan {
-            raw: true,
-            auth: AuthMode::Password,
-            ..options()
-        };
+        let o = with(|o| {
+            o.raw = true;
+            o.auth = AuthMode::Password;
+        });
         assert!(refused(&o).contains("--raw"));
-        let o = Plan {
-            raw: true,
-            service: ServiceKind::Chat,
-            conns: 2,
-            ..options()
-        };
+        let o = with(|o| {
+            o.raw = true;
+            o.service = ServiceKind::Chat;
+            o.conns = 2;
+        });
         assert!(refused(&o).contains("--raw"));
     }
 
     #[test]
     fn chat_needs_two_participants_and_room_for_the_stamp() {
-        let o = Plan {
-            service: ServiceKind::Chat,
-            ..options()
-        };
+        let o = with(|o| o.service = ServiceKind::Chat);
         assert!(refused(&o).contains("2 connections"));
-        let o = Plan {
-            service: ServiceKind::Chat,
-            conns: 2,
-            size: MIN_CHAT_SIZE - 1,
-            ..options()
-        };
+        let o = with(|o| {
+            o.service = ServiceKind::Chat;
+            o.conns = 2;
+            o.size = MIN_CHAT_SIZE - 1;
+        });
         assert!(refused(&o).contains("--size"));
     }
 }

@@ -9,6 +9,7 @@
 //! [`HANDSHAKE_TIMEOUT`], any `error` from the server is fatal, and every
 //! failure becomes a counted [`Failure`] of a kind instead of an error.
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -69,18 +70,34 @@ pub(crate) async fn open_all(
     logins: Vec<Login>,
     raw: bool,
 ) -> (Vec<Ready<TcpStream>>, ErrorSummary) {
-    let mut attempts = futures_util::stream::iter(logins)
-        .map(|login| async move { open_one(connect, &login, raw).await })
+    gather(logins, |login| async move {
+        open_one(connect, &login, raw).await
+    })
+    .await
+}
+
+/// Runs `attempt` on every item, [`OPEN_CONCURRENCY`] at a time; returns
+/// what succeeded, and the failures counted.
+pub(crate) async fn gather<I, F, R>(
+    items: I,
+    attempt: impl FnMut(I::Item) -> F,
+) -> (Vec<R>, ErrorSummary)
+where
+    I: IntoIterator,
+    F: Future<Output = Result<R, Failure>>,
+{
+    let mut attempts = futures_util::stream::iter(items)
+        .map(attempt)
         .buffer_unordered(OPEN_CONCURRENCY);
-    let mut ready = Vec::new();
+    let mut done = Vec::new();
     let mut errors = ErrorSummary::default();
-    while let Some(attempt) = attempts.next().await {
-        match attempt {
-            Ok(conn) => ready.push(conn),
+    while let Some(outcome) = attempts.next().await {
+        match outcome {
+            Ok(value) => done.push(value),
             Err(failure) => errors.add(failure),
         }
     }
-    (ready, errors)
+    (done, errors)
 }
 
 /// Connects, then runs the handshake as `login` unless `raw`.

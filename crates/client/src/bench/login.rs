@@ -14,14 +14,13 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
 use porter_wire::{ClientMessage, EncodedFrame, FrameCodec, Secret};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::conn::{self, Login, Ready};
 use super::report::{Failure, FailureKind, ServerCpu};
-use super::{ErrorSummary, LoginReport, OPEN_CONCURRENCY, Plan, Resumes};
+use super::{ErrorSummary, LoginReport, Plan, Resumes};
 
 /// Clock ticks per second of `/proc/PID/stat` times: Linux's `USER_HZ`,
 /// 100 on every architecture it runs on (the kernel scales to it).
@@ -111,32 +110,22 @@ async fn step(plan: &Plan, logins: Vec<Login>, errors: &mut ErrorSummary) -> Ste
 async fn each(plan: &Plan, logins: Vec<Login>) -> (Vec<Option<Secret>>, ErrorSummary) {
     let bye = EncodedFrame::message(&FrameCodec::new(), &ClientMessage::Bye).ok();
     let connect = &plan.connect;
-    let mut attempts = futures_util::stream::iter(logins)
-        .map(|login| {
-            let bye = bye.clone();
-            async move {
-                let ready = conn::open_one(connect, &login, false).await?;
-                if let Login::Token(_) = login {
-                    // A resume hands out no new token; keep the one used.
-                } else if ready.token.is_none() {
-                    return Err(Failure::new(
-                        FailureKind::Protocol,
-                        "a password login ended without a session token",
-                    ));
-                }
-                Ok(close(ready, bye).await)
+    conn::gather(logins, |login| {
+        let bye = bye.clone();
+        async move {
+            let ready = conn::open_one(connect, &login, false).await?;
+            if let Login::Token(_) = login {
+                // A resume hands out no new token; keep the one used.
+            } else if ready.token.is_none() {
+                return Err(Failure::new(
+                    FailureKind::Protocol,
+                    "a password login ended without a session token",
+                ));
             }
-        })
-        .buffer_unordered(OPEN_CONCURRENCY);
-    let mut done = Vec::new();
-    let mut errors = ErrorSummary::default();
-    while let Some(attempt) = attempts.next().await {
-        match attempt {
-            Ok(token) => done.push(token),
-            Err(failure) => errors.add(failure),
+            Ok(close(ready, bye).await)
         }
-    }
-    (done, errors)
+    })
+    .await
 }
 
 /// Says `bye` and closes; returns the connection's token.
