@@ -4,8 +4,9 @@
 //! - `connect`: opening the stream to a server through a [`Connector`], the
 //!   transport seam; [`ConnectOptions`] is the TCP one (a timeout per
 //!   address, an optional source address).
-//! - `connection`: the framed [`Connection`] over any async stream, and its
-//!   [`MessageReader`] and [`MessageWriter`] halves.
+//! - `connection`: the framed [`Connection`] over any async stream, its
+//!   [`MessageReader`] and [`MessageWriter`] halves, and
+//!   [`Connection::into_parts`] for going on with the raw stream.
 //! - `handshake`: the dialogue up to `ready` ([`handshake`]) and [`logout`].
 //! - `answers`: where the answers to the server's questions come from
 //!   (the [`Answerer`] trait, [`ScriptedAnswers`]).
@@ -18,6 +19,8 @@
 //!   replies are all in.
 //! - [`interactive`]: a terminal with a line editor and history; the
 //!   server's lines appear above the line being typed.
+//! - [`bench`](mod@bench): `porter bench`, load and latency measurement, run from a
+//!   plain [`bench::Plan`] that the command line builds from its flags.
 //!
 //! Errors are one typed [`Error`]; the binary prints them and exits non-zero.
 //!
