@@ -1,14 +1,15 @@
-//! `porter bench`: its options and the call into `porter_client::bench`,
-//! which does the work. See that module for what is measured and how.
+//! `porter bench`: its flags, their defaults, the plan they make and the
+//! messages that name them when it cannot work, and the call into
+//! `porter_client::bench`, which does the work. See that module for what is
+//! measured and how.
 
 use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use porter_client::ConnectOptions;
-use porter_client::bench::{self, BenchOptions, IdleOptions, Limit};
-use porter_client::session::DEFAULT_CONNECT_TIMEOUT;
+use porter_client::bench::{self, IdlePlan, Limit, Plan, PlanError, Resumes};
 use porter_wire::{AuthMode, Secret, ServiceKind};
 
 use crate::modes;
@@ -19,6 +20,14 @@ const DEFAULT_HOST: &str = "localhost";
 const DEFAULT_PORT: u16 = 9090;
 /// Length of a run when neither --duration nor --messages is given.
 const DEFAULT_DURATION_SECS: f64 = 5.0;
+/// Text size when none is given, as redis-benchmark's default payload order.
+const DEFAULT_SIZE: usize = 64;
+/// The password of bench users when none is given. Bench users are throwaway
+/// accounts on a test server; a fixed password keeps runs repeatable.
+const DEFAULT_BENCH_PASSWORD: &str = "porter-bench-password";
+/// Token resumes per user in the login phase when --resumes is not given:
+/// enough server work to measure its CPU time with clock-tick resolution.
+const DEFAULT_RESUMES_PER_USER: u64 = 20;
 
 /// Options of `porter bench`.
 #[derive(Debug, Args)]
@@ -40,7 +49,7 @@ pub struct BenchArgs {
     pipeline: usize,
 
     /// Bytes of text per message
-    #[arg(long, value_name = "BYTES", default_value_t = bench::DEFAULT_SIZE)]
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SIZE)]
     size: usize,
 
     /// Seconds to send for [default: 5 unless --messages is given]
@@ -63,7 +72,7 @@ pub struct BenchArgs {
 
     /// Password of the bench users with --auth password
     #[arg(long, env = "PORTER_PASSWORD", hide_env_values = true,
-          default_value = bench::DEFAULT_BENCH_PASSWORD, hide_default_value = true)]
+          default_value = DEFAULT_BENCH_PASSWORD, hide_default_value = true)]
     password: String,
 
     /// Token resumes in the login phase [default: 20 per connection]
@@ -100,41 +109,81 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
         .with_context(|| format!("{flag} must be a positive number of seconds"))
 }
 
+impl BenchArgs {
+    fn connect(&self) -> ConnectOptions {
+        ConnectOptions::new(self.host.clone(), self.port)
+    }
+
+    /// The plan these flags make, with the defaults of those not given; not
+    /// checked yet.
+    fn plan(&self) -> anyhow::Result<Plan> {
+        let limit = match (self.messages, self.duration) {
+            (Some(messages), _) => Limit::Messages(messages),
+            (None, Some(secs)) => Limit::Duration(seconds(secs, "--duration")?),
+            (None, None) => Limit::Duration(Duration::from_secs_f64(DEFAULT_DURATION_SECS)),
+        };
+        Ok(Plan {
+            connect: self.connect(),
+            conns: self.conns,
+            pipeline: self.pipeline,
+            size: self.size,
+            limit,
+            service: self.service,
+            auth: self.auth,
+            password: Secret::new(self.password.clone()),
+            resumes: self
+                .resumes
+                .map_or(Resumes::PerUser(DEFAULT_RESUMES_PER_USER), Resumes::Total),
+            server_pid: self.server_pid,
+            raw: self.raw,
+            progress: !self.json && io::stdout().is_terminal(),
+        })
+    }
+}
+
+/// Why a plan cannot work, told in terms of the flags that made it.
+fn flag_message(err: &PlanError) -> String {
+    match err {
+        PlanError::Conns { max } => format!("--conns must be 1 to {max}"),
+        PlanError::Pipeline { max } => format!("--pipeline must be 1 to {max}"),
+        PlanError::ZeroDuration => "--duration must be more than zero".into(),
+        PlanError::FewerMessagesThanConns { messages, conns } => format!(
+            "--messages ({messages}) must be at least --conns ({conns}): every connection sends"
+        ),
+        PlanError::MessageTooLarge { size, source } => {
+            format!("--size {size} makes frames the server refuses: {source}")
+        }
+        PlanError::TooMuchInFlight { max } => format!(
+            "--pipeline x --size is too large: at most {max} bytes in flight per connection"
+        ),
+        PlanError::IpAuth => {
+            "--auth ip is not benchmarked: bench connections come from one address".into()
+        }
+        PlanError::RawWithAuth => "--raw talks to the bare baseline: it takes no --auth".into(),
+        PlanError::RawWithChat => "--raw talks to the bare baseline: it only echoes".into(),
+        PlanError::ChatNeedsTwo => "--service chat needs at least 2 connections".into(),
+        PlanError::ChatTooSmall { min } => format!(
+            "--service chat needs --size of at least {min} (the send time travels in the text)"
+        ),
+        PlanError::ZeroResumes => "--resumes must be more than zero".into(),
+        PlanError::IdleConns { max } => format!("--idle must be 1 to {max}"),
+        other => other.to_string(),
+    }
+}
+
 /// Runs `porter bench`.
 ///
 /// # Errors
 /// Invalid options, no connection at all, and any error counted during the
 /// run (after the report is printed), so that scripts notice.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let connect = ConnectOptions {
-        connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-        ..ConnectOptions::new(args.host.clone(), args.port)
-    };
     if let Some(conns) = args.idle {
-        return run_idle(&args, connect, conns);
+        return run_idle(&args, conns);
     }
-    let limit = match (args.messages, args.duration) {
-        (Some(messages), _) => Limit::Messages(messages),
-        (None, Some(secs)) => Limit::Duration(seconds(secs, "--duration")?),
-        (None, None) => Limit::Duration(Duration::from_secs_f64(DEFAULT_DURATION_SECS)),
-    };
-    let options = BenchOptions {
-        conns: args.conns,
-        pipeline: args.pipeline,
-        size: args.size,
-        limit,
-        service: args.service,
-        auth: args.auth,
-        password: Secret::new(args.password),
-        resumes: args.resumes,
-        server_pid: args.server_pid,
-        raw: args.raw,
-        progress: !args.json && io::stdout().is_terminal(),
-        ..BenchOptions::new(connect)
-    };
-    options.validate()?;
+    let plan = args.plan()?;
+    plan.check().map_err(|err| anyhow!(flag_message(&err)))?;
     let runtime = crate::runtime()?;
-    let result = runtime.block_on(bench::run(&options));
+    let result = runtime.block_on(bench::run(&plan));
     runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
     let report = result?;
     let mut stdout = io::stdout();
@@ -152,13 +201,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_idle(args: &BenchArgs, connect: ConnectOptions, conns: usize) -> anyhow::Result<()> {
+fn run_idle(args: &BenchArgs, conns: usize) -> anyhow::Result<()> {
     let hold = args.hold.map(|s| seconds(s, "--hold")).transpose()?;
-    let options = IdleOptions {
-        connect,
+    let plan = IdlePlan {
+        connect: args.connect(),
         conns,
         raw: args.raw,
     };
+    plan.check().map_err(|err| anyhow!(flag_message(&err)))?;
     let runtime = crate::runtime()?;
     let result = runtime.block_on(async {
         let stop = async {
@@ -173,7 +223,7 @@ fn run_idle(args: &BenchArgs, connect: ConnectOptions, conns: usize) -> anyhow::
             }
         };
         bench::run_idle(
-            &options,
+            &plan,
             |report| {
                 let mut stdout = io::stdout();
                 let _ = writeln!(stdout, "idle: {} connections ready", report.ready);
@@ -200,4 +250,106 @@ fn run_idle(args: &BenchArgs, connect: ConnectOptions, conns: usize) -> anyhow::
         bail!("{} connections failed", report.errors.total());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+    use porter_client::bench::MIN_CHAT_SIZE;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    /// The plan of `porter bench` with no flags, 1,000 messages.
+    fn options() -> Plan {
+        let args = Command::try_parse_from(["bench", "--messages", "1000"])
+            .unwrap()
+            .args;
+        args.plan().unwrap()
+    }
+
+    /// The default plan, changed by `change`.
+    fn with(change: impl FnOnce(&mut Plan)) -> Plan {
+        let mut plan = options();
+        change(&mut plan);
+        plan
+    }
+
+    fn refused(plan: &Plan) -> String {
+        match plan.check() {
+            Err(err) => flag_message(&err),
+            Ok(()) => panic!("expected an invalid option, got a valid plan"),
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        options().check().unwrap();
+    }
+
+    #[test]
+    fn zero_connections_or_an_empty_pipeline_are_refused() {
+        let o = with(|o| o.conns = 0);
+        assert!(refused(&o).contains("--conns"));
+        let o = with(|o| o.pipeline = 0);
+        assert!(refused(&o).contains("--pipeline"));
+        let o = with(|o| o.pipeline = bench::MAX_PIPELINE + 1);
+        assert!(refused(&o).contains("--pipeline"));
+    }
+
+    #[test]
+    fn fewer_messages_than_connections_are_refused() {
+        let o = with(|o| {
+            o.conns = 10;
+            o.limit = Limit::Messages(9);
+        });
+        assert!(refused(&o).contains("--messages"));
+        let o = with(|o| o.limit = Limit::Duration(Duration::ZERO));
+        assert!(refused(&o).contains("--duration"));
+    }
+
+    #[test]
+    fn a_message_the_server_would_refuse_is_refused_before_connecting() {
+        let o = with(|o| o.size = 70_000);
+        assert!(refused(&o).contains("--size"));
+        let o = with(|o| {
+            o.size = 60_000;
+            o.pipeline = 100;
+        });
+        assert!(refused(&o).contains("in flight"));
+    }
+
+    #[test]
+    fn raw_mode_takes_neither_auth_nor_chat() {
+        let o = with(|o| {
+            o.raw = true;
+            o.auth = AuthMode::Password;
+        });
+        assert!(refused(&o).contains("--raw"));
+        let o = with(|o| {
+            o.raw = true;
+            o.service = ServiceKind::Chat;
+            o.conns = 2;
+        });
+        assert!(refused(&o).contains("--raw"));
+    }
+
+    #[test]
+    fn chat_needs_two_participants_and_room_for_the_stamp() {
+        let o = with(|o| o.service = ServiceKind::Chat);
+        assert!(refused(&o).contains("2 connections"));
+        let o = with(|o| {
+            o.service = ServiceKind::Chat;
+            o.conns = 2;
+            o.size = MIN_CHAT_SIZE - 1;
+        });
+        assert!(refused(&o).contains("--size"));
+    }
 }

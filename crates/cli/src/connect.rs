@@ -18,8 +18,9 @@ use clap::Args;
 use porter_client::interactive::{self, TerminalAnswerer};
 use porter_client::jar::{CookieJar, JarTokens};
 use porter_client::scripted::{self, ScriptedOptions};
-use porter_client::session::DEFAULT_CONNECT_TIMEOUT;
-use porter_client::{ConnectOptions, Connection, ScriptedAnswers};
+use porter_client::{
+    ConnectOptions, Connection, Connector, DEFAULT_CONNECT_TIMEOUT, ScriptedAnswers,
+};
 use porter_wire::Secret;
 
 use crate::password::PASSWORD_ENV;
@@ -117,9 +118,9 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let runtime = crate::runtime()?;
     let result = runtime.block_on(async {
         if args.logout {
-            logout(options, jar).await
+            logout(&options, jar).await
         } else {
-            converse(options, interactive, answers, jar).await
+            converse(&options, interactive, answers, jar).await
         }
     });
     runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
@@ -179,13 +180,14 @@ fn preset_answers(user: Option<&str>, password: Option<Secret>) -> ScriptedAnswe
     answers
 }
 
+/// The conversation over whatever stream `connector` opens.
 async fn converse(
-    options: ConnectOptions,
+    connector: &impl Connector,
     interactive: bool,
     answers: ScriptedAnswers,
     mut jar: JarTokens,
 ) -> anyhow::Result<()> {
-    let stream = porter_client::connect(&options).await?;
+    let stream = porter_client::connect(connector).await?;
     let mut conn = Connection::new(stream);
     if interactive {
         let mut answerer = TerminalAnswerer::with_preset(answers);
@@ -213,9 +215,9 @@ async fn converse(
 /// `--logout`: resume the session with the jar's token, say `logout`, wait
 /// for `bye`, forget the token. Nothing is asked: logging in only to log
 /// out makes no sense, so a refused token just leaves the jar empty.
-async fn logout(options: ConnectOptions, mut jar: JarTokens) -> anyhow::Result<()> {
+async fn logout(connector: &impl Connector, mut jar: JarTokens) -> anyhow::Result<()> {
     let server = jar.server().to_owned();
-    let stream = porter_client::connect(&options).await?;
+    let stream = porter_client::connect(connector).await?;
     let mut conn = Connection::new(stream);
     let mut nothing = ScriptedAnswers::new();
     let handshake = porter_client::handshake(&mut conn, &mut nothing, &mut jar).await;

@@ -14,8 +14,10 @@ use porter_wire::{ClientMessage, Secret, ServerMessage};
 use rustyline_async::{Readline, ReadlineEvent, SharedWriter};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::answers::{Answerer, Ask, Notice, ScriptedAnswers};
+use crate::connection::Connection;
 use crate::error::{Ending, Error, Result, ServerError};
-use crate::session::{Answerer, Ask, Connection, Notice, ScriptedAnswers, SessionInfo};
+use crate::handshake::SessionInfo;
 
 /// The command that ends the conversation.
 pub const QUIT_COMMAND: &str = "/quit";

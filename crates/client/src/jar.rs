@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use porter_wire::Secret;
 
-use crate::session::TokenJar;
+use crate::tokens::TokenJar;
 
 /// File name of the jar inside the state directory.
 const JAR_FILE: &str = "tokens.json";

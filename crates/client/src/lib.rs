@@ -1,10 +1,17 @@
 //! Porter's client: the session with a server, and the two ways of holding
 //! a conversation with it.
 //!
-//! - [`session`]: connecting (with a timeout and an optional source
-//!   address), the framed [`Connection`] over any async stream, and the
-//!   [`handshake`] up to `ready`, whose questions are answered through the
-//!   [`Answerer`] trait and whose session tokens go to a [`TokenJar`].
+//! - `connect`: opening the stream to a server through a [`Connector`], the
+//!   transport seam; [`ConnectOptions`] is the TCP one (a timeout per
+//!   address, an optional source address).
+//! - `connection`: the framed [`Connection`] over any async stream, its
+//!   [`MessageReader`] and [`MessageWriter`] halves, and
+//!   [`Connection::into_parts`] for going on with the raw stream.
+//! - `handshake`: the dialogue up to `ready` ([`handshake`]) and [`logout`].
+//! - `answers`: where the answers to the server's questions come from
+//!   (the [`Answerer`] trait, [`ScriptedAnswers`]).
+//! - `tokens`: where session tokens are kept (the [`TokenJar`] trait,
+//!   [`NoTokens`]).
 //! - [`jar`]: the cookie jar, one session token per server in a private
 //!   file under the XDG state directory, and its [`TokenJar`] adapter.
 //! - [`scripted`]: standard input is not a terminal; each line is a `say`,
@@ -12,6 +19,8 @@
 //!   replies are all in.
 //! - [`interactive`]: a terminal with a line editor and history; the
 //!   server's lines appear above the line being typed.
+//! - [`bench`](mod@bench): `porter bench`, load and latency measurement, run from a
+//!   plain [`bench::Plan`] that the command line builds from its flags.
 //!
 //! Errors are one typed [`Error`]; the binary prints them and exits non-zero.
 //!
@@ -27,15 +36,23 @@
 
 #![deny(missing_docs)]
 
+mod answers;
 pub mod bench;
+mod connect;
+mod connection;
 mod error;
+mod handshake;
 pub mod interactive;
 pub mod jar;
 pub mod scripted;
-pub mod session;
+mod tokens;
 
-pub use error::{Ending, Error, Result, ServerError};
-pub use session::{
-    Answerer, Ask, CLIENT_NAME, ConnectOptions, Connection, MessageReader, MessageWriter, NoTokens,
-    Notice, ScriptedAnswers, SessionInfo, TokenJar, connect, handshake, logout,
+pub use answers::{Answerer, Ask, Notice, ScriptedAnswers};
+pub use connect::{ConnectOptions, Connector, DEFAULT_CONNECT_TIMEOUT, connect};
+pub use connection::{
+    Connection, ConnectionParts, DEFAULT_MAX_INCOMING_FRAME_LEN, DEFAULT_MAX_OUTGOING_FRAME_LEN,
+    MessageReader, MessageWriter,
 };
+pub use error::{Ending, Error, Result, ServerError};
+pub use handshake::{CLIENT_NAME, SessionInfo, handshake, logout};
+pub use tokens::{NoTokens, TokenJar};

@@ -26,8 +26,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::connection::{Connection, MessageReader, MessageWriter};
 use crate::error::{Ending, Error, Result, ServerError};
-use crate::session::{Connection, MessageReader, MessageWriter};
 
 /// How long the server may stay silent after the end of input before the
 /// client stops waiting for replies (rule 2). Far above a local echo round

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use porter_client::scripted::{self, ScriptedOptions};
 use porter_client::{
-    Answerer, Ask, ConnectOptions, Connection, Error, NoTokens, Notice, ScriptedAnswers,
+    Answerer, Ask, ConnectOptions, Connection, Connector, Error, NoTokens, Notice, ScriptedAnswers,
     SessionInfo, TokenJar,
 };
 use porter_wire::{
     AuthMode, ClientMessage, EncodedFrame, ErrorCode, FrameCodec, Secret, ServerMessage,
 };
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
@@ -26,11 +26,11 @@ use tokio_util::codec::Framed;
 const LIMIT: Duration = Duration::from_secs(10);
 
 /// The server side of one fake conversation.
-struct Peer {
-    framed: Framed<TcpStream, FrameCodec>,
+struct Peer<S = TcpStream> {
+    framed: Framed<S, FrameCodec>,
 }
 
-impl Peer {
+impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
     async fn send(&mut self, message: ServerMessage) {
         let frame = EncodedFrame::message(&FrameCodec::new(), &message).unwrap();
         self.framed.send(frame).await.unwrap();
@@ -683,5 +683,90 @@ async fn logout_refused_by_a_server_without_sessions_is_a_refusal() {
     assert!(
         matches!(&err, Error::Refused(e) if e.code == ErrorCode::Unexpected),
         "{err:?}"
+    );
+}
+
+/// A connector over an in-memory pipe, handing out its one client end.
+struct PipeConnector(std::sync::Mutex<Option<DuplexStream>>);
+
+impl Connector for PipeConnector {
+    type Stream = DuplexStream;
+
+    async fn connect(&self) -> porter_client::Result<DuplexStream> {
+        Ok(self.0.lock().unwrap().take().expect("connected twice"))
+    }
+}
+
+/// The handshake needs only a byte stream from its connector: what lets a
+/// TLS connector slip in under it.
+#[tokio::test]
+async fn a_connector_other_than_tcp_carries_the_handshake() {
+    let (client, server) = tokio::io::duplex(4096);
+    let connector = PipeConnector(std::sync::Mutex::new(Some(client)));
+    let server = tokio::spawn(async move {
+        let mut peer = Peer {
+            framed: Framed::new(server, FrameCodec::new()),
+        };
+        peer.greet(AuthMode::None).await;
+        peer.ready("guest-1").await;
+    });
+    let mut conn = Connection::new(porter_client::connect(&connector).await.unwrap());
+    let info = bounded(porter_client::handshake(
+        &mut conn,
+        &mut ScriptedAnswers::new(),
+        &mut NoTokens,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(info.user, "guest-1");
+    server.await.unwrap();
+}
+
+/// What the server sends right after `ready` (here in the same write) is
+/// not lost when the connection is taken apart: it is in the read buffer,
+/// or still in the stream, and decodes whole.
+#[tokio::test]
+async fn into_parts_keeps_the_bytes_read_after_ready() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::None).await;
+        let codec = FrameCodec::new();
+        for message in [
+            ServerMessage::Ready {
+                user: "guest".into(),
+            },
+            ServerMessage::Say {
+                text: "early".into(),
+                from: "ann".into(),
+            },
+        ] {
+            let frame = EncodedFrame::message(&codec, &message).unwrap();
+            peer.framed.feed(frame).await.unwrap();
+        }
+        SinkExt::<EncodedFrame>::flush(&mut peer.framed)
+            .await
+            .unwrap();
+        let _ = peer.recv().await;
+    })
+    .await;
+    let conn = joined(addr).await;
+    let parts = conn.into_parts();
+    let (mut io, mut rest) = (parts.io, parts.read_buf);
+    let codec = FrameCodec::new();
+    let payload = bounded(async {
+        loop {
+            if let Some(payload) = codec.decode(&mut rest).unwrap() {
+                break payload;
+            }
+            assert_ne!(io.read_buf(&mut rest).await.unwrap(), 0, "closed early");
+        }
+    })
+    .await;
+    let say: ServerMessage = porter_wire::decode_message(&payload).unwrap();
+    assert_eq!(
+        say,
+        ServerMessage::Say {
+            text: "early".into(),
+            from: "ann".into()
+        }
     );
 }

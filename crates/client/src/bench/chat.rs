@@ -25,7 +25,7 @@ use tokio::sync::{Notify, watch};
 use super::conn::{Ready, incoming_codec};
 use super::echo::describe;
 use super::report::{Failure, FailureKind};
-use super::{BenchOptions, ErrorSummary, LatencyHistogram, Limit, Measured, REPLY_TIMEOUT};
+use super::{ErrorSummary, LatencyHistogram, Limit, Measured, Plan, REPLY_TIMEOUT};
 
 /// Digits of the sender index in the stamp.
 const INDEX_DIGITS: usize = 6;
@@ -59,11 +59,7 @@ struct Room {
 }
 
 /// Runs the chat scenario on connections that are past `ready`.
-pub(super) async fn run<T>(
-    options: &BenchOptions,
-    ready: Vec<Ready<T>>,
-    counter: Arc<AtomicU64>,
-) -> Measured
+pub(super) async fn run<T>(plan: &Plan, ready: Vec<Ready<T>>, counter: Arc<AtomicU64>) -> Measured
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -90,7 +86,7 @@ where
         others: n as u64 - 1,
         start,
     });
-    let deadline = match options.limit {
+    let deadline = match plan.limit {
         Limit::Duration(duration) => Some(start + duration),
         Limit::Messages(_) => None,
     };
@@ -99,12 +95,12 @@ where
     let mut receivers = Vec::with_capacity(n);
     for (index, conn) in ready.into_iter().enumerate() {
         let (reader, writer) = tokio::io::split(conn.io);
-        let template = stamped_frame(index, options.size);
-        let quota = match options.limit {
+        let template = stamped_frame(index, plan.size);
+        let quota = match plan.limit {
             Limit::Messages(total) => Some(super::share(total, n, index)),
             Limit::Duration(_) => None,
         };
-        let pipeline = options.pipeline as u64;
+        let pipeline = plan.pipeline as u64;
         let room_s = room.clone();
         senders.push(tokio::spawn(async move {
             send(writer, template, index, pipeline, quota, deadline, &room_s).await

@@ -1,25 +1,30 @@
-//! Opening bench connections: TCP connect, and a handshake that keeps the
-//! bytes it read ahead.
+//! Opening bench connections: connect, the client's own [`crate::handshake`]
+//! with fixed answers, then the stream taken back with
+//! [`crate::Connection::into_parts`] for the fast path, which reads the raw
+//! stream (bytes the server sent right after `ready`, such as a chat line
+//! from a participant that started early, come along in the read buffer).
 //!
-//! The bench does not use [`crate::handshake`] because a [`crate::Connection`]
-//! cannot give back its framed read buffer, and the fast path below reads the
-//! raw stream: bytes the server sent right after `ready` (a chat line from a
-//! participant that started early) would be lost and the stream would lose
-//! its frame boundaries. This handshake is the same dialogue (PROTOCOL.md
-//! section 4) reduced to what a bench user needs: fixed answers, a token
-//! kept, any `error` fatal.
+//! What is the bench's own here: connections are opened
+//! [`OPEN_CONCURRENCY`] at a time, a handshake is bounded by
+//! [`HANDSHAKE_TIMEOUT`], any `error` from the server is fatal, and every
+//! failure becomes a counted [`Failure`] of a kind instead of an error.
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
-use porter_wire::{ClientMessage, ErrorCode, FrameCodec, Secret, ServerMessage, decode_message};
+use futures_util::StreamExt;
+use porter_wire::{ErrorCode, FrameCodec, Secret};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_util::codec::{Framed, FramedParts};
 
-use super::report::{Failure, FailureKind};
-use crate::session::{CLIENT_NAME, ConnectOptions, DEFAULT_MAX_INCOMING_FRAME_LEN};
+use super::OPEN_CONCURRENCY;
+use super::report::{ErrorSummary, Failure, FailureKind};
+use crate::answers::{Answerer, Ask, Notice};
+use crate::connect::ConnectOptions;
+use crate::connection::{Connection, ConnectionParts, DEFAULT_MAX_INCOMING_FRAME_LEN};
+use crate::error::{Ending, Error, Result, ServerError};
+use crate::tokens::TokenJar;
 
 /// How long one handshake may take. Above the server's own default (30 s):
 /// during the login phase a bench user may queue behind many Argon2 hashes,
@@ -58,21 +63,100 @@ pub(crate) fn incoming_codec() -> FrameCodec {
     FrameCodec::with_max_frame_len(DEFAULT_MAX_INCOMING_FRAME_LEN)
 }
 
-/// Connects to the server.
-pub(crate) async fn open(options: &ConnectOptions) -> Result<TcpStream, Failure> {
-    crate::connect(options)
-        .await
-        .map_err(|err| Failure::new(FailureKind::Connection, error_chain(&err)))
+/// Opens one connection per login, [`OPEN_CONCURRENCY`] at a time: connect,
+/// then the handshake unless `raw`.
+pub(crate) async fn open_all(
+    connect: &ConnectOptions,
+    logins: Vec<Login>,
+    raw: bool,
+) -> (Vec<Ready<TcpStream>>, ErrorSummary) {
+    gather(logins, |login| async move {
+        open_one(connect, &login, raw).await
+    })
+    .await
 }
 
-/// Runs the client side of the handshake up to `ready`, bounded by
-/// [`HANDSHAKE_TIMEOUT`].
-pub(crate) async fn handshake<T>(io: T, login: &Login) -> Result<Ready<T>, Failure>
+/// Runs `attempt` on every item, [`OPEN_CONCURRENCY`] at a time; returns
+/// what succeeded, and the failures counted.
+pub(crate) async fn gather<I, F, R>(
+    items: I,
+    attempt: impl FnMut(I::Item) -> F,
+) -> (Vec<R>, ErrorSummary)
+where
+    I: IntoIterator,
+    F: Future<Output = Result<R, Failure>>,
+{
+    let mut attempts = futures_util::stream::iter(items)
+        .map(attempt)
+        .buffer_unordered(OPEN_CONCURRENCY);
+    let mut done = Vec::new();
+    let mut errors = ErrorSummary::default();
+    while let Some(outcome) = attempts.next().await {
+        match outcome {
+            Ok(value) => done.push(value),
+            Err(failure) => errors.add(failure),
+        }
+    }
+    (done, errors)
+}
+
+/// Connects, then runs the handshake as `login` unless `raw`.
+pub(crate) async fn open_one(
+    connect: &ConnectOptions,
+    login: &Login,
+    raw: bool,
+) -> Result<Ready<TcpStream>, Failure> {
+    let stream = crate::connect(connect)
+        .await
+        .map_err(|err| Failure::new(FailureKind::Connection, error_chain(&err)))?;
+    if raw {
+        return Ok(Ready {
+            io: stream,
+            read_buf: BytesMut::new(),
+            token: None,
+        });
+    }
+    handshake(stream, login).await
+}
+
+/// Runs the client's handshake up to `ready`, bounded by
+/// [`HANDSHAKE_TIMEOUT`], and takes the connection apart.
+async fn handshake<T>(io: T, login: &Login) -> Result<Ready<T>, Failure>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, dialogue(io, login)).await {
-        Ok(result) => result,
+    let mut conn = Connection::new(io);
+    let mut answers = FixedAnswers {
+        login,
+        refusal: None,
+    };
+    let mut jar = CaughtToken {
+        presented: match login {
+            Login::Token(token) => Some(token.clone()),
+            _ => None,
+        },
+        caught: None,
+    };
+    let outcome = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        crate::handshake(&mut conn, &mut answers, &mut jar),
+    )
+    .await;
+    // Anything refused is fatal for a bench user: the answers are fixed, so
+    // asking again would only repeat the refusal.
+    if let Some(refusal) = answers.refusal {
+        return Err(refused(&refusal));
+    }
+    match outcome {
+        Ok(Ok(_)) => {
+            let ConnectionParts { io, read_buf, .. } = conn.into_parts();
+            Ok(Ready {
+                io,
+                read_buf,
+                token: jar.caught,
+            })
+        }
+        Ok(Err(err)) => Err(failure(err)),
         Err(_) => Err(Failure::new(
             FailureKind::Connection,
             format!("handshake not over after {} s", HANDSHAKE_TIMEOUT.as_secs()),
@@ -80,92 +164,96 @@ where
     }
 }
 
-async fn dialogue<T>(io: T, login: &Login) -> Result<Ready<T>, Failure>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut framed = Framed::new(io, incoming_codec());
-    let mut token = None;
-    loop {
-        let payload = match framed.next().await {
-            None => {
-                return Err(Failure::new(
-                    FailureKind::Connection,
-                    "the server closed the connection during the handshake",
-                ));
-            }
-            Some(Err(err)) => return Err(Failure::wire(&err)),
-            Some(Ok(payload)) if payload.is_empty() => continue,
-            Some(Ok(payload)) => payload,
+/// The bench user's answers, fixed by its [`Login`]. Greetings are not
+/// shown; the first `error` is kept, and fails every later answer.
+struct FixedAnswers<'a> {
+    login: &'a Login,
+    /// The first `error` the server sent.
+    refusal: Option<ServerError>,
+}
+
+impl Answerer for FixedAnswers<'_> {
+    /// Never puts the answer in an error: it may be the password.
+    async fn answer(&mut self, ask: &Ask) -> Result<Secret> {
+        let cannot = |reason: &str| Error::NoAnswer {
+            id: ask.id.clone(),
+            text: ask.text.clone(),
+            reason: reason.to_owned(),
         };
-        let message: ServerMessage = decode_message(&payload).map_err(|err| Failure::wire(&err))?;
-        let reply = match message {
-            ServerMessage::Welcome { .. } => Some(ClientMessage::Hello {
-                client: Some(CLIENT_NAME.to_owned()),
-                token: match login {
-                    Login::Token(token) => Some(token.clone()),
-                    _ => None,
-                },
-            }),
-            ServerMessage::Ask { id, .. } => Some(ClientMessage::Answer {
-                text: answer(login, &id)?,
-                id,
-            }),
-            ServerMessage::Session { token: issued, .. } => {
-                token = Some(issued);
-                None
+        if self.refusal.is_some() {
+            return Err(cannot("the server refused an earlier answer"));
+        }
+        match (self.login, ask.id.as_str()) {
+            (Login::Password { user, .. }, "user" | "name") => Ok(Secret::new(user.clone())),
+            (Login::Password { password, .. }, "password" | "new_password" | "repeat_password") => {
+                Ok(password.clone())
             }
-            ServerMessage::Ready { .. } => {
-                let FramedParts { io, read_buf, .. } = framed.into_parts();
-                return Ok(Ready {
-                    io,
-                    read_buf,
-                    token,
-                });
-            }
-            // Anything refused is fatal for a bench user: the answers are
-            // fixed, so asking again would only repeat the refusal.
-            ServerMessage::Error { code, text } => {
-                return Err(Failure::new(
-                    if code == ErrorCode::Busy {
-                        FailureKind::Connection
-                    } else {
-                        FailureKind::Protocol
-                    },
-                    format!("handshake refused: {text} ({code})"),
-                ));
-            }
-            ServerMessage::Bye { text } => {
-                return Err(Failure::new(
-                    FailureKind::Connection,
-                    format!("the server said bye during the handshake: {text}"),
-                ));
-            }
-            // Greetings and unknown messages need no reply.
-            _ => None,
-        };
-        if let Some(reply) = reply {
-            framed
-                .send(&reply)
-                .await
-                .map_err(|err| Failure::wire(&err))?;
+            (Login::Anonymous, "name") => Ok(Secret::new("bench")),
+            _ => Err(cannot("this bench mode has no answer to it")),
+        }
+    }
+
+    fn notice(&mut self, notice: &Notice) {
+        if let Notice::Error(error) = notice
+            && self.refusal.is_none()
+        {
+            self.refusal = Some(error.clone());
         }
     }
 }
 
-/// The fixed answer to `ask {id}`. Never put the answer in an error: it may
-/// be the password.
-fn answer(login: &Login, id: &str) -> Result<Secret, Failure> {
-    match (login, id) {
-        (Login::Password { user, .. }, "user" | "name") => Ok(Secret::new(user.clone())),
-        (Login::Password { password, .. }, "password" | "new_password" | "repeat_password") => {
-            Ok(password.clone())
-        }
-        (Login::Anonymous, "name") => Ok(Secret::new("bench")),
-        _ => Err(Failure::new(
+/// Presents the login's token, if any, and catches the one the server hands
+/// out. `session_invalid` comes with an `error`, which is fatal anyway, so
+/// there is nothing to forget.
+struct CaughtToken {
+    presented: Option<Secret>,
+    caught: Option<Secret>,
+}
+
+impl TokenJar for CaughtToken {
+    fn token(&self) -> Option<Secret> {
+        self.presented.clone()
+    }
+    fn store(&mut self, token: Secret, _user: &str, _expires_at: &str) {
+        self.caught = Some(token);
+    }
+    fn forget(&mut self) {}
+}
+
+/// A refusal from the server during the handshake: a full server is a
+/// connection failure, anything else a protocol one.
+fn refused(error: &ServerError) -> Failure {
+    let kind = if error.code == ErrorCode::Busy {
+        FailureKind::Connection
+    } else {
+        FailureKind::Protocol
+    };
+    Failure::new(kind, format!("handshake refused: {error}"))
+}
+
+/// A handshake that failed, by kind.
+fn failure(err: Error) -> Failure {
+    match err {
+        Error::Ended(Ending {
+            error: Some(error), ..
+        }) => refused(&error),
+        Error::Ended(Ending {
+            bye: Some(text), ..
+        }) => Failure::new(
+            FailureKind::Connection,
+            format!("the server said bye during the handshake: {text}"),
+        ),
+        Error::Ended(Ending { bye: None, .. }) => Failure::new(
+            FailureKind::Connection,
+            "the server closed the connection during the handshake",
+        ),
+        Error::Wire(err) => Failure::wire(&err),
+        Error::NoAnswer { id, .. } => Failure::new(
             FailureKind::Protocol,
             format!("the server asked {id:?}, which this bench mode cannot answer"),
-        )),
+        ),
+        Error::Protocol(_) => Failure::new(FailureKind::Protocol, error_chain(&err)),
+        err => Failure::new(FailureKind::Connection, error_chain(&err)),
     }
 }
 
@@ -179,4 +267,141 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::SinkExt;
+    use porter_wire::{AuthMode, ClientMessage, EncodedFrame, ServerMessage, decode_message};
+    use tokio::io::DuplexStream;
+    use tokio_util::codec::Framed;
+
+    use super::*;
+
+    /// Runs the bench handshake as `login` against a server that sends
+    /// `welcome` and then each message of `script`, reading after each one
+    /// what the client says to it (if anything, within 200 ms). Returns the
+    /// outcome and what the client said.
+    async fn bench_handshake(
+        login: Login,
+        script: Vec<ServerMessage>,
+    ) -> (Result<Ready<DuplexStream>, Failure>, Vec<ClientMessage>) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let peer = tokio::spawn(async move {
+            let mut framed = Framed::new(server, incoming_codec());
+            let codec = FrameCodec::new();
+            let mut received = Vec::new();
+            let welcome = ServerMessage::Welcome {
+                server: "fake/1".into(),
+                protocol: porter_wire::PROTOCOL_VERSION,
+                auth: AuthMode::Password,
+            };
+            for message in std::iter::once(welcome).chain(script) {
+                let frame = EncodedFrame::message(&codec, &message).unwrap();
+                framed.send(frame).await.unwrap();
+                // Read what the client says to it, if it says anything soon.
+                let next = tokio::time::timeout(Duration::from_millis(200), framed.next()).await;
+                if let Ok(Some(Ok(payload))) = next {
+                    received.push(decode_message(&payload).unwrap());
+                }
+            }
+            received
+        });
+        let result = handshake(client, &login).await;
+        (result, peer.await.unwrap())
+    }
+
+    fn password_login() -> Login {
+        Login::Password {
+            user: "bench-1".into(),
+            password: Secret::new("pw"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_password_login_answers_from_the_login_and_catches_the_token() {
+        let ask = |id: &str| ServerMessage::Ask {
+            id: id.into(),
+            text: format!("{id}:"),
+            secret: id != "user",
+        };
+        let (result, received) = bench_handshake(
+            password_login(),
+            vec![
+                ask("user"),
+                ask("password"),
+                ServerMessage::Session {
+                    token: Secret::new("tok"),
+                    user: "bench-1".into(),
+                    expires_at: "2100-01-01T00:00:00Z".into(),
+                },
+                ServerMessage::Ready {
+                    user: "bench-1".into(),
+                },
+            ],
+        )
+        .await;
+        let ready = result.unwrap_or_else(|f| panic!("{}", f.detail));
+        assert_eq!(ready.token, Some(Secret::new("tok")));
+        assert_eq!(
+            received[1..],
+            [
+                ClientMessage::Answer {
+                    id: "user".into(),
+                    text: Secret::new("bench-1")
+                },
+                ClientMessage::Answer {
+                    id: "password".into(),
+                    text: Secret::new("pw")
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn any_error_is_fatal_and_only_a_busy_server_is_a_connection_failure() {
+        let error = |code| ServerMessage::Error {
+            code,
+            text: "no".into(),
+        };
+        let ready = ServerMessage::Ready {
+            user: "bench-1".into(),
+        };
+        let (result, _) = bench_handshake(
+            password_login(),
+            vec![error(ErrorCode::BadCredentials), ready.clone()],
+        )
+        .await;
+        let failure = result
+            .err()
+            .expect("an error is fatal even when ready follows");
+        assert_eq!(failure.kind, FailureKind::Protocol);
+        assert!(
+            failure.detail.starts_with("handshake refused: no"),
+            "{}",
+            failure.detail
+        );
+        let (result, _) = bench_handshake(Login::Anonymous, vec![error(ErrorCode::Busy)]).await;
+        assert_eq!(result.err().unwrap().kind, FailureKind::Connection);
+    }
+
+    #[tokio::test]
+    async fn a_question_the_login_cannot_answer_is_a_protocol_failure() {
+        let (result, _) = bench_handshake(
+            Login::Anonymous,
+            vec![ServerMessage::Ask {
+                id: "password".into(),
+                text: "Password:".into(),
+                secret: true,
+            }],
+        )
+        .await;
+        let failure = result.err().unwrap();
+        assert_eq!(failure.kind, FailureKind::Protocol);
+        assert!(
+            failure.detail.contains("\"password\""),
+            "{}",
+            failure.detail
+        );
+    }
 }

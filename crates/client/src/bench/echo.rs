@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::conn::{Ready, incoming_codec};
 use super::report::{Failure, FailureKind};
-use super::{BenchOptions, ErrorSummary, LatencyHistogram, Limit, Measured, REPLY_TIMEOUT};
+use super::{ErrorSummary, LatencyHistogram, Limit, Measured, Plan, REPLY_TIMEOUT};
 
 /// How every echo reply starts: serde writes the tag first, and the
 /// baseline returns our own request, which starts the same way.
@@ -30,7 +30,7 @@ const MIN_READ_ROOM: usize = 4 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// What one connection is asked to do.
-struct Plan {
+struct Orders {
     /// The request, header included.
     request: EncodedFrame,
     /// `bye`, sent at the end to a Porter server (not to the baseline).
@@ -50,7 +50,7 @@ struct Outcome {
 
 /// Runs the echo scenario on connections that are past `ready`.
 pub(super) async fn run<T>(
-    options: &BenchOptions,
+    plan: &Plan,
     request: EncodedFrame,
     ready: Vec<Ready<T>>,
     counter: Arc<AtomicU64>,
@@ -59,11 +59,11 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let codec = FrameCodec::new();
-    let bye = (!options.raw)
+    let bye = (!plan.raw)
         .then(|| EncodedFrame::message(&codec, &ClientMessage::Bye).ok())
         .flatten();
     let start = Instant::now();
-    let deadline = match options.limit {
+    let deadline = match plan.limit {
         Limit::Duration(duration) => Some(start + duration),
         Limit::Messages(_) => None,
     };
@@ -72,11 +72,11 @@ where
     let opened = ready.len();
     let mut tasks = Vec::with_capacity(opened);
     for (index, conn) in ready.into_iter().enumerate() {
-        let plan = Plan {
+        let orders = Orders {
             request: request.clone(),
             bye: bye.clone(),
-            pipeline: options.pipeline,
-            quota: match options.limit {
+            pipeline: plan.pipeline,
+            quota: match plan.limit {
                 Limit::Messages(total) => Some(super::share(total, opened, index)),
                 Limit::Duration(_) => None,
             },
@@ -84,7 +84,7 @@ where
         };
         let counter = counter.clone();
         tasks.push(tokio::spawn(async move {
-            converse(conn, plan, start, &counter).await
+            converse(conn, orders, start, &counter).await
         }));
     }
     let mut measured = Measured {
@@ -115,7 +115,7 @@ where
 
 /// One connection's loop. Never returns an error: whatever breaks is
 /// counted, and what was in flight is counted as lost.
-async fn converse<T>(conn: Ready<T>, plan: Plan, start: Instant, counter: &AtomicU64) -> Outcome
+async fn converse<T>(conn: Ready<T>, orders: Orders, start: Instant, counter: &AtomicU64) -> Outcome
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -125,9 +125,9 @@ where
         ..
     } = conn;
     let codec = incoming_codec();
-    let request = plan.request.as_bytes();
-    let mut wbuf = BytesMut::with_capacity(request.len() * plan.pipeline);
-    let mut in_flight: VecDeque<Instant> = VecDeque::with_capacity(plan.pipeline);
+    let request = orders.request.as_bytes();
+    let mut wbuf = BytesMut::with_capacity(request.len() * orders.pipeline);
+    let mut in_flight: VecDeque<Instant> = VecDeque::with_capacity(orders.pipeline);
     let mut histogram = LatencyHistogram::new();
     let mut errors = ErrorSummary::default();
     let mut completed = 0u64;
@@ -137,8 +137,8 @@ where
     // replies that freed their slots were read.
     let mut now = start;
     let broken = loop {
-        while in_flight.len() < plan.pipeline
-            && super::may_send(plan.quota, plan.deadline, sent, now)
+        while in_flight.len() < orders.pipeline
+            && super::may_send(orders.quota, orders.deadline, sent, now)
         {
             wbuf.extend_from_slice(request);
             in_flight.push_back(now);
@@ -243,7 +243,7 @@ where
             finished,
         );
     }
-    if let Some(bye) = &plan.bye {
+    if let Some(bye) = &orders.bye {
         // The conversation is over; how the server takes the goodbye is not
         // part of the measurement.
         let _ = io.write_all(bye.as_bytes()).await;

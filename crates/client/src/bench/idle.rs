@@ -4,9 +4,9 @@
 
 use std::future::Future;
 
-use super::conn::Login;
-use super::{BenchError, ErrorSummary, MAX_CONNS};
-use crate::session::ConnectOptions;
+use super::conn::{self, Login};
+use super::{BenchError, ErrorSummary, MAX_CONNS, PlanError};
+use crate::connect::ConnectOptions;
 
 /// Most connections `--idle` holds: what one client's port range allows on
 /// one address pair, with room to spare.
@@ -14,13 +14,29 @@ pub const MAX_IDLE_CONNS: usize = 50_000;
 
 /// What to hold.
 #[derive(Debug, Clone)]
-pub struct IdleOptions {
+pub struct IdlePlan {
     /// Where the server is.
     pub connect: ConnectOptions,
     /// Connections to hold.
     pub conns: usize,
     /// No handshake (the bare baseline).
     pub raw: bool,
+}
+
+impl IdlePlan {
+    /// Checks that the count is in range.
+    ///
+    /// # Errors
+    /// [`PlanError::IdleConns`].
+    pub fn check(&self) -> Result<(), PlanError> {
+        // The larger of the two: a run may open MAX_CONNS, so holding as
+        // many is allowed too.
+        let max = MAX_IDLE_CONNS.max(MAX_CONNS);
+        if self.conns == 0 || self.conns > max {
+            return Err(PlanError::IdleConns { max });
+        }
+        Ok(())
+    }
 }
 
 /// How many connections are held, and what failed.
@@ -44,30 +60,22 @@ impl IdleReport {
 /// failed), then holds them until `stop` completes, and closes them.
 ///
 /// # Errors
-/// [`BenchError::InvalidOption`] for a count out of range, and
+/// [`BenchError::Plan`] for a count out of range, and
 /// [`BenchError::NoConnection`] when no connection could be opened.
 pub async fn run_idle<S: Future>(
-    options: &IdleOptions,
+    plan: &IdlePlan,
     on_ready: impl FnOnce(&IdleReport),
     stop: S,
 ) -> Result<IdleReport, BenchError> {
-    let max = MAX_IDLE_CONNS.max(MAX_CONNS);
-    if options.conns == 0 || options.conns > max {
-        return Err(BenchError::InvalidOption(format!(
-            "--idle must be 1 to {max}"
-        )));
-    }
-    let logins = vec![Login::Anonymous; options.conns];
-    let (held, errors) = super::open_all(&options.connect, logins, options.raw).await;
+    plan.check()?;
+    let logins = vec![Login::Anonymous; plan.conns];
+    let (held, errors) = conn::open_all(&plan.connect, logins, plan.raw).await;
     let report = IdleReport {
         ready: held.len(),
         errors,
     };
     if held.is_empty() {
-        return Err(BenchError::NoConnection {
-            failed: report.errors.total(),
-            first: report.errors.samples.first().cloned().unwrap_or_default(),
-        });
+        return Err(BenchError::no_connection(&report.errors));
     }
     on_ready(&report);
     stop.await;

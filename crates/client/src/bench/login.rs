@@ -14,14 +14,13 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
 use porter_wire::{ClientMessage, EncodedFrame, FrameCodec, Secret};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::conn::{Login, Ready};
+use super::conn::{self, Login, Ready};
 use super::report::{Failure, FailureKind, ServerCpu};
-use super::{BenchOptions, DEFAULT_RESUMES_PER_USER, ErrorSummary, LoginReport, OPEN_CONCURRENCY};
+use super::{ErrorSummary, LoginReport, Plan, Resumes};
 
 /// Clock ticks per second of `/proc/PID/stat` times: Linux's `USER_HZ`,
 /// 100 on every architecture it runs on (the kernel scales to it).
@@ -37,12 +36,12 @@ fn run_id() -> String {
 
 /// Runs the three steps; returns the report and the tokens of the users
 /// that logged in.
-pub(super) async fn run(options: &BenchOptions) -> (LoginReport, Vec<Secret>) {
+pub(super) async fn run(plan: &Plan) -> (LoginReport, Vec<Secret>) {
     let run = run_id();
-    let users: Vec<Login> = (0..options.conns)
+    let users: Vec<Login> = (0..plan.conns)
         .map(|i| Login::Password {
             user: format!("bench-{run}-{i}"),
-            password: options.password.clone(),
+            password: plan.password.clone(),
         })
         .collect();
     let mut report = LoginReport {
@@ -50,23 +49,23 @@ pub(super) async fn run(options: &BenchOptions) -> (LoginReport, Vec<Secret>) {
         ..LoginReport::default()
     };
 
-    let registered = step(options, users.clone(), &mut report.errors).await;
+    let registered = step(plan, users.clone(), &mut report.errors).await;
     report.registrations = registered.done.len() as u64;
     report.registrations_per_sec = registered.per_sec;
 
-    let logged_in = step(options, users, &mut report.errors).await;
+    let logged_in = step(plan, users, &mut report.errors).await;
     report.logins = logged_in.done.len() as u64;
     report.logins_per_sec = logged_in.per_sec;
     let tokens: Vec<Secret> = logged_in.done.into_iter().flatten().collect();
 
-    let rounds = match options.resumes {
-        Some(total) => total.div_ceil(tokens.len().max(1) as u64),
-        None => DEFAULT_RESUMES_PER_USER,
+    let rounds = match plan.resumes {
+        Resumes::Total(total) => total.div_ceil(tokens.len().max(1) as u64),
+        Resumes::PerUser(rounds) => rounds,
     };
     let resumes: Vec<Login> = (0..rounds)
         .flat_map(|_| tokens.iter().cloned().map(Login::Token))
         .collect();
-    let resumed = step(options, resumes, &mut report.errors).await;
+    let resumed = step(plan, resumes, &mut report.errors).await;
     report.resumes = resumed.done.len() as u64;
     report.resumes_per_sec = resumed.per_sec;
 
@@ -92,12 +91,12 @@ struct Step {
 
 /// Runs `logins` all at once, timed, with the server's CPU time read around
 /// them; failures are added to `errors`.
-async fn step(options: &BenchOptions, logins: Vec<Login>, errors: &mut ErrorSummary) -> Step {
-    let cpu_before = options.server_pid.and_then(cpu_ticks);
+async fn step(plan: &Plan, logins: Vec<Login>, errors: &mut ErrorSummary) -> Step {
+    let cpu_before = plan.server_pid.and_then(cpu_ticks);
     let started = Instant::now();
-    let (done, failures) = each(options, logins).await;
+    let (done, failures) = each(plan, logins).await;
     let elapsed = started.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
-    let cpu_after = options.server_pid.and_then(cpu_ticks);
+    let cpu_after = plan.server_pid.and_then(cpu_ticks);
     errors.merge(failures);
     Step {
         per_sec: done.len() as f64 / elapsed,
@@ -108,35 +107,25 @@ async fn step(options: &BenchOptions, logins: Vec<Login>, errors: &mut ErrorSumm
 
 /// Connects and completes one handshake per login, then says `bye`.
 /// Returns the token each successful handshake got.
-async fn each(options: &BenchOptions, logins: Vec<Login>) -> (Vec<Option<Secret>>, ErrorSummary) {
+async fn each(plan: &Plan, logins: Vec<Login>) -> (Vec<Option<Secret>>, ErrorSummary) {
     let bye = EncodedFrame::message(&FrameCodec::new(), &ClientMessage::Bye).ok();
-    let connect = &options.connect;
-    let mut attempts = futures_util::stream::iter(logins)
-        .map(|login| {
-            let bye = bye.clone();
-            async move {
-                let ready = super::open_one(connect, &login, false).await?;
-                if let Login::Token(_) = login {
-                    // A resume hands out no new token; keep the one used.
-                } else if ready.token.is_none() {
-                    return Err(Failure::new(
-                        FailureKind::Protocol,
-                        "a password login ended without a session token",
-                    ));
-                }
-                Ok(close(ready, bye).await)
+    let connect = &plan.connect;
+    conn::gather(logins, |login| {
+        let bye = bye.clone();
+        async move {
+            let ready = conn::open_one(connect, &login, false).await?;
+            if let Login::Token(_) = login {
+                // A resume hands out no new token; keep the one used.
+            } else if ready.token.is_none() {
+                return Err(Failure::new(
+                    FailureKind::Protocol,
+                    "a password login ended without a session token",
+                ));
             }
-        })
-        .buffer_unordered(OPEN_CONCURRENCY);
-    let mut done = Vec::new();
-    let mut errors = ErrorSummary::default();
-    while let Some(attempt) = attempts.next().await {
-        match attempt {
-            Ok(token) => done.push(token),
-            Err(failure) => errors.add(failure),
+            Ok(close(ready, bye).await)
         }
-    }
-    (done, errors)
+    })
+    .await
 }
 
 /// Says `bye` and closes; returns the connection's token.
