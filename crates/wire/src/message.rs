@@ -117,7 +117,9 @@ impl ServerMessage {
 ///
 /// `Deserialize` is written by hand (in `message/client_decode.rs`): it decodes
 /// exactly what `#[serde(tag = "type")]` would, without buffering the whole
-/// object first, since the server decodes one of these per line.
+/// object first. Since the compact `say` takes a fast path
+/// ([`decode_client_message`]), it serves the handshake's messages and the
+/// other `say`s, 14-18% fewer instructions than the derive (figures there).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
