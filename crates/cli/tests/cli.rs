@@ -84,6 +84,7 @@ impl Client {
             .send_message(&ClientMessage::Hello {
                 client: Some("test".into()),
                 token: None,
+                since: None,
             })
             .unwrap();
         match stream.recv_message::<ServerMessage>().unwrap() {
@@ -94,7 +95,10 @@ impl Client {
 
     fn say(&mut self, text: &str) {
         self.stream
-            .send_message(&ClientMessage::Say { text: text.into() })
+            .send_message(&ClientMessage::Say {
+                text: text.into(),
+                to: None,
+            })
             .unwrap();
     }
 
@@ -105,7 +109,7 @@ impl Client {
     /// The next `say`, as (from, text).
     fn heard(&mut self) -> (String, String) {
         match self.recv() {
-            Some(ServerMessage::Say { text, from }) => (from, text),
+            Some(ServerMessage::Say { text, from, .. }) => (from, text),
             other => panic!("expected say, got {other:?}"),
         }
     }
@@ -222,6 +226,7 @@ fn a_thousand_messages_come_back_in_order() {
             writer
                 .send_message(&ClientMessage::Say {
                     text: format!("message {i}"),
+                    to: None,
                 })
                 .unwrap();
         }
@@ -394,6 +399,7 @@ fn say_before_ready_gets_unexpected() {
     stream
         .send_message(&ClientMessage::Say {
             text: "too early".into(),
+            to: None,
         })
         .unwrap();
     match stream.recv_message::<ServerMessage>().unwrap() {
@@ -423,7 +429,10 @@ fn a_client_that_never_reads_is_disconnected_and_memory_stays_bounded() {
         // At most 8,000 × 32 KiB = 250 MiB offered; the server must give
         // up on us long before.
         for sent in 0..8_000u32 {
-            let say = ClientMessage::Say { text: text.clone() };
+            let say = ClientMessage::Say {
+                text: text.clone(),
+                to: None,
+            };
             if writer.send_message(&say).is_err() {
                 let _ = done_tx.send(Some(sent));
                 return;

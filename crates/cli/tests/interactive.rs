@@ -81,13 +81,7 @@ fn questions_are_prompted_secrets_hidden_and_lines_go_both_ways() {
         let password = recv(&mut stream);
         send(&mut stream, ServerMessage::Ready { user: "ada".into() });
         let said = recv(&mut stream);
-        send(
-            &mut stream,
-            ServerMessage::Say {
-                text: "hi ada".into(),
-                from: "bob".into(),
-            },
-        );
+        send(&mut stream, ServerMessage::say("hi ada", "bob"));
         let last = recv(&mut stream);
         (user, password, said, last)
     });
@@ -129,7 +123,8 @@ fn questions_are_prompted_secrets_hidden_and_lines_go_both_ways() {
     assert_eq!(
         said,
         Some(ClientMessage::Say {
-            text: "hello bob".into()
+            text: "hello bob".into(),
+            to: None
         })
     );
     assert_eq!(last, Some(ClientMessage::Bye));
@@ -197,6 +192,7 @@ fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
         .send_message(&ClientMessage::Hello {
             client: None,
             token: None,
+            since: None,
         })
         .unwrap();
     let Some(ServerMessage::Ready { user }) = stream.recv_message().unwrap() else {
@@ -205,6 +201,7 @@ fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
     stream
         .send_message(&ClientMessage::Say {
             text: "hello console".into(),
+            to: None,
         })
         .unwrap();
     p.exp_string(&format!("{user}: hello console")).unwrap();
@@ -212,10 +209,7 @@ fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
     p.send_line("hello room").unwrap();
     assert_eq!(
         stream.recv_message::<ServerMessage>().unwrap(),
-        Some(ServerMessage::Say {
-            text: "hello room".into(),
-            from: "server".into()
-        })
+        Some(ServerMessage::say("hello room", "server"))
     );
     p.process_mut()
         .signal(rexpect::process::Signal::SIGINT)

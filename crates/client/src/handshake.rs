@@ -90,6 +90,7 @@ where
                 let hello = ClientMessage::Hello {
                     client: Some(CLIENT_NAME.to_owned()),
                     token: jar.token(),
+                    since: None,
                 };
                 if let Err(err) = conn.send(&hello).await {
                     // A server at its limit sends `welcome`, `error{busy}`
@@ -121,7 +122,7 @@ where
                 })
                 .await?;
             }
-            ServerMessage::Say { text, from } => {
+            ServerMessage::Say { text, from, .. } => {
                 answerer.notice(&Notice::Say { from, text });
             }
             ServerMessage::Session {

@@ -141,7 +141,7 @@ where
                         continue;
                     }
                     editor.add_history_entry(line.clone());
-                    match conn.send(&ClientMessage::Say { text: line }).await {
+                    match conn.send(&ClientMessage::Say { text: line, to: None }).await {
                         Ok(()) => {}
                         Err(Error::Wire(porter_wire::Error::FrameTooLarge { len, max })) => {
                             show(shown, &format!("porter: not sent: {len} bytes is over the limit of {max}"));
@@ -153,7 +153,7 @@ where
                 Err(e) => return Err(Error::Terminal(e.to_string())),
             },
             message = conn.recv() => match message? {
-                Some(ServerMessage::Say { text, from }) => {
+                Some(ServerMessage::Say { text, from, .. }) => {
                     last_error = None;
                     show(shown, &format!("{from}: {text}"));
                 }

@@ -154,7 +154,7 @@ where
         match line {
             Ok(Some(text)) => {
                 line_no += 1;
-                let message = ClientMessage::Say { text };
+                let message = ClientMessage::Say { text, to: None };
                 match writer.feed(&message).await {
                     Ok(()) => sent += 1,
                     Err(Error::Wire(porter_wire::Error::FrameTooLarge { len, max })) => {
@@ -244,7 +244,7 @@ where
                     quiet.as_mut().reset(Instant::now() + options.quiet);
                 }
                 match message {
-                    Ok(Some(ServerMessage::Say { text, from })) => {
+                    Ok(Some(ServerMessage::Say { text, from, .. })) => {
                         last_error = None;
                         summary.received += 1;
                         if let Err(e) = writeln!(out, "{from}: {text}") {

@@ -80,11 +80,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
     }
 
     async fn say_from(&mut self, from: &str, text: &str) {
-        self.send(ServerMessage::Say {
-            text: text.into(),
-            from: from.into(),
-        })
-        .await;
+        self.send(ServerMessage::say(text, from)).await;
     }
 
     async fn bye(&mut self, text: &str) {
@@ -222,7 +218,8 @@ async fn handshake_without_auth_sends_hello_with_client_name_and_returns_the_use
         hello,
         ClientMessage::Hello {
             client: Some(porter_client::CLIENT_NAME.to_owned()),
-            token: None
+            token: None,
+            since: None
         }
     );
     assert!(porter_client::CLIENT_NAME.starts_with("porter/"));
@@ -397,7 +394,7 @@ async fn echo_peer(mut peer: Peer, hold_until: Option<usize>) -> (Vec<String>, b
     let mut got_bye = false;
     while let Some(message) = peer.recv().await {
         match message {
-            ClientMessage::Say { text } => {
+            ClientMessage::Say { text, .. } => {
                 said.push(text.clone());
                 match hold_until {
                     None => peer.say_from("server", &text).await,
@@ -487,7 +484,7 @@ async fn scripted_mode_stops_after_a_quiet_period_when_no_reply_comes() {
         let mut said = Vec::new();
         while let Some(message) = peer.recv().await {
             match message {
-                ClientMessage::Say { text } => said.push(text),
+                ClientMessage::Say { text, .. } => said.push(text),
                 ClientMessage::Bye => return (said, true),
                 other => panic!("unexpected {other:?}"),
             }
@@ -734,10 +731,7 @@ async fn into_parts_keeps_the_bytes_read_after_ready() {
             ServerMessage::Ready {
                 user: "guest".into(),
             },
-            ServerMessage::Say {
-                text: "early".into(),
-                from: "ann".into(),
-            },
+            ServerMessage::say("early", "ann"),
         ] {
             let frame = EncodedFrame::message(&codec, &message).unwrap();
             peer.framed.feed(frame).await.unwrap();
@@ -762,11 +756,5 @@ async fn into_parts_keeps_the_bytes_read_after_ready() {
     })
     .await;
     let say: ServerMessage = porter_wire::decode_message(&payload).unwrap();
-    assert_eq!(
-        say,
-        ServerMessage::Say {
-            text: "early".into(),
-            from: "ann".into()
-        }
-    );
+    assert_eq!(say, ServerMessage::say("early", "ann"));
 }

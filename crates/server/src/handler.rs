@@ -319,7 +319,7 @@ impl<S: Stream> Handler<S> {
                 Next::Message(Ok(message)) => message,
             };
             let outcome = match message {
-                ClientMessage::Say { text } => {
+                ClientMessage::Say { text, .. } => {
                     match participant.say(self.client.conn_mut(), &text) {
                         Ok(()) => Ok(()),
                         Err(SayError::TooLong(err)) => {

@@ -108,6 +108,7 @@ where
             ClientMessage::Hello {
                 client: name,
                 token,
+                ..
             } => {
                 break Hello {
                     client: name,

@@ -236,14 +236,8 @@ mod tests {
         assert_eq!(
             says(&got),
             vec![
-                ServerMessage::Say {
-                    text: "a".into(),
-                    from: "ann".into()
-                },
-                ServerMessage::Say {
-                    text: "b".into(),
-                    from: "ann".into()
-                },
+                ServerMessage::say("a", "ann"),
+                ServerMessage::say("b", "ann"),
             ]
         );
         drop(client);
@@ -267,7 +261,8 @@ mod tests {
         client.write_all(&batch).await.unwrap();
         let serving = tokio::spawn(async move {
             // Echo until the client leaves.
-            while let Ok(Incoming::Message(ClientMessage::Say { text })) = conn.read_message().await
+            while let Ok(Incoming::Message(ClientMessage::Say { text, .. })) =
+                conn.read_message().await
             {
                 conn.conn_mut().write_say(&text, "server").unwrap();
             }
@@ -310,7 +305,7 @@ mod tests {
         let end = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
                 match conn.read_message().await {
-                    Ok(Incoming::Message(ClientMessage::Say { text })) => {
+                    Ok(Incoming::Message(ClientMessage::Say { text, .. })) => {
                         conn.conn_mut().write_say(&text, "server").unwrap();
                     }
                     Ok(other) => panic!("unexpected {other:?}"),
@@ -352,7 +347,7 @@ mod tests {
         client.write_all(payload.as_bytes()).await.unwrap();
         assert!(matches!(
             conn.read_message().await,
-            Ok(Incoming::Message(ClientMessage::Say { text })) if text.len() == 500
+            Ok(Incoming::Message(ClientMessage::Say { text, .. })) if text.len() == 500
         ));
         conn.conn_mut().set_max_frame_len(300);
         client.write_all(&400u32.to_be_bytes()).await.unwrap();

@@ -24,8 +24,5 @@ pub(crate) fn says(bytes: &[u8]) -> Vec<ServerMessage> {
 
 /// A line from `server`.
 pub(crate) fn say(text: &str) -> ServerMessage {
-    ServerMessage::Say {
-        text: text.into(),
-        from: "server".into(),
-    }
+    ServerMessage::say(text, "server")
 }

@@ -174,6 +174,17 @@ impl EncodedFrame {
         Ok(EncodedFrame(buf.freeze()))
     }
 
+    /// A chat room's line, framed: what [`EncodedFrame::message`] makes of
+    /// the `ServerMessage::Say` with the same fields.
+    ///
+    /// # Errors
+    /// As [`FrameCodec::encode_message`].
+    pub fn room_say(codec: &FrameCodec, say: &crate::message::RoomSay<'_>) -> Result<Self> {
+        let mut buf = BytesMut::new();
+        codec.encode_room_say(say, &mut buf)?;
+        Ok(EncodedFrame(buf.freeze()))
+    }
+
     /// The frame's bytes: header, then payload.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

@@ -37,7 +37,7 @@ pub use error::{Error, FramePart, Result};
 pub use ext::{ReadFrameExt, WriteFrameExt};
 pub use frame::{DEFAULT_MAX_FRAME_LEN, EncodedFrame, FrameCodec, HEADER_LEN};
 pub use message::{
-    AuthMode, ClientMessage, ErrorCode, PROTOCOL_VERSION, Secret, ServerMessage,
-    decode_client_message, decode_message,
+    AuthMode, ClientMessage, ErrorCode, EventKind, PROTOCOL_VERSION, RoomSay, Secret,
+    ServerMessage, decode_client_message, decode_message,
 };
 pub use mode::{ParseModeError, ServiceKind};

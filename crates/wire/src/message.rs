@@ -55,6 +55,20 @@ pub enum ServerMessage {
         text: String,
         /// Who said it; `server` for the server itself.
         from: String,
+        /// (1.1) The line's place in the chat room: grows by exactly 1 for
+        /// each line the room accepts. Absent on echo replies, greetings and
+        /// private lines.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        /// (1.1) When the room accepted the line, RFC 3339 in UTC.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
+        /// (1.1) The recipient, on a private line only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// (1.1) The line comes from the room's history, not live.
+        #[serde(default, skip_serializing_if = "is_false")]
+        replay: bool,
     },
     /// A session token to store, like a cookie, and present in the next `hello`.
     Session {
@@ -82,12 +96,66 @@ pub enum ServerMessage {
         /// Why, for people.
         text: String,
     },
+    /// (1.1) The names in the chat room now, sorted: the answer to `who`.
+    Who {
+        /// The names.
+        users: Vec<String>,
+    },
+    /// (1.1) Someone entered or left the chat room.
+    Event {
+        /// What happened.
+        kind: EventKind,
+        /// Who it happened to.
+        user: String,
+        /// When, RFC 3339 in UTC.
+        at: String,
+    },
+    /// (1.1) After the lines replayed for a `hello` with `since`, before any
+    /// live line.
+    Recovered {
+        /// False when the room no longer held every line asked for.
+        complete: bool,
+        /// How many lines asked for are gone.
+        missed: u64,
+    },
     /// A `type` this version does not know. Decoded, never sent.
     #[serde(other)]
     Unknown,
 }
 
+/// What an [`ServerMessage::Event`] says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// Someone entered the room.
+    Joined,
+    /// Someone left the room.
+    Left,
+    /// A kind this version does not know. Decoded, never sent.
+    #[serde(other)]
+    Unknown,
+}
+
+/// For `skip_serializing_if`.
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
 impl ServerMessage {
+    /// A plain `say{text, from}`: no room metadata (an echo reply, a
+    /// greeting).
+    pub fn say(text: impl Into<String>, from: impl Into<String>) -> ServerMessage {
+        ServerMessage::Say {
+            text: text.into(),
+            from: from.into(),
+            seq: None,
+            at: None,
+            to: None,
+            replay: false,
+        }
+    }
+
     /// An `error{code, text}`.
     pub fn error(code: ErrorCode, text: impl Into<String>) -> ServerMessage {
         ServerMessage::Error {
@@ -108,6 +176,9 @@ impl ServerMessage {
             ServerMessage::Ready { .. } => "ready",
             ServerMessage::Error { .. } => "error",
             ServerMessage::Bye { .. } => "bye",
+            ServerMessage::Who { .. } => "who",
+            ServerMessage::Event { .. } => "event",
+            ServerMessage::Recovered { .. } => "recovered",
             ServerMessage::Unknown => "unknown",
         }
     }
@@ -132,6 +203,10 @@ pub enum ClientMessage {
         /// A session token held for this server, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<Secret>,
+        /// (1.1) The last room `seq` this client saw: the lines after it
+        /// are replayed after `ready`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
     },
     /// The reply to the last `ask`.
     Answer {
@@ -144,11 +219,16 @@ pub enum ClientMessage {
     Say {
         /// The line.
         text: String,
+        /// (1.1) The one participant the line is for: a private line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
     /// Revoke the current session; the server answers `bye` and closes.
     Logout,
     /// The client is leaving.
     Bye,
+    /// (1.1) Who is in the chat room?
+    Who,
     /// A `type` this version does not know. Decoded, never sent.
     #[serde(other)]
     Unknown,
@@ -165,6 +245,7 @@ impl ClientMessage {
             ClientMessage::Say { .. } => "say",
             ClientMessage::Logout => "logout",
             ClientMessage::Bye => "bye",
+            ClientMessage::Who => "who",
             ClientMessage::Unknown => "unknown",
         }
     }
@@ -195,6 +276,15 @@ pub enum ErrorCode {
     Timeout,
     /// The server is at its connection limit. The connection is closed.
     Busy,
+    /// (1.1) A private line to a name that is not in the room. The
+    /// connection stays open.
+    UnknownUser,
+    /// (1.1) The room cannot take lines right now; the line reached no one.
+    /// The connection stays open.
+    Unavailable,
+    /// (1.1) An operator revoked this session, removed this user or removed
+    /// this participant from the room. The connection is closed.
+    Revoked,
     /// A code this version does not know. Decoded, never sent.
     #[serde(other)]
     Unknown,
@@ -214,6 +304,9 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Busy => "busy",
+            ErrorCode::UnknownUser => "unknown_user",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Revoked => "revoked",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -303,6 +396,7 @@ pub fn decode_client_message(payload: &[u8]) -> Result<ClientMessage> {
     if let Some(text) = compact_say_text(payload) {
         return Ok(ClientMessage::Say {
             text: text.to_owned(),
+            to: None,
         });
     }
     decode_message(payload)
@@ -364,6 +458,17 @@ impl FrameCodec {
         Ok(())
     }
 
+    /// Appends one frame holding a chat room's line: what
+    /// [`ServerMessage::Say`] with the same fields encodes to.
+    ///
+    /// # Errors
+    /// As [`FrameCodec::encode_message`].
+    pub fn encode_room_say(&self, say: &RoomSay<'_>, dst: &mut BytesMut) -> Result<()> {
+        let extra = say.at.map_or(0, str::len) + say.to.map_or(0, str::len);
+        dst.reserve(HEADER_LEN + SAY_OVERHEAD + 64 + say.text.len() + say.from.len() + extra);
+        self.encode_json(say, dst)
+    }
+
     fn encode_json<M: Serialize + ?Sized>(&self, message: &M, dst: &mut BytesMut) -> Result<()> {
         let start = dst.len();
         dst.put_slice(&[0; HEADER_LEN]);
@@ -412,6 +517,29 @@ struct SayRef<'a> {
     from: &'a str,
 }
 
+/// A chat room's line, borrowed: the `say` of a room with its 1.1 fields.
+/// Serialises exactly as the [`ServerMessage::Say`] with the same values.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "type", rename = "say")]
+pub struct RoomSay<'a> {
+    /// The line.
+    pub text: &'a str,
+    /// Who said it.
+    pub from: &'a str,
+    /// Its place in the room; `None` on a private line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// When the room accepted it, RFC 3339 in UTC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<&'a str>,
+    /// The recipient, on a private line only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<&'a str>,
+    /// From history rather than live.
+    #[serde(skip_serializing_if = "is_false")]
+    pub replay: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,10 +564,7 @@ mod tests {
             let mut borrowed = BytesMut::new();
             codec.encode_say(text, from, &mut borrowed).unwrap();
             let mut owned = BytesMut::new();
-            let message = ServerMessage::Say {
-                text: text.into(),
-                from: from.into(),
-            };
+            let message = ServerMessage::say(text, from);
             codec.encode_message(&message, &mut owned).unwrap();
             assert_eq!(borrowed, owned);
         }
@@ -452,10 +577,7 @@ mod tests {
             let mut borrowed = BytesMut::new();
             codec.encode_say(&text, "server", &mut borrowed).unwrap();
             let mut owned = BytesMut::new();
-            let message = ServerMessage::Say {
-                text: text.clone(),
-                from: "server".into(),
-            };
+            let message = ServerMessage::say(text.clone(), "server");
             codec.encode_message(&message, &mut owned).unwrap();
             assert_eq!(borrowed, owned, "{c:?}");
         }
@@ -481,6 +603,7 @@ mod tests {
         let mut buf = BytesMut::from(&b"xy"[..]);
         let msg = ClientMessage::Say {
             text: "far too long for ten bytes".into(),
+            to: None,
         };
         assert!(matches!(
             codec.encode_message(&msg, &mut buf),

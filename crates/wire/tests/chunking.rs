@@ -148,7 +148,7 @@ proptest! {
         let mut wire = BytesMut::new();
         let sent: Vec<ServerMessage> = lines
             .iter()
-            .map(|text| ServerMessage::Say { text: text.clone(), from: "server".into() })
+            .map(|text| ServerMessage::say(text.clone(), "server"))
             .collect();
         for message in &sent {
             Encoder::encode(&mut codec, message, &mut wire).unwrap();
@@ -179,7 +179,7 @@ proptest! {
     ) {
         let sent: Vec<ClientMessage> = lines
             .iter()
-            .map(|text| ClientMessage::Say { text: text.clone() })
+            .map(|text| ClientMessage::Say { text: text.clone(), to: None })
             .chain([ClientMessage::Logout, ClientMessage::Bye])
             .collect();
         let mut wire = Vec::new();

@@ -7,7 +7,8 @@ use porter_wire::{ClientMessage, Error, Secret, decode_client_message, decode_me
 use proptest::prelude::*;
 use serde::Deserialize;
 
-/// The derive, as it was before the hand-written decoder.
+/// The derive the hand-written decoder replaced, with the fields and the
+/// message of protocol 1.1 (`since`, `to`, `who`).
 #[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Reference {
@@ -16,6 +17,8 @@ enum Reference {
         client: Option<String>,
         #[serde(default)]
         token: Option<Secret>,
+        #[serde(default)]
+        since: Option<u64>,
     },
     Answer {
         id: String,
@@ -23,9 +26,12 @@ enum Reference {
     },
     Say {
         text: String,
+        #[serde(default)]
+        to: Option<String>,
     },
     Logout,
     Bye,
+    Who,
     #[serde(other)]
     Unknown,
 }
@@ -33,11 +39,20 @@ enum Reference {
 impl From<Reference> for ClientMessage {
     fn from(message: Reference) -> Self {
         match message {
-            Reference::Hello { client, token } => ClientMessage::Hello { client, token },
+            Reference::Hello {
+                client,
+                token,
+                since,
+            } => ClientMessage::Hello {
+                client,
+                token,
+                since,
+            },
             Reference::Answer { id, text } => ClientMessage::Answer { id, text },
-            Reference::Say { text } => ClientMessage::Say { text },
+            Reference::Say { text, to } => ClientMessage::Say { text, to },
             Reference::Logout => ClientMessage::Logout,
             Reference::Bye => ClientMessage::Bye,
+            Reference::Who => ClientMessage::Who,
             Reference::Unknown => ClientMessage::Unknown,
         }
     }
@@ -49,6 +64,8 @@ const KEYS: &[&str] = &[
     r#""token""#,
     r#""id""#,
     r#""text""#,
+    r#""to""#,
+    r#""since""#,
     r#""from""#,
     r#""t\u0065xt""#,
     r#""ty\u0070e""#,
@@ -60,6 +77,7 @@ const VALUES: &[&str] = &[
     r#""say""#,
     r#""logout""#,
     r#""bye""#,
+    r#""who""#,
     r#""unknown""#,
     r#""welcome""#,
     r#""""#,

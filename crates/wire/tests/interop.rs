@@ -183,6 +183,7 @@ fn frame_codec_talks_to_length_delimited_codec_over_tcp() {
             framed
                 .send(&ClientMessage::Say {
                     text: "ünïcödé".into(),
+                    to: None,
                 })
                 .await
                 .unwrap();
@@ -234,10 +235,7 @@ fn frame_codec_talks_to_length_delimited_codec_over_tcp() {
         assert_eq!(
             replies,
             vec![
-                ServerMessage::Say {
-                    text: "ünïcödé".into(),
-                    from: "server".into(),
-                },
+                ServerMessage::say("ünïcödé", "server"),
                 ServerMessage::Bye {
                     text: "later".into()
                 },

@@ -110,10 +110,7 @@ fn ask_without_secret_is_not_secret() {
 fn server_say_matches_the_spec() {
     assert_wire_form(
         r#"{"type":"say","text":"Hello, Ann!","from":"server"}"#,
-        ServerMessage::Say {
-            text: "Hello, Ann!".into(),
-            from: "server".into(),
-        },
+        ServerMessage::say("Hello, Ann!", "server"),
     );
 }
 
@@ -193,6 +190,7 @@ fn hello_matches_the_spec_with_and_without_optional_fields() {
         ClientMessage::Hello {
             client: Some("porter/0.1.0".into()),
             token: Some(Secret::new("q1w2e3")),
+            since: None,
         },
     );
     assert_wire_form(
@@ -200,6 +198,7 @@ fn hello_matches_the_spec_with_and_without_optional_fields() {
         ClientMessage::Hello {
             client: Some("nc".into()),
             token: None,
+            since: None,
         },
     );
     assert_wire_form(
@@ -207,6 +206,7 @@ fn hello_matches_the_spec_with_and_without_optional_fields() {
         ClientMessage::Hello {
             client: None,
             token: None,
+            since: None,
         },
     );
 }
@@ -220,6 +220,7 @@ fn hello_with_null_optional_fields_decodes_as_absent() {
         ClientMessage::Hello {
             client: None,
             token: None,
+            since: None
         }
     );
 }
@@ -241,6 +242,7 @@ fn client_say_matches_the_spec() {
         r#"{"type":"say","text":"hi all"}"#,
         ClientMessage::Say {
             text: "hi all".into(),
+            to: None,
         },
     );
 }
@@ -255,10 +257,7 @@ fn logout_and_client_bye_match_the_spec() {
 fn multi_byte_utf8_and_escapes_survive_a_round_trip() {
     assert_wire_form(
         r#"{"type":"say","text":"héllo \"wörld\" — 日本語 🚀\n\ttab","from":"zoë"}"#,
-        ServerMessage::Say {
-            text: "héllo \"wörld\" — 日本語 🚀\n\ttab".into(),
-            from: "zoë".into(),
-        },
+        ServerMessage::say("héllo \"wörld\" — 日本語 🚀\n\ttab", "zoë"),
     );
     // JSON \u escapes (including a surrogate pair) decode to the same text.
     let decoded: ClientMessage =
@@ -266,7 +265,8 @@ fn multi_byte_utf8_and_escapes_survive_a_round_trip() {
     assert_eq!(
         decoded,
         ClientMessage::Say {
-            text: "hé 🚀".into()
+            text: "hé 🚀".into(),
+            to: None
         }
     );
 }
@@ -277,13 +277,7 @@ fn unknown_fields_are_ignored() {
         br#"{"type":"say","text":"hi","from":"bob","color":"red","meta":{"a":[1,2]}}"#,
     )
     .unwrap();
-    assert_eq!(
-        decoded,
-        ServerMessage::Say {
-            text: "hi".into(),
-            from: "bob".into(),
-        }
-    );
+    assert_eq!(decoded, ServerMessage::say("hi", "bob"));
     let decoded: ClientMessage =
         decode_message(br#"{"reason":"done","type":"logout","at":3}"#).unwrap();
     assert_eq!(decoded, ClientMessage::Logout);
@@ -453,6 +447,7 @@ fn message_over_the_maximum_is_refused_on_send_and_nothing_is_written() {
             &codec,
             &ClientMessage::Say {
                 text: "more than sixteen bytes of JSON".into(),
+                to: None,
             },
         )
         .unwrap_err();
@@ -477,6 +472,7 @@ fn debug_output_redacts_tokens_and_answers() {
         Box::new(ClientMessage::Hello {
             client: None,
             token: Some(Secret::new("hunter22")),
+            since: None,
         }),
         Box::new(ServerMessage::Session {
             token: Secret::new("hunter22"),
@@ -498,4 +494,138 @@ fn debug_output_redacts_tokens_and_answers() {
         json,
         json!({"type": "answer", "id": "password", "text": "hunter22"})
     );
+}
+
+// --- The 1.1 additions (PROTOCOL.md sections 2, 3 and 5) ---
+
+#[test]
+fn room_say_with_seq_and_at_matches_the_spec() {
+    let message = ServerMessage::Say {
+        text: "hi".into(),
+        from: "ada".into(),
+        seq: Some(42),
+        at: Some("2026-12-07T08:00:00Z".into()),
+        to: None,
+        replay: false,
+    };
+    assert_wire_form(
+        r#"{"type":"say","text":"hi","from":"ada","seq":42,"at":"2026-12-07T08:00:00Z"}"#,
+        message.clone(),
+    );
+    // The borrowed form used by the server encodes the same bytes.
+    let mut by_serde = BytesMut::new();
+    FrameCodec::new()
+        .encode_message(&message, &mut by_serde)
+        .unwrap();
+    let mut borrowed = BytesMut::new();
+    FrameCodec::new()
+        .encode_room_say(
+            &porter_wire::RoomSay {
+                text: "hi",
+                from: "ada",
+                seq: Some(42),
+                at: Some("2026-12-07T08:00:00Z"),
+                to: None,
+                replay: false,
+            },
+            &mut borrowed,
+        )
+        .unwrap();
+    assert_eq!(borrowed, by_serde);
+}
+
+#[test]
+fn private_and_replayed_says_match_the_spec() {
+    assert_wire_form(
+        r#"{"type":"say","text":"psst","from":"ada","at":"2026-12-07T08:00:00Z","to":"bob"}"#,
+        ServerMessage::Say {
+            text: "psst".into(),
+            from: "ada".into(),
+            seq: None,
+            at: Some("2026-12-07T08:00:00Z".into()),
+            to: Some("bob".into()),
+            replay: false,
+        },
+    );
+    assert_wire_form(
+        r#"{"type":"say","text":"old","from":"ada","seq":7,"at":"2026-12-07T08:00:00Z","replay":true}"#,
+        ServerMessage::Say {
+            text: "old".into(),
+            from: "ada".into(),
+            seq: Some(7),
+            at: Some("2026-12-07T08:00:00Z".into()),
+            to: None,
+            replay: true,
+        },
+    );
+}
+
+#[test]
+fn who_event_and_recovered_match_the_spec() {
+    assert_wire_form(
+        r#"{"type":"who","users":["ada","bob"]}"#,
+        ServerMessage::Who {
+            users: vec!["ada".into(), "bob".into()],
+        },
+    );
+    for (kind, name) in [
+        (porter_wire::EventKind::Joined, "joined"),
+        (porter_wire::EventKind::Left, "left"),
+    ] {
+        assert_wire_form(
+            &format!(
+                r#"{{"type":"event","kind":"{name}","user":"ada","at":"2026-12-07T08:00:00Z"}}"#
+            ),
+            ServerMessage::Event {
+                kind,
+                user: "ada".into(),
+                at: "2026-12-07T08:00:00Z".into(),
+            },
+        );
+    }
+    assert_wire_form(
+        r#"{"type":"recovered","complete":false,"missed":3}"#,
+        ServerMessage::Recovered {
+            complete: false,
+            missed: 3,
+        },
+    );
+}
+
+#[test]
+fn client_who_private_say_and_hello_since_match_the_spec() {
+    assert_wire_form(r#"{"type":"who"}"#, ClientMessage::Who);
+    assert_wire_form(
+        r#"{"type":"say","text":"psst","to":"bob"}"#,
+        ClientMessage::Say {
+            text: "psst".into(),
+            to: Some("bob".into()),
+        },
+    );
+    assert_wire_form(
+        r#"{"type":"hello","since":41}"#,
+        ClientMessage::Hello {
+            client: None,
+            token: None,
+            since: Some(41),
+        },
+    );
+    assert_invalid_message::<ClientMessage>(r#"{"type":"hello","since":"41"}"#);
+    assert_invalid_message::<ClientMessage>(r#"{"type":"hello","since":-1}"#);
+    assert_invalid_message::<ClientMessage>(r#"{"type":"say","text":"x","to":5}"#);
+}
+
+#[test]
+fn the_1_1_error_codes_have_their_wire_names() {
+    for (code, name) in [
+        (ErrorCode::UnknownUser, "unknown_user"),
+        (ErrorCode::Unavailable, "unavailable"),
+        (ErrorCode::Revoked, "revoked"),
+    ] {
+        assert_eq!(code.as_str(), name);
+        assert_wire_form(
+            &format!(r#"{{"type":"error","code":"{name}","text":"t"}}"#),
+            ServerMessage::error(code, "t"),
+        );
+    }
 }

@@ -236,6 +236,7 @@ impl Raw {
         raw.send(&ClientMessage::Hello {
             client: Some("test".into()),
             token: token.map(Secret::new),
+            since: None,
         });
         raw
     }

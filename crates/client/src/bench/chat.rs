@@ -171,7 +171,7 @@ fn stamped_frame(index: usize, size: usize) -> (BytesMut, usize) {
     let mut text = format!("{index:0INDEX_DIGITS$} {:0TIME_DIGITS$} ", 0);
     text.extend(std::iter::repeat_n('x', size.saturating_sub(STAMP_LEN)));
     // The size was validated with the same frame; the text is plain ASCII.
-    let frame = EncodedFrame::message(&FrameCodec::new(), &ClientMessage::Say { text })
+    let frame = EncodedFrame::message(&FrameCodec::new(), &ClientMessage::Say { text, to: None })
         .map(|frame| BytesMut::from(frame.as_bytes()))
         .unwrap_or_default();
     let time_at = find(&frame[HEADER_LEN.min(frame.len())..], TEXT_KEY)
@@ -371,7 +371,7 @@ mod tests {
         );
         put_digits(&mut frame[time_at..time_at + TIME_DIGITS], 123_456_789);
         let sent: ClientMessage = porter_wire::decode_message(&frame[HEADER_LEN..]).unwrap();
-        let ClientMessage::Say { text } = sent else {
+        let ClientMessage::Say { text, .. } = sent else {
             panic!("not a say: {sent:?}")
         };
         assert_eq!(text.len(), 64);
@@ -380,6 +380,10 @@ mod tests {
             &ServerMessage::Say {
                 text,
                 from: "guest-1".into(),
+                seq: None,
+                at: None,
+                to: None,
+                replay: false,
             },
         )
         .unwrap();

@@ -309,17 +309,16 @@ mod tests {
     #[test]
     fn the_server_echo_and_the_verbatim_echo_both_pass_the_prefix_check() {
         let codec = FrameCodec::new();
-        let request =
-            EncodedFrame::message(&codec, &ClientMessage::Say { text: "hi".into() }).unwrap();
-        assert!(request.payload().starts_with(SAY_PREFIX));
-        let reply = EncodedFrame::message(
+        let request = EncodedFrame::message(
             &codec,
-            &ServerMessage::Say {
+            &ClientMessage::Say {
                 text: "hi".into(),
-                from: "server".into(),
+                to: None,
             },
         )
         .unwrap();
+        assert!(request.payload().starts_with(SAY_PREFIX));
+        let reply = EncodedFrame::message(&codec, &ServerMessage::say("hi", "server")).unwrap();
         assert!(reply.payload().starts_with(SAY_PREFIX));
     }
 

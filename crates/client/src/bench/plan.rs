@@ -138,6 +138,7 @@ impl Plan {
     pub(crate) fn request_frame(&self) -> Result<EncodedFrame, PlanError> {
         let say = ClientMessage::Say {
             text: "x".repeat(self.size),
+            to: None,
         };
         EncodedFrame::message(&FrameCodec::new(), &say).map_err(|source| {
             PlanError::MessageTooLarge {

@@ -67,10 +67,7 @@ impl Authenticator for IpAuth {
             return Err(server_failed(dialog, peer, "remember_name", &err));
         }
         info!(peer = %peer, user = %name, result, "identified");
-        dialog.send(&ServerMessage::Say {
-            text: format!("Hello, {name}!"),
-            from: SERVER_NAME.into(),
-        })?;
+        dialog.send(&ServerMessage::say(format!("Hello, {name}!"), SERVER_NAME))?;
         Ok(Identity {
             user: name,
             session: None,

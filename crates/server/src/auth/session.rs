@@ -151,8 +151,5 @@ impl Sessions {
 
 /// A greeting from the server.
 pub(crate) fn greeting(word: &str, name: &str) -> ServerMessage {
-    ServerMessage::Say {
-        text: format!("{word}, {name}!"),
-        from: SERVER_NAME.into(),
-    }
+    ServerMessage::say(format!("{word}, {name}!"), SERVER_NAME)
 }

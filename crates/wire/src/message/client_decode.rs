@@ -63,6 +63,8 @@ enum Key {
     Token,
     Id,
     Text,
+    To,
+    Since,
     Other,
 }
 
@@ -81,6 +83,8 @@ impl<'de> Deserialize<'de> for Key {
                     "token" => Key::Token,
                     "id" => Key::Id,
                     "text" => Key::Text,
+                    "to" => Key::To,
+                    "since" => Key::Since,
                     _ => Key::Other,
                 })
             }
@@ -90,12 +94,16 @@ impl<'de> Deserialize<'de> for Key {
 }
 
 /// A field's value, kept until `type` says whether it matters. Only a
-/// string (or, for optional fields, null) is ever valid, so anything else is
-/// remembered by its kind alone, for the error.
+/// string, an unsigned integer (`since`) or, for optional fields, null is
+/// ever valid, so anything else is remembered by its kind alone, for the
+/// error.
 enum Value<'de> {
     Null,
     Str(Cow<'de, str>),
-    /// Not a string: a boolean, a number, an object or an array.
+    /// A non-negative integer.
+    Unsigned(u64),
+    /// Neither: a boolean, a negative or fractional number, an object or an
+    /// array.
     Other(&'static str),
 }
 
@@ -137,8 +145,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<Value<'de>, E> {
         Ok(Value::Other("an integer"))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Value<'de>, E> {
-        Ok(Value::Other("an integer"))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value<'de>, E> {
+        Ok(Value::Unsigned(v))
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<Value<'de>, E> {
         Ok(Value::Other("a number"))
@@ -153,7 +161,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
-/// One of the four fields: its first value, and whether it came again.
+/// One of the fields: its first value, and whether it came again.
 struct Slot<'de> {
     name: &'static str,
     value: Option<Value<'de>>,
@@ -198,9 +206,31 @@ impl<'de> Slot<'de> {
         match &self.value {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Str(text)) => Ok(Some(text.clone().into_owned())),
+            Some(Value::Unsigned(n)) => {
+                Err(E::invalid_type(de::Unexpected::Unsigned(*n), &"a string"))
+            }
             Some(Value::Other(what)) => {
                 Err(E::invalid_type(de::Unexpected::Other(what), &"a string"))
             }
+        }
+    }
+
+    /// An optional unsigned integer field of the variant (`null` is absent).
+    fn optional_u64<E: de::Error>(&self) -> Result<Option<u64>, E> {
+        if self.repeated {
+            return Err(E::duplicate_field(self.name));
+        }
+        match &self.value {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Unsigned(n)) => Ok(Some(*n)),
+            Some(Value::Str(text)) => Err(E::invalid_type(
+                de::Unexpected::Str(text),
+                &"an unsigned integer",
+            )),
+            Some(Value::Other(what)) => Err(E::invalid_type(
+                de::Unexpected::Other(what),
+                &"an unsigned integer",
+            )),
         }
     }
 
@@ -224,6 +254,8 @@ impl<'de> Visitor<'de> for MessageVisitor {
         let mut token = Slot::new("token");
         let mut id = Slot::new("id");
         let mut text = Slot::new("text");
+        let mut to = Slot::new("to");
+        let mut since = Slot::new("since");
         while let Some(key) = map.next_key::<Key>()? {
             match key {
                 Key::Type => {
@@ -236,6 +268,8 @@ impl<'de> Visitor<'de> for MessageVisitor {
                 Key::Token => token.fill(&mut map)?,
                 Key::Id => id.fill(&mut map)?,
                 Key::Text => text.fill(&mut map)?,
+                Key::To => to.fill(&mut map)?,
+                Key::Since => since.fill(&mut map)?,
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -248,6 +282,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
             "hello" => ClientMessage::Hello {
                 client: client.optional()?,
                 token: token.optional()?.map(Secret),
+                since: since.optional_u64()?,
             },
             "answer" => ClientMessage::Answer {
                 id: id.required()?,
@@ -255,9 +290,11 @@ impl<'de> Visitor<'de> for MessageVisitor {
             },
             "say" => ClientMessage::Say {
                 text: text.required()?,
+                to: to.optional()?,
             },
             "logout" => ClientMessage::Logout,
             "bye" => ClientMessage::Bye,
+            "who" => ClientMessage::Who,
             _ => ClientMessage::Unknown,
         })
     }
