@@ -266,10 +266,7 @@ fn fast_paths_agree(payload: &[u8], general: Result<ClientMessage, String>) {
         let mut fast = BytesMut::new();
         let mut general = BytesMut::new();
         wide.encode_say(text, from, &mut fast).expect("encode_say");
-        let say = ServerMessage::Say {
-            text: text.to_owned(),
-            from: from.to_owned(),
-        };
+        let say = ServerMessage::say(text, from);
         wide.encode_message(&say, &mut general)
             .expect("encode_message");
         assert_eq!(fast, general, "encode_say disagrees with serde");
