@@ -3,12 +3,12 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use porter_store::{SharedStore, UnixTime};
+use porter_store::SharedStore;
 use porter_wire::{AuthMode, ServiceKind};
 
+use crate::clock::Clock;
 use crate::credentials::{self, HashCost};
 use crate::throttle::ThrottlePolicy;
 
@@ -106,47 +106,6 @@ impl FromStr for Registration {
             "closed" => Ok(Registration::Closed),
             _ => Err(ParseRegistrationError(s.to_owned())),
         }
-    }
-}
-
-/// Where the server reads "now" for sessions and names, as Unix seconds.
-///
-/// The store never reads a clock itself; the server passes it this one's
-/// time. Tests inject a clock they move by hand, so expiry is tested without
-/// sleeping. The default is the system clock.
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> UnixTime + Send + Sync>);
-
-impl Clock {
-    /// The system's wall clock.
-    pub fn system() -> Clock {
-        Clock(Arc::new(|| {
-            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-                UnixTime::try_from(d.as_secs()).unwrap_or(UnixTime::MAX)
-            })
-        }))
-    }
-
-    /// A clock that asks `now` for the time.
-    pub fn new(now: impl Fn() -> UnixTime + Send + Sync + 'static) -> Clock {
-        Clock(Arc::new(now))
-    }
-
-    /// The current time.
-    pub fn now(&self) -> UnixTime {
-        (self.0)()
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::system()
-    }
-}
-
-impl fmt::Debug for Clock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Clock")
     }
 }
 

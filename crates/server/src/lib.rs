@@ -39,6 +39,7 @@
 
 pub mod auth;
 mod bind;
+mod clock;
 mod close;
 mod config;
 mod connection;
@@ -72,12 +73,12 @@ use tracing::field::display;
 use tracing::info;
 
 pub use crate::bind::{Bound, DEFAULT_PORT_TRIES, bind};
+pub use crate::clock::Clock;
 pub use crate::config::{
-    Clock, Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS,
-    DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
-    DEFAULT_OUTGOING_QUEUE, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SESSION_TTL,
-    DEFAULT_SHUTDOWN_GRACE, MAX_SESSION_TTL, MIN_MAX_FRAME_LEN, ParseRegistrationError,
-    Registration, default_server_name,
+    Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS, DEFAULT_MAX_CONCURRENT_HASHES,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN, DEFAULT_OUTGOING_QUEUE,
+    DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SESSION_TTL, DEFAULT_SHUTDOWN_GRACE, MAX_SESSION_TTL,
+    MIN_MAX_FRAME_LEN, ParseRegistrationError, Registration, default_server_name,
 };
 pub use crate::console::{Console, ConsoleLine};
 pub use crate::error::{BindError, Error};

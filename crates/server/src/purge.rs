@@ -8,7 +8,7 @@ use porter_store::Store;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
-use crate::config::Clock;
+use crate::clock::Clock;
 use crate::shutdown::Shutdown;
 
 /// How often a running server deletes expired and revoked sessions from its

@@ -9,8 +9,8 @@ use porter_wire::{AuthMode, ErrorCode, ServerMessage};
 use tracing::info;
 
 use super::{MAX_INVALID_ANSWERS, check_chat_name, server_failed};
+use crate::clock::Clock;
 use crate::close::Reason;
-use crate::config::Clock;
 use crate::handshake::{Authenticator, Dialog, Ended, Hello, Identity};
 use crate::names::SERVER_NAME;
 use crate::peer::PeerInfo;

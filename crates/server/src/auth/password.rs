@@ -25,8 +25,9 @@ use tracing::info;
 
 use super::session::Sessions;
 use super::{MAX_INVALID_ANSWERS, check_user_name, server_failed};
+use crate::clock::Clock;
 use crate::close::Reason;
-use crate::config::{Clock, Config, Registration};
+use crate::config::{Config, Registration};
 use crate::credentials::{PasswordHasher, check_password_policy};
 use crate::error::Error;
 use crate::handshake::{Authenticator, Dialog, Ended, Hello, Identity};
