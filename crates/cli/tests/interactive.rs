@@ -207,10 +207,21 @@ fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
     p.exp_string(&format!("{user}: hello console")).unwrap();
 
     p.send_line("hello room").unwrap();
-    assert_eq!(
-        stream.recv_message::<ServerMessage>().unwrap(),
-        Some(ServerMessage::say("hello room", "server"))
-    );
+    // A room line (protocol 1.1): the second of the room, stamped.
+    match stream.recv_message::<ServerMessage>().unwrap() {
+        Some(ServerMessage::Say {
+            text,
+            from,
+            seq,
+            at,
+            ..
+        }) => {
+            assert_eq!((text.as_str(), from.as_str()), ("hello room", "server"));
+            assert_eq!(seq, Some(2));
+            assert!(at.is_some_and(|at| at.ends_with('Z')));
+        }
+        other => panic!("expected the console's line, got {other:?}"),
+    }
     p.process_mut()
         .signal(rexpect::process::Signal::SIGINT)
         .unwrap();

@@ -57,6 +57,10 @@ pub const DEFAULT_MAX_AUTH_ATTEMPTS: u32 = 3;
 /// [`credentials::DEFAULT_MAX_CONCURRENT_HASHES`].
 pub const DEFAULT_MAX_CONCURRENT_HASHES: usize = credentials::DEFAULT_MAX_CONCURRENT_HASHES;
 
+/// Room lines a newcomer to the chat is sent on joining: enough to pick up
+/// the thread of a conversation, few enough to read at a glance.
+pub const DEFAULT_HISTORY: usize = 20;
+
 /// The server name sent in `welcome`.
 pub fn default_server_name() -> String {
     format!("porter/{}", env!("CARGO_PKG_VERSION"))
@@ -153,10 +157,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Sent in `welcome`.
     pub server_name: String,
-    /// Chat only: tell the others, as `say` from `server`, when someone
-    /// joins or leaves. Off by default so that a client sees exactly the
-    /// lines of the other participants.
-    pub announce: bool,
+    /// Chat only: tell the others when someone joins or leaves (the 1.1
+    /// `event` message). On by default.
+    pub events: bool,
+    /// Chat only: room lines a newcomer is sent on joining, marked as
+    /// history; see [`DEFAULT_HISTORY`]. At most `outgoing_queue`.
+    pub history: usize,
 }
 
 impl Default for Config {
@@ -180,7 +186,8 @@ impl Default for Config {
             outgoing_queue: DEFAULT_OUTGOING_QUEUE,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             server_name: default_server_name(),
-            announce: false,
+            events: true,
+            history: DEFAULT_HISTORY,
         }
     }
 }
@@ -206,7 +213,8 @@ impl fmt::Debug for Config {
             .field("outgoing_queue", &self.outgoing_queue)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("server_name", &self.server_name)
-            .field("announce", &self.announce)
+            .field("events", &self.events)
+            .field("history", &self.history)
             .finish()
     }
 }
@@ -270,6 +278,15 @@ impl Config {
         }
         if self.outgoing_queue == 0 {
             return invalid("outgoing_queue", "must be at least 1".into());
+        }
+        if self.history > self.outgoing_queue {
+            return invalid(
+                "history",
+                format!(
+                    "must be at most the outgoing queue ({} frames): a newcomer receives it at once",
+                    self.outgoing_queue
+                ),
+            );
         }
         if self.max_frame_len < MIN_MAX_FRAME_LEN {
             return invalid(

@@ -319,24 +319,24 @@ impl<S: Stream> Handler<S> {
                 Next::Message(Ok(message)) => message,
             };
             let outcome = match message {
-                ClientMessage::Say { text, .. } => {
-                    match participant.say(self.client.conn_mut(), &text) {
-                        Ok(()) => Ok(()),
-                        Err(SayError::TooLong(err)) => {
-                            if self.client.count_protocol_error() {
-                                info!(peer = %self.client.peer(), cause = %err, "line too long to pass on");
-                            }
-                            self.client.send(&ServerMessage::error(
-                                ErrorCode::InvalidMessage,
-                                "line too long to pass on",
-                            ))
-                        }
-                        Err(SayError::Bus(err)) => {
-                            warn!(peer = %self.client.peer(), cause = %err, "line not passed on");
-                            Err(Reason::ServerError)
-                        }
-                    }
+                ClientMessage::Say { text, to: None } => {
+                    let outcome = participant.say(self.client.conn_mut(), &text);
+                    self.said(outcome)
                 }
+                ClientMessage::Say { text, to: Some(to) } => match participant.say_to(&to, &text) {
+                    Some(outcome) => self.said(outcome),
+                    None => self.client.refuse_out_of_turn(
+                        &ClientMessage::Say { text, to: Some(to) },
+                        "a say without `to`: this server has no chat room",
+                    ),
+                },
+                ClientMessage::Who => match participant.who() {
+                    Some(users) => self.client.send(&ServerMessage::Who { users }),
+                    None => self.client.refuse_out_of_turn(
+                        &ClientMessage::Who,
+                        "say or bye: this server has no chat room",
+                    ),
+                },
                 ClientMessage::Logout => match &identity.session {
                     Some(session) => {
                         let peer = self.client.peer().clone();
@@ -359,6 +359,31 @@ impl<S: Stream> Handler<S> {
             };
             if let Err(reason) = outcome {
                 return reason;
+            }
+        }
+    }
+
+    /// Answers the outcome of a line the client said: nothing when it went
+    /// through, the protocol's error when it was refused.
+    fn said(&mut self, outcome: Result<(), SayError>) -> Result<(), Reason> {
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(SayError::TooLong(err)) => {
+                if self.client.count_protocol_error() {
+                    info!(peer = %self.client.peer(), cause = %err, "line too long to pass on");
+                }
+                self.client.send(&ServerMessage::error(
+                    ErrorCode::InvalidMessage,
+                    "line too long to pass on",
+                ))
+            }
+            Err(SayError::UnknownUser) => self.client.send(&ServerMessage::error(
+                ErrorCode::UnknownUser,
+                "no one of that name is in the room",
+            )),
+            Err(SayError::Bus(err)) => {
+                warn!(peer = %self.client.peer(), cause = %err, "line not passed on");
+                Err(Reason::ServerError)
             }
         }
     }

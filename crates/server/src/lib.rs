@@ -75,10 +75,11 @@ use tracing::info;
 pub use crate::bind::{Bound, DEFAULT_PORT_TRIES, bind};
 pub use crate::clock::Clock;
 pub use crate::config::{
-    Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS, DEFAULT_MAX_CONCURRENT_HASHES,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN, DEFAULT_OUTGOING_QUEUE,
-    DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SESSION_TTL, DEFAULT_SHUTDOWN_GRACE, MAX_SESSION_TTL,
-    MIN_MAX_FRAME_LEN, ParseRegistrationError, Registration, default_server_name,
+    Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY, DEFAULT_MAX_AUTH_ATTEMPTS,
+    DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
+    DEFAULT_OUTGOING_QUEUE, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SESSION_TTL,
+    DEFAULT_SHUTDOWN_GRACE, MAX_SESSION_TTL, MIN_MAX_FRAME_LEN, ParseRegistrationError,
+    Registration, default_server_name,
 };
 pub use crate::console::{Console, ConsoleLine};
 pub use crate::error::{BindError, Error};
@@ -90,7 +91,7 @@ pub use crate::upgrade::Stream;
 use crate::auth::Auth;
 use crate::handler::Shared;
 use crate::listener::Listener;
-use crate::room::Room;
+use crate::room::{Room, RoomOptions};
 use crate::service::Service;
 use crate::shutdown::Shutdown;
 use crate::upgrade::Plain;
@@ -131,7 +132,15 @@ pub async fn run<L: Accept>(
     };
     let service = match config.service {
         ServiceKind::Echo => Service::Echo,
-        ServiceKind::Chat => Service::Chat(Room::local(codec, console_output, config.announce)),
+        ServiceKind::Chat => Service::Chat(Room::local(
+            config.clock.clone(),
+            codec,
+            console_output,
+            RoomOptions {
+                events: config.events,
+                history: config.history,
+            },
+        )),
     };
     if let Some(input) = console_input {
         spawn_console(input, &service, &shutdown_state);
