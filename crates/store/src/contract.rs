@@ -161,6 +161,7 @@ macro_rules! store_contract_tests {
             purge_deletes_expired_and_revoked_sessions_and_keeps_live_ones
             hundred_concurrent_registrations_are_all_stored
             two_handles_writing_at_once_lose_nothing
+            operators_revocations_removals_and_kicks_are_recorded_in_order
         );
     };
 }

@@ -157,6 +157,26 @@ pub trait Store: Send + Sync + 'static {
     /// oldest first. They carry a display id, never anything that lets one log in.
     async fn list_sessions(&self, user: Option<&str>) -> Result<Vec<SessionInfo>>;
 
+    /// Records that an operator removed `user` from the chat room, for `reason`: every live
+    /// connection of that name ends, on every server instance, without the session being
+    /// revoked (the user may come back).
+    async fn kick(&self, user: &str, reason: Option<&str>, now: UnixTime) -> Result<()>;
+
+    /// What operators did after the action `after` (an [`OperatorAction::id`]; 0 for all),
+    /// oldest first, at most `limit` of them. Revoking a session (by an operator, or a client's
+    /// own logout), removing a user and [`kick`](Store::kick) each record one action per
+    /// session or user, durably with the change itself; a running server polls this to end
+    /// the connections concerned.
+    async fn operator_actions_since(&self, after: i64, limit: u32) -> Result<Vec<OperatorAction>>;
+
+    /// The id of the last operator action recorded (0 when there is none): where a server
+    /// that starts now begins to poll.
+    async fn last_operator_action(&self) -> Result<i64>;
+
+    /// Deletes operator actions recorded before `before`: a server polls every second, so an
+    /// hour-old action has long been obeyed. Returns how many were deleted.
+    async fn purge_operator_actions(&self, before: UnixTime) -> Result<u64>;
+
     /// The highest schema version applied to the database (`None` before any migration), for
     /// diagnostics and tests. Versions count this backend's own migrations.
     async fn schema_version(&self) -> Result<Option<i64>>;
@@ -230,6 +250,48 @@ pub struct SessionRecord {
     pub expires_at: UnixTime,
     /// When the session was last used (the `now` of this resume).
     pub last_seen: UnixTime,
+}
+
+/// What an operator did, as [`Store::operator_actions_since`] reports it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OperatorAction {
+    /// Increasing with every action recorded: the cursor of a poll.
+    pub id: i64,
+    /// What was done.
+    pub kind: OperatorActionKind,
+    /// To whom: the user (or, for a kick in `--auth ip`, the chat name).
+    pub user: String,
+    /// For [`OperatorActionKind::Revoked`]: the session revoked.
+    pub session: Option<TokenHash>,
+    /// For [`OperatorActionKind::Kicked`]: why, as the operator wrote it.
+    pub reason: Option<String>,
+    /// When, Unix seconds.
+    pub at: UnixTime,
+}
+
+impl fmt::Debug for OperatorAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OperatorAction")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("user", &self.user)
+            .field("session", &self.session.as_ref().map(session_id))
+            .field("reason", &self.reason)
+            .field("at", &self.at)
+            .finish()
+    }
+}
+
+/// The kinds of [`OperatorAction`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OperatorActionKind {
+    /// A session was revoked: its connections end.
+    Revoked,
+    /// A user was removed: all their connections end.
+    Removed,
+    /// A user was removed from the chat room; their session stays valid.
+    Kicked,
 }
 
 /// A session as shown to an administrator by [`Store::list_sessions`].

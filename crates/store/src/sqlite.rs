@@ -28,8 +28,8 @@ use sqlx::{Connection as _, FromRow, SqlSafeStr as _};
 use tracing::debug;
 
 use crate::{
-    NameRecord, Result, SessionInfo, SessionRecord, Store, StoreError, StoreErrorKind, TokenHash,
-    UnixTime, UserRecord, canonical_addr, session_id,
+    NameRecord, OperatorAction, OperatorActionKind, Result, SessionInfo, SessionRecord, Store,
+    StoreError, StoreErrorKind, TokenHash, UnixTime, UserRecord, canonical_addr, session_id,
 };
 
 /// How long a statement waits for another connection's (or process's) write lock before
@@ -47,8 +47,14 @@ pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 /// checksum and refuses to open a database whose history differs. Add a new file instead.
 ///
 /// We list them by hand (instead of `sqlx::migrate!`) to avoid sqlx's `macros` feature.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "operator_actions",
+        include_str!("../migrations/0002_operator_actions.sql"),
+    ),
+];
 
 /// The migrator for [`MIGRATIONS`]; applied versions are recorded in `_sqlx_migrations`.
 fn migrator() -> Migrator {
@@ -339,6 +345,48 @@ fn is_violation(err: &sqlx::Error, kind: ErrorKind) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.kind() == kind)
 }
 
+#[derive(sqlx::FromRow)]
+struct OperatorActionRow {
+    id: i64,
+    action: String,
+    user: String,
+    token_hash: Option<Vec<u8>>,
+    reason: Option<String>,
+    at: i64,
+}
+
+impl TryFrom<OperatorActionRow> for OperatorAction {
+    type Error = StoreError;
+
+    fn try_from(row: OperatorActionRow) -> Result<Self> {
+        let kind = match row.action.as_str() {
+            "revoked" => OperatorActionKind::Revoked,
+            "removed" => OperatorActionKind::Removed,
+            "kicked" => OperatorActionKind::Kicked,
+            _ => {
+                return Err(StoreError::with_detail(
+                    StoreErrorKind::Corrupt,
+                    "an operator action of unknown kind",
+                ));
+            }
+        };
+        let session = match row.token_hash {
+            None => None,
+            Some(bytes) => Some(TokenHash::try_from(bytes.as_slice()).map_err(|_| {
+                StoreError::with_detail(StoreErrorKind::Corrupt, "token hash is not 32 bytes")
+            })?),
+        };
+        Ok(OperatorAction {
+            id: row.id,
+            kind,
+            user: row.user,
+            session,
+            reason: row.reason,
+            at: row.at,
+        })
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn name_for_addr(&self, addr: IpAddr) -> Result<Option<String>> {
@@ -565,6 +613,49 @@ impl Store for SqliteStore {
                 .execute(&self.writer)
                 .await
                 .map_err(StoreError::database)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn kick(&self, user: &str, reason: Option<&str>, now: UnixTime) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO operator_actions (action, user, reason, at) VALUES ('kicked', ?1, ?2, ?3)",
+        )
+        .bind(user)
+        .bind(reason)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(StoreError::database)?;
+        Ok(())
+    }
+
+    async fn operator_actions_since(&self, after: i64, limit: u32) -> Result<Vec<OperatorAction>> {
+        let rows: Vec<OperatorActionRow> = sqlx::query_as(
+            "SELECT id, action, user, token_hash, reason, at FROM operator_actions
+             WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(StoreError::database)?;
+        rows.into_iter().map(OperatorAction::try_from).collect()
+    }
+
+    async fn last_operator_action(&self) -> Result<i64> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM operator_actions")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(StoreError::database)?;
+        Ok(last.unwrap_or(0))
+    }
+
+    async fn purge_operator_actions(&self, before: UnixTime) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM operator_actions WHERE at < ?1")
+            .bind(before)
+            .execute(&self.writer)
+            .await
+            .map_err(StoreError::database)?;
         Ok(done.rows_affected())
     }
 

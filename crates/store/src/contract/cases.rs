@@ -464,3 +464,57 @@ pub async fn two_handles_writing_at_once_lose_nothing<D: TestDatabase>(db: &D) {
     assert_eq!(server.list_users().await.unwrap().len(), 100);
     assert_eq!(admin.list_names().await.unwrap().len(), 100);
 }
+
+/// Operator actions ([`Store::operator_actions_since`](crate::Store::operator_actions_since)):
+/// a revoked session, a removed user and a kick are each recorded once, in order, from the
+/// cursor a server takes at start; a revocation that changes nothing records nothing.
+pub async fn operators_revocations_removals_and_kicks_are_recorded_in_order<D: TestDatabase>(
+    db: &D,
+) {
+    use crate::OperatorActionKind::{Kicked, Removed, Revoked};
+    let store = db.open().await;
+    store.create_user("alice", "$h", 0).await.unwrap();
+    store.create_user("bob", "$h", 0).await.unwrap();
+    let (a1, a2, b1) = (hash_of(b"a1"), hash_of(b"a2"), hash_of(b"b1"));
+    for (hash, user) in [(&a1, "alice"), (&a2, "alice"), (&b1, "bob")] {
+        store.create_session(hash, user, 0, 1000).await.unwrap();
+    }
+    let start = store.last_operator_action().await.unwrap();
+
+    assert!(store.revoke_session(&a1, 10).await.unwrap());
+    assert!(!store.revoke_session(&a1, 11).await.unwrap());
+    store.kick("bob", Some("spam"), 12).await.unwrap();
+    assert!(store.remove_user("bob").await.unwrap());
+    assert_eq!(store.revoke_all_sessions(13).await.unwrap(), 1);
+
+    let actions = store.operator_actions_since(start, 100).await.unwrap();
+    let seen: Vec<_> = actions
+        .iter()
+        .map(|a| (a.kind, a.user.as_str(), a.session, a.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Revoked, "alice", Some(a1), None),
+            (Kicked, "bob", None, Some("spam")),
+            (Removed, "bob", None, None),
+            (Revoked, "alice", Some(a2), None),
+        ]
+    );
+    assert!(actions.windows(2).all(|w| w[0].id < w[1].id), "{actions:?}");
+    assert_eq!(actions[0].at, 10);
+    assert_eq!(actions[1].at, 12);
+    assert_eq!(store.last_operator_action().await.unwrap(), actions[3].id);
+    let after_first = store
+        .operator_actions_since(actions[0].id, 2)
+        .await
+        .unwrap();
+    assert_eq!(after_first, actions[1..3]);
+
+    // Purged by age; the cursor of a running server stays valid.
+    assert_eq!(store.purge_operator_actions(12).await.unwrap(), 1);
+    assert_eq!(
+        store.operator_actions_since(start, 100).await.unwrap(),
+        actions[1..]
+    );
+}
