@@ -29,6 +29,8 @@
 //! - `service`, `room`: echo, and the chat room on its bus.
 //! - `names`, `console`: the reserved server name and the name policy; the
 //!   server's console.
+//! - `live`, `operator`: the identified connections, and the watch that
+//!   ends those an operator revoked, removed or kicked.
 //! - `shutdown`, `purge`: graceful then hard stop; dead sessions deleted.
 //! - `config`, `error`, `bind`: the public surface.
 //!
@@ -50,7 +52,9 @@ mod handler;
 mod handshake;
 mod linger;
 mod listener;
+mod live;
 mod names;
+mod operator;
 mod outbox;
 mod peer;
 mod protocol;
@@ -85,6 +89,7 @@ pub use crate::console::{Console, ConsoleLine};
 pub use crate::error::{BindError, Error};
 pub use crate::listener::Accept;
 pub use crate::names::SERVER_NAME;
+pub use crate::operator::OPERATOR_POLL;
 pub use crate::purge::SESSION_PURGE_INTERVAL;
 pub use crate::upgrade::Stream;
 
@@ -161,8 +166,17 @@ pub async fn run<L: Accept>(
             reason: format!("too small for the busy error: {err}"),
         })?;
 
-    // Before accepting, so a client that got its welcome knows the purge ran.
+    // Before accepting, so a client that got its welcome knows the purge ran,
+    // and so that no operator action after the first welcome is missed.
     if let Some(store) = &shared.config.store {
+        let cursor = operator::cursor_now(store).await;
+        operator::spawn_watch(
+            store.clone(),
+            shared.live.clone(),
+            cursor,
+            OPERATOR_POLL,
+            &shutdown_state,
+        );
         purge::purge_sessions(store.as_ref(), &shared.config.clock).await;
         purge::spawn_session_purge(
             store.clone(),
