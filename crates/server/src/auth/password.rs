@@ -179,8 +179,24 @@ impl PasswordAuth {
         known: Known,
     ) -> Result<Identity, Ended> {
         self.check_throttles(dialog, peer, addr, Some(name))?;
+        let user = name.to_owned();
         for attempt in 1..=self.max_attempts {
             let password = dialog.ask("password", "Password:", true).await?;
+            // Reserved right before the verification, so that attempts
+            // parked at the prompt cannot all be verified at once, nor one
+            // succeed while the address or the user is refused.
+            let by_address = match self.by_address.reserve(&addr).await {
+                Ok(attempt) => attempt,
+                Err(_) => return Err(rate_limited(dialog, peer, Some(name))),
+            };
+            let by_user = match self.by_user.reserve(&user).await {
+                Ok(attempt) => attempt,
+                Err(_) => {
+                    // Not verified: the address's attempt did not happen.
+                    by_address.succeed();
+                    return Err(rate_limited(dialog, peer, Some(name)));
+                }
+            };
             let verified = match &known {
                 Known::Hash(hash) => self.hasher.verify(password.expose(), hash).await,
                 Known::Unknown => self.hasher.verify_decoy(password.expose()).await,
@@ -189,21 +205,25 @@ impl PasswordAuth {
             match verified {
                 Ok(true) => {
                     // A user's count is cleared by success, an address's
-                    // is not: an attacker could otherwise launder an
-                    // address by logging in to an account of their own.
-                    self.by_user.record_success(&name.to_owned());
+                    // only loses this attempt: an attacker could otherwise
+                    // launder an address by logging in to an account of
+                    // their own.
+                    by_address.succeed();
+                    by_user.succeed();
+                    self.by_user.record_success(&user);
                     return self
                         .sessions
                         .open(dialog, peer, name, "login ok", "Welcome back")
                         .await;
                 }
                 Ok(false) => {}
-                Err(err) => return Err(server_failed(dialog, peer, "verify", &err)),
+                Err(err) => {
+                    // Not the client's failure.
+                    by_address.succeed();
+                    by_user.succeed();
+                    return Err(server_failed(dialog, peer, "verify", &err));
+                }
             }
-            let now = Instant::now();
-            // Both are counted, whichever refuses first.
-            let address_refused = self.by_address.record_failure(&addr, now);
-            let user_refused = self.by_user.record_failure(&name.to_owned(), now);
             let result = match known {
                 Known::Hash(_) => "bad password",
                 // For the log only: the client is told exactly what a wrong
@@ -211,6 +231,9 @@ impl PasswordAuth {
                 Known::Unknown => "unknown user",
             };
             info!(peer = %peer, user = %name, attempt, result, "authentication");
+            // Both are counted, whichever refuses first.
+            let address_refused = by_address.fail();
+            let user_refused = by_user.fail();
             if address_refused || user_refused {
                 return Err(rate_limited(dialog, peer, Some(name)));
             }
