@@ -68,6 +68,7 @@ pub fn run(args: UsersArgs) -> anyhow::Result<()> {
     match args.command {
         UsersCommand::Add { name, cost } => {
             let name = check_user_name(&name)?;
+            let name = name.as_str();
             let exists = store::with_store(&db, |s| async move { Ok(s.user(name).await?) })?;
             if exists.is_some() {
                 bail!("user {name:?} already exists");
