@@ -232,6 +232,17 @@ fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
 #[test]
 fn users_add_at_a_terminal_asks_the_password_twice_without_echo() {
     let dir = tempfile::tempdir().unwrap();
+    // The server creates the database; `users add` refuses to (issue 9).
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = porter_store::open(dir.path().join("porter.db"))
+                .await
+                .unwrap();
+            store.close().await;
+        });
     let mut command = porter(&["users", "add", "ada", "--argon2-memory-kib", "64"]);
     command
         .args(["--argon2-iterations", "1"])

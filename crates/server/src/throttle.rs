@@ -114,8 +114,13 @@ impl<K: Eq + Hash + Clone> Throttle<K> {
 
     /// Counts a failure for `key`; returns `true` when `key` is now refused.
     pub fn record_failure(&self, key: &K, now: Instant) -> bool {
-        let policy = self.policy;
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.count_failure(&mut entries, key, now)
+    }
+
+    /// [`Throttle::record_failure`] with the table already locked.
+    fn count_failure(&self, entries: &mut HashMap<K, Entry>, key: &K, now: Instant) -> bool {
+        let policy = self.policy;
         if !entries.contains_key(key) && entries.len() >= self.capacity {
             entries.retain(|_, e| !expired(e, &policy, now));
             if entries.len() >= self.capacity {
@@ -201,16 +206,20 @@ impl<K: Eq + Hash + Clone> Throttle<K> {
         Reservation::Granted(Attempt::new(self, key, true))
     }
 
-    /// One attempt of `key` is no longer being verified; whoever waits for
-    /// the allowance looks again.
-    fn end(&self, key: &K) {
-        {
+    /// One attempt of `key` is no longer being verified, and counts as a
+    /// failure when it `failed` (in the same step, so that no reservation
+    /// slips in between); whoever waits for the allowance looks again.
+    /// Returns whether `key` is now refused.
+    fn end(&self, key: &K, failed: bool) -> bool {
+        let refused = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(entry) = entries.get_mut(key) {
                 entry.pending = entry.pending.saturating_sub(1);
             }
-        }
+            failed && self.count_failure(&mut entries, key, Instant::now())
+        };
         self.ended.notify_waiters();
+        refused
     }
 
     /// Forgets `key`'s failures (a user who logged in).
@@ -255,8 +264,7 @@ impl<'a, K: Eq + Hash + Clone> Attempt<'a, K> {
         if !std::mem::take(&mut self.tracked) {
             return false;
         }
-        self.throttle.end(&self.key);
-        !succeeded && self.throttle.record_failure(&self.key, Instant::now())
+        self.throttle.end(&self.key, !succeeded)
     }
 }
 

@@ -7,8 +7,8 @@
 //!
 //! Public, so that the admin commands apply the server's rules rather than
 //! copies of them: the name policy ([`check_user_name`], [`check_chat_name`],
-//! [`MAX_NAME_CHARS`] and [`NameError`], re-exported from the `names`
-//! module) and [`rfc3339`]. The modes themselves are internal.
+//! [`MAX_NAME_CHARS`] and [`NameError`], and [`printable`] for showing names
+//! stored before it, re-exported from the `names` module) and [`rfc3339`]. The modes themselves are internal.
 //!
 //! No SQL here: every read and write goes through the [`porter_store::Store`]
 //! trait, so another backend changes nothing in this module.
@@ -30,7 +30,9 @@ use crate::handshake::{Authenticator, Dialog, Ended, Hello, Identity, NoAuth};
 use crate::peer::PeerInfo;
 
 pub use crate::clock::rfc3339;
-pub use crate::names::{MAX_NAME_CHARS, NameError, check_chat_name, check_user_name};
+pub use crate::names::{
+    MAX_NAME_CHARS, NameError, check_chat_name, check_user_name, is_hidden, printable,
+};
 
 pub(crate) use ip::IpAuth;
 pub(crate) use password::PasswordAuth;

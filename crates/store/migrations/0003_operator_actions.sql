@@ -1,4 +1,4 @@
--- 0002_operator_actions: what operators did that live connections must obey, for every
+-- 0003_operator_actions: what operators did that live connections must obey, for every
 -- server instance sharing this database to read (each polls the rows after the last it saw).
 -- Revocations and removals are recorded by triggers, in the same transaction as the change
 -- itself, so no code path (admin command, logout, a future backend tool) can forget to;
