@@ -10,10 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use porter_server::{
-    AuthMode, Config, Console, ConsoleLine, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY,
-    DEFAULT_MAX_AUTH_ATTEMPTS, DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_FRAME_LEN, DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES,
-    DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
+    AuthMode, Config, Console, ConsoleLine, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_HISTORY, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS,
+    DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
+    DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN,
+    DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -71,6 +72,15 @@ pub struct ServeArgs {
     /// Seconds a client has from connecting to `ready`
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
     handshake_timeout: u64,
+
+    /// Seconds a logged-in client may send nothing (keep-alives count)
+    /// before it is closed; 0 for never
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
+    idle_timeout: u64,
+
+    /// Seconds a frame may take to arrive once its first byte has
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_FRAME_TIMEOUT.as_secs())]
+    frame_timeout: u64,
 
     /// Largest frame payload accepted, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME_LEN)]
@@ -170,6 +180,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_concurrent_hashes: args.max_concurrent_hashes,
         max_connections: args.max_connections,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        frame_timeout: Duration::from_secs(args.frame_timeout),
         max_frame_len: args.max_frame_len,
         outgoing_queue: args.queue_len,
         history: args.history,

@@ -131,3 +131,52 @@ fn parked_guesses_are_verified_at_most_up_to_the_allowance_and_none_logs_in_whil
         }
     }
 }
+
+/// A raw client past `ready` on a server with `auth none`.
+fn ready_raw(server: &Server) -> Raw {
+    let mut raw = Raw::hello(server.addr, None);
+    loop {
+        match raw.recv() {
+            Some(ServerMessage::Ready { .. }) => return raw,
+            Some(_) => {}
+            None => panic!("closed before ready"),
+        }
+    }
+}
+
+/// The error the server closes with, after any other frame.
+#[track_caller]
+fn closing_error(raw: &mut Raw) -> (ErrorCode, String) {
+    loop {
+        match raw.recv() {
+            Some(ServerMessage::Error { code, text }) => {
+                assert!(raw.recv().is_none(), "still open after {code}");
+                return (code, text);
+            }
+            Some(_) => {}
+            None => panic!("closed without an error"),
+        }
+    }
+}
+
+#[test]
+fn a_frame_started_and_never_finished_is_cut_at_the_frame_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--auth", "none", "--frame-timeout", "1"]);
+    let mut raw = ready_raw(&server);
+    // Half a header, then silence: before this limit, held forever.
+    raw.send_raw(&[0, 0]);
+    let (code, text) = closing_error(&mut raw);
+    assert_eq!(code, ErrorCode::Timeout);
+    assert!(text.contains("frame"), "{text}");
+}
+
+#[test]
+fn a_logged_in_client_that_stays_silent_is_closed_at_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--auth", "none", "--idle-timeout", "1"]);
+    let mut raw = ready_raw(&server);
+    let (code, text) = closing_error(&mut raw);
+    assert_eq!(code, ErrorCode::Timeout);
+    assert!(text.contains("idle"), "{text}");
+}

@@ -28,6 +28,15 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = porter_wire::DEFAULT_MAX_FRAME_LEN;
 /// would fit reliably.
 pub const MIN_MAX_FRAME_LEN: usize = 256;
 
+/// How long a ready client may send nothing (not even a keep-alive) before
+/// it is closed: generous for people, and the end of a squatter that logs
+/// in and holds its slot idle. Zero turns it off.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// How long a frame may take to arrive once its first byte has: a client
+/// that dribbles a frame a byte at a time holds its slot this long at most.
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Frames waiting to be written to one client. A client that does not read
 /// fills it and is disconnected, so memory per client stays bounded and a
 /// slow reader never holds up the others.
@@ -149,6 +158,10 @@ pub struct Config {
     pub max_connections: usize,
     /// See [`DEFAULT_HANDSHAKE_TIMEOUT`].
     pub handshake_timeout: Duration,
+    /// See [`DEFAULT_IDLE_TIMEOUT`]; zero for none.
+    pub idle_timeout: Duration,
+    /// See [`DEFAULT_FRAME_TIMEOUT`].
+    pub frame_timeout: Duration,
     /// Largest frame payload accepted and sent; see [`DEFAULT_MAX_FRAME_LEN`].
     pub max_frame_len: usize,
     /// See [`DEFAULT_OUTGOING_QUEUE`].
@@ -182,6 +195,8 @@ impl Default for Config {
             clock: Clock::system(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            frame_timeout: DEFAULT_FRAME_TIMEOUT,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             outgoing_queue: DEFAULT_OUTGOING_QUEUE,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -209,6 +224,8 @@ impl fmt::Debug for Config {
             .field("clock", &self.clock)
             .field("max_connections", &self.max_connections)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("frame_timeout", &self.frame_timeout)
             .field("max_frame_len", &self.max_frame_len)
             .field("outgoing_queue", &self.outgoing_queue)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -296,6 +313,9 @@ impl Config {
         }
         if self.handshake_timeout.is_zero() {
             return invalid("handshake_timeout", "must be longer than zero".into());
+        }
+        if self.frame_timeout.is_zero() {
+            return invalid("frame_timeout", "must be longer than zero".into());
         }
         Ok(())
     }

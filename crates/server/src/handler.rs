@@ -197,6 +197,8 @@ impl<S: Stream> Handler<S> {
             Reason::Protocol(_)
             | Reason::QueueFull
             | Reason::Timeout
+            | Reason::Idle
+            | Reason::SlowFrame
             | Reason::Io(_)
             | Reason::Upgrade(_)
             | Reason::ServerError => {
@@ -297,6 +299,11 @@ impl<S: Stream> Handler<S> {
             }
         };
         tokio::pin!(stop);
+        // Idleness and slow frames are looked at when this fires, which is
+        // rarely: the clock is read once per read, not per message.
+        let limits = Deadlines::of(&shared.config);
+        let timer = tokio::time::sleep_until(limits.next(self.client.conn_mut(), Instant::now()));
+        tokio::pin!(timer);
         let mut served: u32 = 0;
         loop {
             // A message already read (the rest of a pipelined batch) is
@@ -319,6 +326,7 @@ impl<S: Stream> Handler<S> {
                 tokio::select! {
                     biased;
                     next = &mut stop => next,
+                    () = &mut timer => Next::Timer,
                     m = self.client.next_message() => Next::Message(m),
                 }
             };
@@ -326,6 +334,16 @@ impl<S: Stream> Handler<S> {
                 Next::Shutdown => return self.farewell(),
                 Next::Closed => return closer.reason(),
                 Next::Dismissed => return self.dismissed(&dismissal),
+                Next::Timer => {
+                    let now = Instant::now();
+                    if let Some(overdue) = limits.overdue(self.client.conn_mut(), now) {
+                        return self.overdue(overdue);
+                    }
+                    timer
+                        .as_mut()
+                        .reset(limits.next(self.client.conn_mut(), now));
+                    continue;
+                }
                 Next::Message(Err(reason)) => return reason,
                 Next::Message(Ok(message)) => message,
             };
@@ -414,6 +432,19 @@ impl<S: Stream> Handler<S> {
         Reason::Operator(why.reason)
     }
 
+    /// Tells a client it was too slow (`error{timeout}`) and ends it.
+    fn overdue(&mut self, overdue: Overdue) -> Reason {
+        let (text, reason) = match overdue {
+            Overdue::Idle => ("idle for too long", Reason::Idle),
+            Overdue::Frame => ("a frame took too long to arrive", Reason::SlowFrame),
+        };
+        warn!(peer = %self.client.peer(), reason = %reason, "closing a slow client");
+        let _ = self
+            .client
+            .send(&ServerMessage::error(ErrorCode::Timeout, text));
+        reason
+    }
+
     /// Queues `bye` for a server shutdown.
     fn farewell(&mut self) -> Reason {
         let _ = self.client.send(&ServerMessage::Bye {
@@ -453,6 +484,59 @@ impl<S: Stream> Handler<S> {
     }
 }
 
+/// The time limits of a ready client.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    /// Without a byte from the client for this long, it is closed; `None`
+    /// never.
+    idle: Option<Duration>,
+    /// A frame whose first byte arrived this long ago and is still not
+    /// whole closes the client.
+    frame: Duration,
+}
+
+/// Which limit a client overran.
+#[derive(Debug, Clone, Copy)]
+enum Overdue {
+    Idle,
+    Frame,
+}
+
+impl Deadlines {
+    fn of(config: &Config) -> Deadlines {
+        Deadlines {
+            idle: (!config.idle_timeout.is_zero()).then_some(config.idle_timeout),
+            frame: config.frame_timeout,
+        }
+    }
+
+    /// Which limit `conn` overran at `now`, if any.
+    fn overdue<S: Stream>(&self, conn: &Connection<S>, now: Instant) -> Option<Overdue> {
+        if self
+            .idle
+            .is_some_and(|idle| now.saturating_duration_since(conn.last_read()) >= idle)
+        {
+            return Some(Overdue::Idle);
+        }
+        conn.partial_since()
+            .filter(|since| now.saturating_duration_since(*since) >= self.frame)
+            .map(|_| Overdue::Frame)
+    }
+
+    /// When to look again: at the next deadline, and at least every half
+    /// frame limit, since a frame may start arriving meanwhile.
+    fn next<S: Stream>(&self, conn: &Connection<S>, now: Instant) -> Instant {
+        let mut next = now + self.frame / 2;
+        if let Some(idle) = self.idle {
+            next = next.min(conn.last_read() + idle);
+        }
+        if let Some(since) = conn.partial_since() {
+            next = next.min(since + self.frame);
+        }
+        next
+    }
+}
+
 enum Step {
     Shutdown,
     Closed,
@@ -464,6 +548,8 @@ enum Next {
     Shutdown,
     Closed,
     Dismissed,
+    /// Time to look at idleness and slow frames.
+    Timer,
     Message(Result<ClientMessage, Reason>),
 }
 
@@ -555,6 +641,96 @@ mod tests {
             ServerMessage::Ready {
                 user: "127.0.0.1:9".into()
             }
+        );
+        drop(client);
+        serving.await.unwrap();
+    }
+
+    /// A frame with its header.
+    fn frame(json: &str) -> Vec<u8> {
+        let mut bytes = (json.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(json.as_bytes());
+        bytes
+    }
+
+    /// A ready client on a paused clock: serves it with `config`, says
+    /// hello, and returns once `ready` has arrived.
+    async fn ready_client(
+        config: Config,
+    ) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
+        let shared = shared(config);
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let (server, mut client) = tokio::io::duplex(4096);
+        let peer = PeerInfo::new(SocketAddr::from(([127, 0, 0, 1], 9)));
+        let serving = tokio::spawn(serve(server, peer, shared, Arc::new(Plain), permit));
+        client
+            .write_all(&frame(r#"{"type":"hello"}"#))
+            .await
+            .unwrap();
+        (client, serving)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ready_client_that_sends_nothing_is_closed_after_the_idle_timeout() {
+        let config = Config {
+            idle_timeout: Duration::from_secs(600),
+            ..Config::default()
+        };
+        let start = tokio::time::Instant::now();
+        let (mut client, serving) = ready_client(config).await;
+        // A keep-alive half-way through postpones it.
+        tokio::time::sleep(Duration::from_secs(400)).await;
+        client.write_all(&0u32.to_be_bytes()).await.unwrap();
+        let frames = frames_until_close(&mut client).await;
+        assert!(
+            start.elapsed() >= Duration::from_secs(1000),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            matches!(
+                frames.last(),
+                Some(ServerMessage::Error {
+                    code: ErrorCode::Timeout,
+                    text,
+                }) if text.contains("idle")
+            ),
+            "{frames:?}"
+        );
+        drop(client);
+        serving.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_dribbled_a_byte_at_a_time_is_cut_at_the_frame_timeout() {
+        let config = Config {
+            frame_timeout: Duration::from_secs(30),
+            ..Config::default()
+        };
+        let (mut client, serving) = ready_client(config).await;
+        let start = tokio::time::Instant::now();
+        let say = frame(r#"{"type":"say","text":"slowly"}"#);
+        let mut cut = false;
+        for byte in say {
+            if client.write_all(&[byte]).await.is_err() {
+                cut = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let frames = frames_until_close(&mut client).await;
+        let elapsed = start.elapsed();
+        assert!(cut || elapsed < Duration::from_secs(60), "{elapsed:?}");
+        assert!(elapsed >= Duration::from_secs(30), "{elapsed:?}");
+        assert!(
+            matches!(
+                frames.last(),
+                Some(ServerMessage::Error {
+                    code: ErrorCode::Timeout,
+                    text,
+                }) if text.contains("frame")
+            ),
+            "{frames:?}"
         );
         drop(client);
         serving.await.unwrap();
