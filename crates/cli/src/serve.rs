@@ -13,6 +13,7 @@ use porter_server::{
     AuthMode, Config, Console, ConsoleLine, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_HISTORY, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS,
     DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
+    DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_MAX_STARTUPS,
     DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN,
     DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
 };
@@ -68,6 +69,19 @@ pub struct ServeArgs {
     /// Connections served at once; beyond it newcomers get a `busy` error
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+
+    /// Handshakes in progress at once; past half of it newcomers are dropped
+    /// at random, more often as it fills (at most --max-connections counts)
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_STARTUPS)]
+    max_startups: usize,
+
+    /// Connections from one IP address at once; 0 for no cap
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PER_ADDRESS)]
+    max_per_address: usize,
+
+    /// Live connections of one user at once; 0 for no cap
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SESSIONS_PER_USER)]
+    max_sessions_per_user: usize,
 
     /// Seconds a client has from connecting to `ready`
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
@@ -179,6 +193,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         hash_cost: args.hash_cost.cost(),
         max_concurrent_hashes: args.max_concurrent_hashes,
         max_connections: args.max_connections,
+        max_startups: args.max_startups,
+        max_per_address: args.max_per_address,
+        max_sessions_per_user: args.max_sessions_per_user,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
         frame_timeout: Duration::from_secs(args.frame_timeout),

@@ -180,3 +180,93 @@ fn a_logged_in_client_that_stays_silent_is_closed_at_the_idle_timeout() {
     assert_eq!(code, ErrorCode::Timeout);
     assert!(text.contains("idle"), "{text}");
 }
+
+#[test]
+fn one_address_cannot_hold_every_slot_with_connections_that_never_say_hello() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &[
+            "--auth",
+            "none",
+            "--max-connections",
+            "8",
+            "--max-per-address",
+            "3",
+        ],
+    );
+    // The squatter: three connections that never say hello hold all its
+    // address may hold; the fourth is refused at once.
+    let _squatting: Vec<Raw> = (0..3).map(|_| Raw::open(server.addr)).collect();
+    let mut fourth = Raw::open(server.addr);
+    match fourth.recv() {
+        Some(ServerMessage::Error { code, text }) => {
+            assert_eq!(code, ErrorCode::Busy);
+            assert!(text.contains("address"), "{text}");
+        }
+        other => panic!("expected busy, got {other:?}"),
+    }
+    // Someone else, from another address, is served.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into())
+        .unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut other = Raw {
+        stream: socket.into(),
+    };
+    other.stream.set_read_timeout(Some(LIMIT)).unwrap();
+    other.send(&porter_wire::ClientMessage::Hello {
+        client: None,
+        token: None,
+        since: None,
+    });
+    loop {
+        match other.recv() {
+            Some(ServerMessage::Ready { user }) => break assert!(user.starts_with("127.0.0.2:")),
+            Some(ServerMessage::Welcome { .. }) => {}
+            other => panic!("expected ready, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn one_user_cannot_hold_every_slot_by_resuming_a_token_over_and_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--max-sessions-per-user", "4"]);
+    let mut first = Raw::hello(server.addr, None);
+    first.answer_ask("user", "squatter");
+    first.answer_ask("new_password", PASSWORD);
+    first.answer_ask("repeat_password", PASSWORD);
+    let token = loop {
+        match first.recv() {
+            Some(ServerMessage::Session { token, .. }) => break token.expose().to_owned(),
+            Some(_) => {}
+            None => panic!("closed before the session"),
+        }
+    };
+    let mut resumed = vec![first];
+    let mut refused = 0;
+    for _ in 0..10 {
+        let mut raw = Raw::hello(server.addr, Some(&token));
+        loop {
+            match raw.recv() {
+                Some(ServerMessage::Ready { .. }) => {
+                    resumed.push(raw);
+                    break;
+                }
+                Some(ServerMessage::Error {
+                    code: ErrorCode::Busy,
+                    ..
+                }) => {
+                    refused += 1;
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("closed without ready or busy"),
+            }
+        }
+    }
+    assert_eq!(resumed.len(), 4, "live connections of one user");
+    assert_eq!(refused, 7);
+}

@@ -28,6 +28,19 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = porter_wire::DEFAULT_MAX_FRAME_LEN;
 /// would fit reliably.
 pub const MIN_MAX_FRAME_LEN: usize = 256;
 
+/// Handshakes in progress at once, as sshd's `MaxStartups`: beyond half of
+/// it newcomers are dropped at random, more often as it fills. Strangers
+/// who never finish logging in cannot take every slot.
+pub const DEFAULT_MAX_STARTUPS: usize = 256;
+
+/// Connections from one address at once: one machine cannot hold the
+/// server. Generous, for people behind one NAT; 0 turns it off.
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 128;
+
+/// Live connections of one user at once: one account cannot hold every
+/// slot by resuming its token over and over. 0 turns it off.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 32;
+
 /// How long a ready client may send nothing (not even a keep-alive) before
 /// it is closed: generous for people, and the end of a squatter that logs
 /// in and holds its slot idle. Zero turns it off.
@@ -156,6 +169,12 @@ pub struct Config {
     pub clock: Clock,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// See [`DEFAULT_MAX_STARTUPS`]; at most `max_connections` applies.
+    pub max_startups: usize,
+    /// See [`DEFAULT_MAX_PER_ADDRESS`]; zero for no cap.
+    pub max_per_address: usize,
+    /// See [`DEFAULT_MAX_SESSIONS_PER_USER`]; zero for no cap.
+    pub max_sessions_per_user: usize,
     /// See [`DEFAULT_HANDSHAKE_TIMEOUT`].
     pub handshake_timeout: Duration,
     /// See [`DEFAULT_IDLE_TIMEOUT`]; zero for none.
@@ -194,6 +213,9 @@ impl Default for Config {
             throttle_per_user: ThrottlePolicy::PER_USER,
             clock: Clock::system(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_startups: DEFAULT_MAX_STARTUPS,
+            max_per_address: DEFAULT_MAX_PER_ADDRESS,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
@@ -223,6 +245,9 @@ impl fmt::Debug for Config {
             .field("throttle_per_user", &self.throttle_per_user)
             .field("clock", &self.clock)
             .field("max_connections", &self.max_connections)
+            .field("max_startups", &self.max_startups)
+            .field("max_per_address", &self.max_per_address)
+            .field("max_sessions_per_user", &self.max_sessions_per_user)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("frame_timeout", &self.frame_timeout)
@@ -292,6 +317,9 @@ impl Config {
                 "max_connections",
                 format!("must be at most {}", tokio::sync::Semaphore::MAX_PERMITS),
             );
+        }
+        if self.max_startups == 0 {
+            return invalid("max_startups", "must be at least 1".into());
         }
         if self.outgoing_queue == 0 {
             return invalid("outgoing_queue", "must be at least 1".into());

@@ -18,12 +18,13 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::admission::{AddressSlot, Admitted};
 use crate::auth::Auth;
 use crate::close::{Closer, Reason};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::handshake::{Authenticator, Identity, handshake};
-use crate::live::{Dismissal, Live};
+use crate::live::{Dismissal, Live, LiveEntry};
 use crate::outbox::{self, Outbox};
 use crate::peer::PeerInfo;
 use crate::protocol::Client;
@@ -94,14 +95,15 @@ impl Shared {
 }
 
 /// Serves one accepted connection from `peer`: upgrades `stream` with
-/// `upgrade`, then runs a [`Handler`] on it. `permit` is its slot under
-/// `max_connections`, released when this returns.
+/// `upgrade`, then runs a [`Handler`] on it. `slots` are its slot under
+/// `max_connections`, released when this returns, and what admission gave
+/// it (its handshake's slot, released at `ready`, and its address's).
 pub(crate) async fn serve<S, U>(
     stream: S,
     mut peer: PeerInfo,
     shared: Arc<Shared>,
     upgrade: Arc<U>,
-    permit: OwnedSemaphorePermit,
+    slots: (OwnedSemaphorePermit, Admitted),
 ) where
     S: Stream,
     U: Upgrade<S>,
@@ -127,7 +129,8 @@ pub(crate) async fn serve<S, U>(
             return;
         }
     };
-    Handler::new(stream, peer, shared, closer)
+    let (permit, admitted) = slots;
+    Handler::new(stream, peer, shared, closer, admitted)
         .run(deadline)
         .await;
     drop(permit);
@@ -142,6 +145,13 @@ pub(crate) struct Handler<S> {
     outbox: Outbox,
     /// The limits, the service, the auth mode and the shutdown signals.
     shared: Arc<Shared>,
+    /// Its handshake's slot until `ready`, then `None`.
+    startup: Option<OwnedSemaphorePermit>,
+    /// Its place in its address's count, for as long as it lives.
+    _address: Option<AddressSlot>,
+    /// Its place among the live connections once identified, and the
+    /// signal an operator ends it with.
+    live: Option<(LiveEntry, Dismissal)>,
 }
 
 /// How a connection's conversation ended.
@@ -159,12 +169,14 @@ impl Ending {
 }
 
 impl<S: Stream> Handler<S> {
-    /// A handler for `stream` from `peer`, ended by `closer`.
+    /// A handler for `stream` from `peer`, ended by `closer`, holding what
+    /// admission gave it.
     pub(crate) fn new(
         stream: S,
         peer: PeerInfo,
         shared: Arc<Shared>,
         closer: Closer,
+        admitted: Admitted,
     ) -> Handler<S> {
         let queue = shared.config.outgoing_queue;
         let (outbox, inbox) = outbox::channel(queue, closer.clone(), peer.addr);
@@ -182,6 +194,9 @@ impl<S: Stream> Handler<S> {
             client: Client::new(conn, peer, closer),
             outbox,
             shared,
+            startup: Some(admitted.startup),
+            _address: admitted.address,
+            live: None,
         }
     }
 
@@ -271,6 +286,28 @@ impl<S: Stream> Handler<S> {
             }
             Step::Identified(Ok(identity)) => identity,
         };
+        // Registered before `ready`, so that the per-user cap refuses before
+        // anything is served, and an operator can reach it from the start.
+        let cap = shared.config.max_sessions_per_user;
+        let Some(live) =
+            shared
+                .live
+                .register(&identity.user, identity.session, (cap > 0).then_some(cap))
+        else {
+            info!(peer = %self.client.peer(), user = %identity.user, limit = cap,
+                "too many connections for one user, refusing");
+            let _ = self.client.send(&ServerMessage::error(
+                ErrorCode::Busy,
+                "too many connections for this user, try again later",
+            ));
+            return Err(Reason::Refused("too many connections for one user"));
+        };
+        self.live = Some(live);
+        self.client.send(&ServerMessage::Ready {
+            user: identity.user.clone(),
+        })?;
+        // The handshake's slot is free for the next stranger.
+        self.startup = None;
         info!(peer = %self.client.peer(), user = %identity.user, auth = %shared.auth.mode(), "handshake complete");
         self.client
             .conn_mut()
@@ -283,9 +320,12 @@ impl<S: Stream> Handler<S> {
         let shared = self.shared.clone();
         let graceful = &shared.shutdown.graceful;
         let closer = self.client.closer().clone();
-        // Registered for operators first, so that nothing said in the room
-        // can come from a connection an operator cannot reach.
-        let (_live, dismissal) = shared.live.register(&identity.user, identity.session);
+        // Registered at `ready`: nothing said in the room can come from a
+        // connection an operator cannot reach.
+        let Some((_, dismissal)) = &self.live else {
+            return Reason::ServerError;
+        };
+        let dismissal = dismissal.clone();
         let participant = shared.service.join(&identity.user, &self.outbox);
         // The stop signals, made once: a fresh `cancelled()` future per
         // message registered and dropped a waiter each time (about 6% of the
@@ -593,7 +633,7 @@ mod tests {
             ..Config::default()
         };
         let shared = shared(config);
-        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let permit = slots();
         let (server, mut client) = tokio::io::duplex(4096);
         let peer = PeerInfo::new(SocketAddr::from(([127, 0, 0, 1], 9)));
         let start = tokio::time::Instant::now();
@@ -616,7 +656,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_prompt_client_is_not_timed_out() {
         let shared = shared(Config::default());
-        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let permit = slots();
         let (server, mut client) = tokio::io::duplex(4096);
         let peer = PeerInfo::new(SocketAddr::from(([127, 0, 0, 1], 9)));
         let serving = tokio::spawn(serve(server, peer, shared, Arc::new(Plain), permit));
@@ -646,6 +686,15 @@ mod tests {
         serving.await.unwrap();
     }
 
+    /// A connection slot and what admission gives, for one connection.
+    fn slots() -> (OwnedSemaphorePermit, Admitted) {
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let admitted = crate::admission::Admission::new(1, 1, None)
+            .admit(std::net::IpAddr::from([127, 0, 0, 1]), || 0)
+            .unwrap();
+        (permit, admitted)
+    }
+
     /// A frame with its header.
     fn frame(json: &str) -> Vec<u8> {
         let mut bytes = (json.len() as u32).to_be_bytes().to_vec();
@@ -659,7 +708,7 @@ mod tests {
         config: Config,
     ) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
         let shared = shared(config);
-        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let permit = slots();
         let (server, mut client) = tokio::io::duplex(4096);
         let peer = PeerInfo::new(SocketAddr::from(([127, 0, 0, 1], 9)));
         let serving = tokio::spawn(serve(server, peer, shared, Arc::new(Plain), permit));

@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
+use crate::admission::{self, Admission, Refusal};
 use crate::handler::{self, Shared};
 use crate::linger::linger;
 use crate::peer::PeerInfo;
@@ -84,10 +85,36 @@ pub(crate) struct Listener<L, U> {
     pub(crate) limit: Arc<Semaphore>,
     /// Handed to every connection.
     pub(crate) shared: Arc<Shared>,
-    /// The refusal, encoded once: `welcome` (the first frame on every
+    /// Who else may take a slot: handshakes in progress, and per address.
+    admission: Admission,
+    /// The refusals, encoded once: `welcome` (the first frame on every
     /// connection, so a client always knows whom it reached) then
-    /// `error{busy}`.
-    pub(crate) busy: Bytes,
+    /// `error{busy}` saying which limit.
+    busy: Refusals,
+}
+
+/// The three `busy` refusals, as bytes ready to write.
+struct Refusals {
+    full: Bytes,
+    address: Bytes,
+    startups: Bytes,
+}
+
+impl Refusals {
+    fn new(shared: &Shared) -> Result<Refusals, porter_wire::Error> {
+        let encode = |text: &str| -> Result<Bytes, porter_wire::Error> {
+            let refusal =
+                EncodedFrame::message(&shared.codec, &ServerMessage::error(ErrorCode::Busy, text))?;
+            let mut busy = BytesMut::from(shared.welcome.as_bytes());
+            busy.extend_from_slice(refusal.as_bytes());
+            Ok(busy.freeze())
+        };
+        Ok(Refusals {
+            full: encode("server at its connection limit, try again later")?,
+            address: encode("too many connections from your address, try again later")?,
+            startups: encode("too many connections logging in, try again later")?,
+        })
+    }
 }
 
 impl<L, U> Listener<L, U>
@@ -100,22 +127,19 @@ where
         upgrade: U,
         shared: Arc<Shared>,
     ) -> Result<Listener<L, U>, porter_wire::Error> {
-        let refusal = EncodedFrame::message(
-            &shared.codec,
-            &ServerMessage::error(
-                ErrorCode::Busy,
-                "server at its connection limit, try again later",
-            ),
-        )?;
-        let mut busy = BytesMut::from(shared.welcome.as_bytes());
-        busy.extend_from_slice(refusal.as_bytes());
-        let busy = busy.freeze();
+        let config = &shared.config;
+        let admission = Admission::new(
+            config.max_startups,
+            config.max_connections,
+            (config.max_per_address > 0).then_some(config.max_per_address),
+        );
         Ok(Listener {
             listener,
             upgrade: Arc::new(upgrade),
-            limit: Arc::new(Semaphore::new(shared.config.max_connections)),
+            limit: Arc::new(Semaphore::new(config.max_connections)),
+            admission,
+            busy: Refusals::new(&shared)?,
             shared,
-            busy,
         })
     }
 
@@ -151,25 +175,42 @@ where
     }
 
     fn dispatch(&self, stream: L::Stream, peer: SocketAddr) {
-        let tracker = &self.shared.shutdown.tracker;
-        match self.limit.clone().try_acquire_owned() {
-            Ok(permit) => {
-                tracker.spawn(handler::serve(
+        let Ok(permit) = self.limit.clone().try_acquire_owned() else {
+            warn!(peer = %peer, limit = self.shared.config.max_connections,
+                "connection limit reached, refusing");
+            return self.refuse(stream, peer, &self.busy.full);
+        };
+        let peer = PeerInfo::new(peer);
+        match self.admission.admit(peer.ip(), admission::chance) {
+            Ok(admitted) => {
+                self.shared.shutdown.tracker.spawn(handler::serve(
                     stream,
-                    PeerInfo::new(peer),
+                    peer,
                     self.shared.clone(),
                     self.upgrade.clone(),
-                    permit,
+                    (permit, admitted),
                 ));
             }
-            Err(_) => {
-                warn!(peer = %peer, limit = self.shared.config.max_connections,
-                    "connection limit reached, refusing");
-                let busy = self.busy.clone();
-                let abort = self.shared.shutdown.abort.clone();
-                tracker.spawn(refuse_busy(stream, peer, busy, abort));
+            Err(Refusal::Address) => {
+                debug!(peer = %peer, limit = self.shared.config.max_per_address,
+                    "too many connections from one address, refusing");
+                self.refuse(stream, peer.addr, &self.busy.address);
+            }
+            Err(Refusal::Startups) => {
+                debug!(peer = %peer, limit = self.shared.config.max_startups,
+                    "too many handshakes in progress, refusing");
+                self.refuse(stream, peer.addr, &self.busy.startups);
             }
         }
+    }
+
+    /// Sends `busy` on its own task and closes.
+    fn refuse(&self, stream: L::Stream, peer: SocketAddr, busy: &Bytes) {
+        let abort = self.shared.shutdown.abort.clone();
+        self.shared
+            .shutdown
+            .tracker
+            .spawn(refuse_busy(stream, peer, busy.clone(), abort));
     }
 }
 
