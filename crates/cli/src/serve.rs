@@ -15,7 +15,7 @@ use porter_server::{
     DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
     DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_MAX_STARTUPS,
     DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN,
-    DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
+    DEFAULT_SEND_BUFFER, DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -82,6 +82,11 @@ pub struct ServeArgs {
     /// Live connections of one user at once; 0 for no cap
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SESSIONS_PER_USER)]
     max_sessions_per_user: usize,
+
+    /// Bytes the system may buffer on the way out to one client
+    /// (SO_SNDBUF); 0 for the system's autotuning
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SEND_BUFFER)]
+    send_buffer: usize,
 
     /// Seconds a client has from connecting to `ready`
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
@@ -196,6 +201,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_startups: args.max_startups,
         max_per_address: args.max_per_address,
         max_sessions_per_user: args.max_sessions_per_user,
+        send_buffer: args.send_buffer,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
         frame_timeout: Duration::from_secs(args.frame_timeout),

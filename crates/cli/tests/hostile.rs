@@ -17,17 +17,19 @@ const CHEAP: [&str; 4] = ["--argon2-memory-kib", "64", "--argon2-iterations", "1
 /// A password that passes the policy.
 const PASSWORD: &str = "correct horse battery";
 
+/// `porter serve --service echo ARGS` in `dir`, cheap Argon2.
 fn start(dir: &Path, args: &[&str]) -> Server {
-    let mut command = porter(&[
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--service",
-        "echo",
-    ]);
-    command.args(CHEAP).args(args).current_dir(dir);
+    start_service(dir, "echo", args)
+}
+
+/// `porter serve --service SERVICE ARGS` in `dir`, cheap Argon2.
+fn start_service(dir: &Path, service: &str, args: &[&str]) -> Server {
+    let mut command = porter(&["serve", "--host", "127.0.0.1", "--port", "0"]);
+    command
+        .args(["--service", service])
+        .args(CHEAP)
+        .args(args)
+        .current_dir(dir);
     Server::spawn(command)
 }
 
@@ -269,4 +271,59 @@ fn one_user_cannot_hold_every_slot_by_resuming_a_token_over_and_over() {
     }
     assert_eq!(resumed.len(), 4, "live connections of one user");
     assert_eq!(refused, 7);
+}
+
+#[test]
+fn a_participant_that_never_reads_is_cut_by_the_queue_not_after_megabytes_of_kernel_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_service(
+        dir.path(),
+        "chat",
+        &["--auth", "none", "--queue-len", "64", "--history", "0"],
+    );
+    // The non-reader keeps its own receive buffer small, so that what it
+    // holds is the server's doing.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut sleeper = Raw {
+        stream: socket.into(),
+    };
+    sleeper.stream.set_read_timeout(Some(LIMIT)).unwrap();
+    sleeper.send(&porter_wire::ClientMessage::Hello {
+        client: None,
+        token: None,
+        since: None,
+    });
+    let sleeper_name = loop {
+        match sleeper.recv() {
+            Some(ServerMessage::Ready { user }) => break user,
+            Some(_) => {}
+            None => panic!("closed before ready"),
+        }
+    };
+    let mut talker = ready_raw(&server);
+    // 10,000 lines of about 150 bytes: 1.5 MB, less than the kernel's own
+    // autotuned send buffer can grow to (4 MiB), far more than the bounded
+    // one and the sleeper's receive buffer plus the 64-frame queue hold.
+    let line = "x".repeat(100);
+    for _ in 0..10_000 {
+        talker.send(&porter_wire::ClientMessage::Say {
+            text: line.clone(),
+            to: None,
+        });
+    }
+    // The server tells the room the sleeper left: it was cut.
+    loop {
+        match talker.recv() {
+            Some(ServerMessage::Event { kind, user, .. })
+                if kind == porter_wire::EventKind::Left && user == sleeper_name =>
+            {
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the talker was closed"),
+        }
+    }
+    drop(sleeper);
 }

@@ -41,6 +41,13 @@ pub const DEFAULT_MAX_PER_ADDRESS: usize = 128;
 /// slot by resuming its token over and over. 0 turns it off.
 pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 32;
 
+/// Bytes the system may buffer on the way out to one client (`SO_SNDBUF`;
+/// Linux doubles it for its bookkeeping). Without a bound the kernel grows
+/// it to megabytes for a client that does not read, long before the
+/// outgoing queue notices; 64 KiB keeps a busy client fed. 0 leaves the
+/// system's autotuning.
+pub const DEFAULT_SEND_BUFFER: usize = 64 * 1024;
+
 /// How long a ready client may send nothing (not even a keep-alive) before
 /// it is closed: generous for people, and the end of a squatter that logs
 /// in and holds its slot idle. Zero turns it off.
@@ -175,6 +182,8 @@ pub struct Config {
     pub max_per_address: usize,
     /// See [`DEFAULT_MAX_SESSIONS_PER_USER`]; zero for no cap.
     pub max_sessions_per_user: usize,
+    /// See [`DEFAULT_SEND_BUFFER`]; zero for the system's default.
+    pub send_buffer: usize,
     /// See [`DEFAULT_HANDSHAKE_TIMEOUT`].
     pub handshake_timeout: Duration,
     /// See [`DEFAULT_IDLE_TIMEOUT`]; zero for none.
@@ -216,6 +225,7 @@ impl Default for Config {
             max_startups: DEFAULT_MAX_STARTUPS,
             max_per_address: DEFAULT_MAX_PER_ADDRESS,
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            send_buffer: DEFAULT_SEND_BUFFER,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
@@ -248,6 +258,7 @@ impl fmt::Debug for Config {
             .field("max_startups", &self.max_startups)
             .field("max_per_address", &self.max_per_address)
             .field("max_sessions_per_user", &self.max_sessions_per_user)
+            .field("send_buffer", &self.send_buffer)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("frame_timeout", &self.frame_timeout)

@@ -42,6 +42,11 @@ pub trait Accept: Send + 'static {
     /// # Errors
     /// When the address cannot be read.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Bounds what the system buffers for `stream` on its way out to
+    /// `send_buffer` bytes, where the stream has such a buffer. The default
+    /// does nothing.
+    fn bound_send_buffer(_stream: &Self::Stream, _send_buffer: usize) {}
 }
 
 impl Accept for TcpListener {
@@ -58,6 +63,15 @@ impl Accept for TcpListener {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         TcpListener::local_addr(self)
+    }
+
+    fn bound_send_buffer(stream: &TcpStream, send_buffer: usize) {
+        // Fixing SO_SNDBUF turns off the kernel's autotuning, which lets a
+        // client that never reads pin megabytes before the outgoing queue,
+        // which disconnects it, even starts to fill.
+        if let Err(err) = socket2::SockRef::from(stream).set_send_buffer_size(send_buffer) {
+            debug!(cause = %err, "cannot set SO_SNDBUF");
+        }
     }
 }
 
@@ -180,6 +194,9 @@ where
                 "connection limit reached, refusing");
             return self.refuse(stream, peer, &self.busy.full);
         };
+        if self.shared.config.send_buffer > 0 {
+            L::bound_send_buffer(&stream, self.shared.config.send_buffer);
+        }
         let peer = PeerInfo::new(peer);
         match self.admission.admit(peer.ip(), admission::chance) {
             Ok(admitted) => {
