@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use porter_server::throttle::ThrottlePolicy;
 use porter_server::{
     AuthMode, Config, Console, ConsoleLine, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_HISTORY, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS,
@@ -138,6 +139,11 @@ pub struct ServeArgs {
     #[arg(long, value_parser = modes::registration(), default_value_t = Registration::Open)]
     registration: Registration,
 
+    /// With open registration: new accounts per client address per hour;
+    /// 0 for no limit
+    #[arg(long, value_name = "N", default_value_t = ThrottlePolicy::REGISTRATIONS.allowed_failures)]
+    max_registrations_per_hour: u32,
+
     /// How long a session token logs its user in: a number with a unit,
     /// s, m, h or d (`90s`, `30m`, `12h`, `7d`); 0 makes tokens that are
     /// expired at once
@@ -192,6 +198,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         service: args.service,
         auth,
         registration: args.registration,
+        registrations_per_address: (args.max_registrations_per_hour > 0)
+            .then(|| ThrottlePolicy::registrations_per_hour(args.max_registrations_per_hour)),
         session_ttl: args.session_ttl,
         max_auth_attempts: args.max_auth_attempts,
         pre_login_max_frame_len: args.pre_login_max_frame_len,

@@ -327,3 +327,54 @@ fn a_participant_that_never_reads_is_cut_by_the_queue_not_after_megabytes_of_ker
     }
     drop(sleeper);
 }
+
+#[test]
+fn one_address_makes_at_most_the_allowed_accounts_an_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--max-registrations-per-hour", "2"]);
+    let register = |user: &str| {
+        let mut raw = Raw::hello(server.addr, None);
+        raw.answer_ask("user", user);
+        raw.answer_ask("new_password", PASSWORD);
+        raw.answer_ask("repeat_password", PASSWORD);
+        loop {
+            match raw.recv() {
+                Some(ServerMessage::Ready { .. }) => return Ok(()),
+                Some(ServerMessage::Error { code, text }) => return Err((code, text)),
+                Some(_) => {}
+                None => panic!("closed without ready or error"),
+            }
+        }
+    };
+    register("first").unwrap();
+    register("second").unwrap();
+    let (code, text) = register("third").unwrap_err();
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert!(text.contains("new accounts"), "{text}");
+}
+
+#[test]
+fn invalid_tokens_count_like_failed_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]);
+    // The address allowance is 10: ten invalid tokens, then refused.
+    let mut refused = None;
+    for attempt in 1..=12 {
+        let token = format!("{attempt:0>43}");
+        let mut raw = Raw::hello(server.addr, Some(&token));
+        assert_eq!(raw.expect_error(), ErrorCode::SessionInvalid);
+        // Then the login goes on (`ask user`), or the address is refused.
+        match raw.recv() {
+            Some(ServerMessage::Ask { .. }) => {}
+            Some(ServerMessage::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }) => {
+                refused = Some(attempt);
+                break;
+            }
+            other => panic!("expected ask or rate_limited, got {other:?}"),
+        }
+    }
+    assert!(matches!(refused, Some(10 | 11)), "refused at {refused:?}");
+}

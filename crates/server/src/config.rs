@@ -172,6 +172,10 @@ pub struct Config {
     /// Failed logins counted per user name; [`ThrottlePolicy::PER_USER`] by
     /// default.
     pub throttle_per_user: ThrottlePolicy,
+    /// New accounts per client address (`password` mode, open
+    /// registration); [`ThrottlePolicy::REGISTRATIONS`] by default, `None`
+    /// for no limit.
+    pub registrations_per_address: Option<ThrottlePolicy>,
     /// "Now" for sessions and names; the system clock by default.
     pub clock: Clock,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
@@ -220,6 +224,7 @@ impl Default for Config {
             max_concurrent_hashes: DEFAULT_MAX_CONCURRENT_HASHES,
             throttle_per_address: ThrottlePolicy::PER_ADDRESS,
             throttle_per_user: ThrottlePolicy::PER_USER,
+            registrations_per_address: Some(ThrottlePolicy::REGISTRATIONS),
             clock: Clock::system(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_startups: DEFAULT_MAX_STARTUPS,
@@ -253,6 +258,7 @@ impl fmt::Debug for Config {
             .field("max_concurrent_hashes", &self.max_concurrent_hashes)
             .field("throttle_per_address", &self.throttle_per_address)
             .field("throttle_per_user", &self.throttle_per_user)
+            .field("registrations_per_address", &self.registrations_per_address)
             .field("clock", &self.clock)
             .field("max_connections", &self.max_connections)
             .field("max_startups", &self.max_startups)
