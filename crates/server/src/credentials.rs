@@ -5,15 +5,25 @@
 //! bounds how many run at once. A flood of logins then queues here instead of
 //! starving the connections that are already chatting.
 //!
+//! Each running hash works in one of a pool of memory buffers (19 MiB each at
+//! the default cost), one per permit, reused from hash to hash. Letting the
+//! argon2 crate allocate per hash left the memory to glibc's allocator, which
+//! after the first large free raises its mmap threshold and keeps later
+//! buffers in arenas: a login flood took the server to 482-658 MiB that it
+//! never gave back, for a pool of two hashes. The PHC strings are written and
+//! read here, in the format the argon2 crate uses, so stored hashes from
+//! either stay valid.
+//!
 //! Session tokens are 256 bits from the OS CSPRNG, handed out as URL-safe
 //! base64. Only their SHA-256 is ever stored, so the database holds nothing
 //! that logs anyone in.
 
 use std::sync::{Arc, OnceLock};
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
-use base64ct::{Base64UrlUnpadded, Encoding};
+use std::sync::{Mutex, PoisonError};
+
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64ct::{Base64Unpadded, Base64UrlUnpadded, Encoding};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
@@ -117,6 +127,35 @@ struct Inner {
     /// [`without_decoy`](PasswordHasher::without_decoy) (admin commands,
     /// which never verify unknown users) computes it on first use instead.
     decoy: OnceLock<String>,
+    /// Memory for the hashes running now, kept for the next ones: at most
+    /// one buffer per permit, each as large as the cost asks.
+    buffers: Mutex<Vec<Vec<Block>>>,
+}
+
+impl Inner {
+    /// A buffer of `blocks` blocks: a kept one when the size matches (the
+    /// current cost), else a new one that is kept afterwards only if it is
+    /// of the current size.
+    fn with_buffer<T>(&self, blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+        let kept = {
+            let mut buffers = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+            buffers.pop()
+        };
+        let mut buffer = match kept {
+            Some(buffer) if buffer.len() == blocks => buffer,
+            _ => vec![Block::new(); blocks],
+        };
+        let result = work(&mut buffer);
+        if buffer.len() == self.params.block_count() {
+            // No secret stays behind between hashes.
+            buffer.fill(Block::new());
+            self.buffers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(buffer);
+        }
+        result
+    }
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -138,7 +177,7 @@ impl PasswordHasher {
     /// errors of hashing the decoy.
     pub fn new(cost: HashCost, max_concurrent: usize) -> Result<Self, CredentialError> {
         let hasher = Self::without_decoy(cost, max_concurrent)?;
-        let decoy = decoy_hash(&hasher.inner.params)?;
+        let decoy = decoy_hash(&hasher.inner)?;
         // Nobody else holds the hasher yet, so the cell is still empty.
         let _ = hasher.inner.decoy.set(decoy);
         Ok(hasher)
@@ -160,6 +199,7 @@ impl PasswordHasher {
                 params,
                 permits: Semaphore::new(max_concurrent.max(1)),
                 decoy: OnceLock::new(),
+                buffers: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -170,7 +210,7 @@ impl PasswordHasher {
     /// [`CredentialError::Hash`] or [`CredentialError::Task`].
     pub async fn hash(&self, password: &str) -> Result<String, CredentialError> {
         let password = password.to_owned();
-        self.run(move |inner| hash_blocking(&inner.params, password.as_bytes()))
+        self.run(move |inner| hash_blocking(inner, password.as_bytes()))
             .await
     }
 
@@ -184,7 +224,7 @@ impl PasswordHasher {
     pub async fn verify(&self, password: &str, stored: &str) -> Result<bool, CredentialError> {
         let password = password.to_owned();
         let stored = stored.to_owned();
-        self.run(move |_| verify_blocking(password.as_bytes(), &stored))
+        self.run(move |inner| verify_blocking(inner, password.as_bytes(), &stored))
             .await
     }
 
@@ -200,11 +240,11 @@ impl PasswordHasher {
                 Some(decoy) => decoy,
                 None => {
                     // Two first calls at once may both hash; one decoy wins.
-                    let decoy = decoy_hash(&inner.params)?;
+                    let decoy = decoy_hash(inner)?;
                     inner.decoy.get_or_init(|| decoy)
                 }
             };
-            verify_blocking(password.as_bytes(), decoy).map(|_| false)
+            verify_blocking(inner, password.as_bytes(), decoy).map(|_| false)
         })
         .await
     }
@@ -230,25 +270,105 @@ fn argon2(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
 
-fn hash_blocking(params: &Params, password: &[u8]) -> Result<String, CredentialError> {
-    argon2(params)
-        .hash_password(password)
-        .map(|hash| hash.to_string())
-        .map_err(|e| CredentialError::Hash(e.to_string()))
+/// Bytes of salt in a new hash: 128 bits, as the argon2 crate uses.
+const SALT_BYTES: usize = 16;
+
+/// Bytes of hash output, as the argon2 crate writes by default.
+const OUTPUT_BYTES: usize = 32;
+
+/// `password` hashed with a fresh salt, as a PHC string
+/// (`$argon2id$v=19$m=...,t=...,p=...$SALT$HASH`, unpadded standard base64).
+fn hash_blocking(inner: &Inner, password: &[u8]) -> Result<String, CredentialError> {
+    let mut salt = [0u8; SALT_BYTES];
+    getrandom::fill(&mut salt).map_err(|e| CredentialError::Random(e.to_string()))?;
+    let params = &inner.params;
+    let mut out = [0u8; OUTPUT_BYTES];
+    inner
+        .with_buffer(params.block_count(), |memory| {
+            argon2(params).hash_password_into_with_memory(password, &salt, &mut out, memory)
+        })
+        .map_err(|e| CredentialError::Hash(e.to_string()))?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        Base64Unpadded::encode_string(&salt),
+        Base64Unpadded::encode_string(&out),
+    ))
 }
 
 /// The hash of a random password nobody knows, for [`Inner::decoy`].
-fn decoy_hash(params: &Params) -> Result<String, CredentialError> {
+fn decoy_hash(inner: &Inner) -> Result<String, CredentialError> {
     let decoy_password = new_token()?.0;
-    hash_blocking(params, decoy_password.as_bytes())
+    hash_blocking(inner, decoy_password.as_bytes())
 }
 
-fn verify_blocking(password: &[u8], stored: &str) -> Result<bool, CredentialError> {
-    match Argon2::default().verify_password(password, stored) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-        Err(_) => Err(CredentialError::MalformedHash),
+/// A stored PHC string taken apart.
+struct Stored {
+    params: Params,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+/// Reads `$argon2id$v=19$m=M,t=T,p=P$SALT$HASH`; anything else is
+/// malformed (Porter only ever stored Argon2id, version 19).
+fn parse_stored(stored: &str) -> Result<Stored, CredentialError> {
+    let malformed = |_| CredentialError::MalformedHash;
+    let mut parts = stored.split('$');
+    let (Some(""), Some("argon2id"), Some("v=19"), Some(costs), Some(salt), Some(hash), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(CredentialError::MalformedHash);
+    };
+    let (mut m, mut t, mut p) = (None, None, None);
+    for cost in costs.split(',') {
+        let (key, value) = cost.split_once('=').ok_or(CredentialError::MalformedHash)?;
+        let value: u32 = value.parse().map_err(malformed)?;
+        match key {
+            "m" if m.is_none() => m = Some(value),
+            "t" if t.is_none() => t = Some(value),
+            "p" if p.is_none() => p = Some(value),
+            _ => return Err(CredentialError::MalformedHash),
+        }
     }
+    let (Some(m), Some(t), Some(p)) = (m, t, p) else {
+        return Err(CredentialError::MalformedHash);
+    };
+    let hash = Base64Unpadded::decode_vec(hash).map_err(|_| CredentialError::MalformedHash)?;
+    let params = Params::new(m, t, p, Some(hash.len())).map_err(|_| CredentialError::MalformedHash)?;
+    Ok(Stored {
+        params,
+        salt: Base64Unpadded::decode_vec(salt).map_err(|_| CredentialError::MalformedHash)?,
+        hash,
+    })
+}
+
+fn verify_blocking(inner: &Inner, password: &[u8], stored: &str) -> Result<bool, CredentialError> {
+    let stored = parse_stored(stored)?;
+    let mut out = vec![0u8; stored.hash.len()];
+    inner
+        .with_buffer(stored.params.block_count(), |memory| {
+            argon2(&stored.params).hash_password_into_with_memory(
+                password,
+                &stored.salt,
+                &mut out,
+                memory,
+            )
+        })
+        .map_err(|_| CredentialError::MalformedHash)?;
+    // Every byte compared, whatever the first difference.
+    let difference = out
+        .iter()
+        .zip(&stored.hash)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    Ok(difference == 0)
 }
 
 /// A new session token and the SHA-256 under which it is stored.
@@ -284,6 +404,47 @@ mod tests {
             2,
         )
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn hashes_are_those_of_the_argon2_crate_in_both_directions() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = cheap();
+        let params = hasher.inner.params.clone();
+        // Stored by an earlier Porter, through the crate: still verifies.
+        let theirs = argon2(&params)
+            .hash_password(b"hunter2-hunter2")
+            .unwrap()
+            .to_string();
+        assert!(hasher.verify("hunter2-hunter2", &theirs).await.unwrap());
+        assert!(!hasher.verify("hunter3-hunter3", &theirs).await.unwrap());
+        // Stored now: the crate reads and verifies it too.
+        let ours = hasher.hash("hunter2-hunter2").await.unwrap();
+        argon2(&params)
+            .verify_password(b"hunter2-hunter2", ours.as_str())
+            .unwrap();
+        assert!(
+            argon2(&params)
+                .verify_password(b"hunter3-hunter3", ours.as_str())
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_memory_of_hashes_is_reused_and_bounded_by_the_permits() {
+        let hasher = cheap();
+        let hashes: Vec<_> = (0..16)
+            .map(|i| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.hash(&format!("password-{i}")).await })
+            })
+            .collect();
+        for hash in hashes {
+            hash.await.unwrap().unwrap();
+        }
+        let kept = hasher.inner.buffers.lock().unwrap();
+        assert!(kept.len() <= 2, "{} buffers kept for 2 permits", kept.len());
+        assert!(kept.iter().all(|b| b.len() == hasher.inner.params.block_count()));
     }
 
     #[test]
