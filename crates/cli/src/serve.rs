@@ -174,7 +174,7 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (_log_guard, log_path) = logging::init(&args.log_file, &args.log_level, args.log_format)?;
     eprintln!("porter: logging to {}", log_path.display());
-    raise_open_files_limit();
+    let open_files = raise_open_files_limit();
 
     let interactive = io::stdin().is_terminal();
     let (host, port) = prompt::resolve_address(
@@ -205,7 +205,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         pre_login_max_frame_len: args.pre_login_max_frame_len,
         hash_cost: args.hash_cost.cost(),
         max_concurrent_hashes: args.max_concurrent_hashes,
-        max_connections: args.max_connections,
+        max_connections: connections_within(args.max_connections, open_files),
         max_startups: args.max_startups,
         max_per_address: args.max_per_address,
         max_sessions_per_user: args.max_sessions_per_user,
@@ -244,7 +244,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// started by hand far below `--max-connections`; the hard limit is what
 /// the administrator allows. Failing is logged, not fatal: the server still
 /// serves as many as the soft limit lets it.
-fn raise_open_files_limit() {
+fn raise_open_files_limit() -> Option<u64> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
     // `None` is "unlimited".
@@ -254,7 +254,7 @@ fn raise_open_files_limit() {
     if before.current == before.maximum {
         tracing::info!(soft = %shown(before.current), hard = %shown(before.maximum),
             "open files limit already at the hard limit");
-        return;
+        return before.current;
     }
     let raised = Rlimit {
         current: before.maximum,
@@ -265,10 +265,43 @@ fn raise_open_files_limit() {
             let after = getrlimit(Resource::Nofile);
             tracing::info!(before = %shown(before.current), after = %shown(after.current),
                 "open files limit raised");
+            after.current
         }
-        Err(err) => tracing::warn!(soft = %shown(before.current), hard = %shown(before.maximum),
-            cause = %err, "cannot raise the open files limit"),
+        Err(err) => {
+            tracing::warn!(soft = %shown(before.current), hard = %shown(before.maximum),
+                cause = %err, "cannot raise the open files limit");
+            before.current
+        }
     }
+}
+
+/// Descriptors `porter serve` needs besides its clients: the listener, the
+/// log, the database and its WAL, the runtime's own, and room for a busy
+/// refusal or two.
+const SPARE_DESCRIPTORS: u64 = 64;
+
+/// `max_connections` lowered to what the open-files limit allows, with a
+/// warning, so that a client beyond it gets `busy` rather than silence (a
+/// connection the server cannot accept gets neither `welcome` nor `busy`).
+fn connections_within(max_connections: usize, open_files: Option<u64>) -> usize {
+    let Some(limit) = open_files else {
+        return max_connections;
+    };
+    let room = usize::try_from(limit.saturating_sub(SPARE_DESCRIPTORS)).unwrap_or(usize::MAX);
+    if room >= max_connections {
+        return max_connections;
+    }
+    let lowered = room.max(1);
+    eprintln!(
+        "porter: the open-files limit ({limit}) is too low for --max-connections {max_connections}; serving at most {lowered} (raise it with `ulimit -n`)"
+    );
+    tracing::warn!(
+        open_files = limit,
+        max_connections,
+        lowered,
+        "open-files limit below --max-connections, lowered"
+    );
+    lowered
 }
 
 async fn serve(

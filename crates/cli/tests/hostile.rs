@@ -378,3 +378,28 @@ fn invalid_tokens_count_like_failed_passwords() {
     }
     assert!(matches!(refused, Some(10 | 11)), "refused at {refused:?}");
 }
+
+#[test]
+fn an_open_files_limit_below_max_connections_is_said_at_start_and_the_cap_lowered() {
+    let dir = tempfile::tempdir().unwrap();
+    // A hard limit of 100 descriptors, set for the child only (`prlimit`
+    // from util-linux; the shell's `ulimit` would do the same).
+    let mut command = std::process::Command::new("prlimit");
+    command.args(["--nofile=100:100", "--"]).arg(common::PORTER);
+    command.args([
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--auth",
+        "none",
+        "--max-connections",
+        "1000",
+    ]);
+    command.current_dir(dir.path());
+    let server = Server::spawn(command);
+    let stderr = server.stop_and_stderr();
+    assert!(stderr.contains("open-files limit (100)"), "{stderr}");
+    assert!(stderr.contains("serving at most 36"), "{stderr}");
+}

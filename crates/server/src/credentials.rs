@@ -342,7 +342,8 @@ fn parse_stored(stored: &str) -> Result<Stored, CredentialError> {
         return Err(CredentialError::MalformedHash);
     };
     let hash = Base64Unpadded::decode_vec(hash).map_err(|_| CredentialError::MalformedHash)?;
-    let params = Params::new(m, t, p, Some(hash.len())).map_err(|_| CredentialError::MalformedHash)?;
+    let params =
+        Params::new(m, t, p, Some(hash.len())).map_err(|_| CredentialError::MalformedHash)?;
     Ok(Stored {
         params,
         salt: Base64Unpadded::decode_vec(salt).map_err(|_| CredentialError::MalformedHash)?,
@@ -444,7 +445,10 @@ mod tests {
         }
         let kept = hasher.inner.buffers.lock().unwrap();
         assert!(kept.len() <= 2, "{} buffers kept for 2 permits", kept.len());
-        assert!(kept.iter().all(|b| b.len() == hasher.inner.params.block_count()));
+        assert!(
+            kept.iter()
+                .all(|b| b.len() == hasher.inner.params.block_count())
+        );
     }
 
     #[test]
