@@ -36,6 +36,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a server (echo or chat) until Ctrl-C or SIGTERM.
+    #[command(after_long_help = serve::LIMITS_HELP)]
     Serve(serve::ServeArgs),
     /// Talk to a server: interactively at a terminal, or line by line from
     /// piped input.

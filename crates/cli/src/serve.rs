@@ -166,6 +166,41 @@ pub struct ServeArgs {
     max_concurrent_hashes: usize,
 }
 
+/// The limits of `porter serve`, for `porter serve --help`: each one, its
+/// default, and what it protects against (as Redis's `redis.conf` does).
+pub const LIMITS_HELP: &str = "\
+Limits (each a flag above; defaults for a small public server):
+  --max-connections 1024       clients served at once; beyond it, busy. Lowered at
+                               start to what the open-files limit allows.
+  --max-startups 256           handshakes in progress; past half, newcomers are
+                               dropped at random, more often as it fills: strangers
+                               who never log in cannot take every slot.
+  --max-per-address 128        connections from one IP address: one machine cannot
+                               hold the server (0: no cap).
+  --max-sessions-per-user 32   live connections of one user: one account cannot
+                               hold every slot by resuming its token (0: no cap).
+  --handshake-timeout 30       seconds from connecting to ready.
+  --idle-timeout 600           seconds a logged-in client may send nothing
+                               (keep-alives count; 0: never).
+  --frame-timeout 30           seconds a frame may take once its first byte came:
+                               no dribbling a frame a byte at a time.
+  --pre-login-max-frame-len 4096, --max-frame-len 65536
+                               bytes per frame before and after ready.
+  --queue-len 1024             frames waiting for a client that does not read;
+                               full, it is disconnected.
+  --send-buffer 65536          bytes the kernel may hold for one client (SO_SNDBUF),
+                               so a non-reader is cut by the queue, not megabytes later.
+  --max-auth-attempts 3        passwords per connection.
+  failed passwords             10 per address and 5 per user in 10 minutes, then
+                               refused 30 s doubling to 10 minutes; invalid tokens
+                               count for the address; each attempt is reserved
+                               before it is verified, so parked guesses cannot race.
+  --max-registrations-per-hour 3
+                               new accounts per address (0: no limit).
+  --max-concurrent-hashes 2    Argon2 hashes at once, each in a reused buffer: the
+                               memory of hashing is this many times the cost.
+  --history 20                 chat lines a newcomer is sent (at most --queue-len).";
+
 /// Runs `porter serve`.
 ///
 /// # Errors
