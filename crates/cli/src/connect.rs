@@ -73,6 +73,11 @@ pub struct ConnectArgs {
     /// Revoke the session held for this server and forget its token
     #[arg(long)]
     logout: bool,
+
+    /// Leave out the local time (HH:MM) shown at the start of each line at
+    /// a terminal
+    #[arg(long)]
+    no_timestamps: bool,
 }
 
 /// Runs `porter connect`.
@@ -115,12 +120,17 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         connect_timeout: Duration::from_secs(args.connect_timeout),
         ..ConnectOptions::new(host, port)
     };
+    let shown = interactive::Options {
+        timestamps: !args.no_timestamps,
+    };
     let runtime = crate::runtime()?;
     let result = runtime.block_on(async {
         if args.logout {
             logout(&options, jar).await
+        } else if interactive {
+            converse_at_terminal(&options, answers, jar, shown).await
         } else {
-            converse(&options, interactive, answers, jar).await
+            converse_scripted(&options, answers, jar).await
         }
     });
     runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
@@ -180,35 +190,44 @@ fn preset_answers(user: Option<&str>, password: Option<Secret>) -> ScriptedAnswe
     answers
 }
 
-/// The conversation over whatever stream `connector` opens.
-async fn converse(
+/// The conversation at a terminal, over whatever stream `connector` opens.
+async fn converse_at_terminal(
     connector: &impl Connector,
-    interactive: bool,
+    answers: ScriptedAnswers,
+    mut jar: JarTokens,
+    shown: interactive::Options,
+) -> anyhow::Result<()> {
+    let stream = porter_client::connect(connector).await?;
+    let mut conn = Connection::new(stream);
+    let mut answerer = TerminalAnswerer::with_preset(answers);
+    let handshake = porter_client::handshake(&mut conn, &mut answerer, &mut jar).await;
+    report_jar_warnings(&mut jar);
+    let info = handshake?;
+    interactive::run(conn, &info, shown).await?;
+    Ok(())
+}
+
+/// The conversation from piped input, over whatever stream `connector`
+/// opens.
+async fn converse_scripted(
+    connector: &impl Connector,
     answers: ScriptedAnswers,
     mut jar: JarTokens,
 ) -> anyhow::Result<()> {
     let stream = porter_client::connect(connector).await?;
     let mut conn = Connection::new(stream);
-    if interactive {
-        let mut answerer = TerminalAnswerer::with_preset(answers);
-        let handshake = porter_client::handshake(&mut conn, &mut answerer, &mut jar).await;
-        report_jar_warnings(&mut jar);
-        let info = handshake?;
-        interactive::run(conn, &info).await?;
-    } else {
-        let mut answerer = answers;
-        let handshake = porter_client::handshake(&mut conn, &mut answerer, &mut jar).await;
-        report_jar_warnings(&mut jar);
-        handshake?;
-        scripted::run(
-            conn,
-            tokio::io::stdin(),
-            &mut io::stdout(),
-            &mut io::stderr(),
-            ScriptedOptions::default(),
-        )
-        .await?;
-    }
+    let mut answerer = answers;
+    let handshake = porter_client::handshake(&mut conn, &mut answerer, &mut jar).await;
+    report_jar_warnings(&mut jar);
+    handshake?;
+    scripted::run(
+        conn,
+        tokio::io::stdin(),
+        &mut io::stdout(),
+        &mut io::stderr(),
+        ScriptedOptions::default(),
+    )
+    .await?;
     Ok(())
 }
 

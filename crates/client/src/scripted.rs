@@ -1,5 +1,10 @@
 //! The conversation when standard input is not a terminal: every input line
-//! is one `say`, every `say` received is printed as `from: text`.
+//! is one `say` (or one of the commands of [`crate::command`]: `/msg`,
+//! `/me`, `/who`, `/quit`; `//` starts a line with `/`), and what the server
+//! sends is printed as [`crate::view`] shows it, without the time:
+//! `from: text` for a line, `--> ada joined` for an event. Porter's own
+//! notes (refusals, the server's goodbye) go to the error stream as
+//! `porter: …`, so the output holds only the conversation.
 //!
 //! # When to stop: the reply rule
 //!
@@ -26,8 +31,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::command::{Command, HELP};
 use crate::connection::{Connection, MessageReader, MessageWriter};
-use crate::error::{Ending, Error, Result, ServerError};
+use crate::error::{Error, Result};
+use crate::view::{Flow, Shown, View};
 
 /// How long the server may stay silent after the end of input before the
 /// client stops waiting for replies (rule 2). Far above a local echo round
@@ -58,7 +65,8 @@ impl Default for ScriptedOptions {
 /// What a finished scripted conversation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Summary {
-    /// `say` messages sent (lines too long to send are not counted).
+    /// `say` messages sent (lines too long to send, and commands that send
+    /// no `say`, are not counted).
     pub sent: u64,
     /// `say` messages received after `ready`.
     pub received: u64,
@@ -77,13 +85,13 @@ enum Stop {
 }
 
 /// Runs a scripted conversation on an established session (after `ready`):
-/// sends each line of `input` as a `say`, prints each received `say` to
-/// `out` as `from: text` and errors to `err`, and stops by the reply rule
-/// described in the module docs.
+/// sends each line of `input` as a `say` (or runs it as a command), prints
+/// what the server says to `out` and Porter's notes to `err`, and stops by
+/// the reply rule described in the module docs.
 ///
 /// # Errors
 /// [`Error::Ended`] when the server ends the conversation right after an
-/// `error`, or closes without `bye` ([`Ending`] without a `bye` text);
+/// `error`, or closes without `bye` ([`crate::Ending`] without a `bye` text);
 /// [`Error::Input`] and [`Error::Output`] for local I/O; [`Error::Wire`].
 pub async fn run<T, I, O, E>(
     conn: Connection<T>,
@@ -152,11 +160,32 @@ where
             line = lines.next_line() => line,
         };
         match line {
-            Ok(Some(text)) => {
+            Ok(Some(line)) => {
                 line_no += 1;
-                let message = ClientMessage::Say { text, to: None };
+                let command = Command::parse(&line);
+                let message = match command {
+                    // As if the input ended here.
+                    Command::Quit => match writer.flush().await {
+                        Ok(()) => break None,
+                        Err(e) => break Some(e),
+                    },
+                    Command::Help => {
+                        warnings.extend(HELP.iter().map(|line| (*line).to_owned()));
+                        continue;
+                    }
+                    ref command => match command.message() {
+                        Some(message) => message,
+                        None => {
+                            if let Some(complaint) = command.complaint() {
+                                warnings.push(format!("line {line_no}: {complaint}"));
+                            }
+                            continue;
+                        }
+                    },
+                };
+                let is_say = matches!(message, ClientMessage::Say { .. });
                 match writer.feed(&message).await {
-                    Ok(()) => sent += 1,
+                    Ok(()) => sent += u64::from(is_say),
                     Err(Error::Wire(porter_wire::Error::FrameTooLarge { len, max })) => {
                         warnings.push(format!(
                             "line {line_no} not sent: {len} bytes is over the limit of {max}"
@@ -221,7 +250,8 @@ where
     let quiet = tokio::time::sleep(options.quiet);
     tokio::pin!(quiet);
     let mut deadline = Instant::now();
-    let mut last_error: Option<ServerError> = None;
+    let mut view = View::new(false);
+    let mut shown = Vec::new();
 
     let outcome: Result<Stop> = loop {
         if expected.is_some_and(|n| summary.received >= n) {
@@ -243,41 +273,28 @@ where
                 if expected.is_some() {
                     quiet.as_mut().reset(Instant::now() + options.quiet);
                 }
-                match message {
-                    Ok(Some(ServerMessage::Say { text, from, .. })) => {
-                        last_error = None;
-                        summary.received += 1;
-                        if let Err(e) = writeln!(out, "{from}: {text}") {
-                            break Err(Error::Output(e));
-                        }
+                let message = match message {
+                    Ok(message) => message,
+                    Err(e) => break Err(e),
+                };
+                if matches!(message, Some(ServerMessage::Say { .. })) {
+                    summary.received += 1;
+                }
+                let flow = view.receive(message, jiff::Timestamp::now(), &mut shown);
+                // Notes are printed at once: they explain what comes next.
+                let written = shown.drain(..).try_for_each(|shown| match shown {
+                    Shown::Line(line) => writeln!(out, "{line}"),
+                    Shown::Note(note) => writeln!(err, "porter: {note}"),
+                });
+                if let Err(e) = written {
+                    break Err(Error::Output(e));
+                }
+                match flow {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Bye) => {
+                        summary.ended_by_server = true;
+                        break Ok(Stop::ServerGone);
                     }
-                    Ok(Some(ServerMessage::Error { code, text })) => {
-                        let error = ServerError { code, text };
-                        // Printed at once: it explains what comes next.
-                        if let Err(e) = writeln!(err, "porter: server error: {error}") {
-                            break Err(Error::Output(e));
-                        }
-                        last_error = Some(error);
-                    }
-                    Ok(Some(ServerMessage::Bye { text })) => {
-                        match last_error.take() {
-                            Some(error) => {
-                                break Err(Error::Ended(Ending { bye: Some(text), error: Some(error) }));
-                            }
-                            None => {
-                                let _ = writeln!(err, "porter: the server said goodbye: {text}");
-                                summary.ended_by_server = true;
-                                break Ok(Stop::ServerGone);
-                            }
-                        }
-                    }
-                    Ok(Some(ServerMessage::Ask { id, .. })) => {
-                        let _ = writeln!(err, "porter: the server asked {id:?}, which cannot be answered without a terminal");
-                    }
-                    Ok(Some(other)) => {
-                        tracing::debug!(message = other.type_name(), "ignored after ready");
-                    }
-                    Ok(None) => break Err(Error::Ended(Ending { bye: None, error: last_error.take() })),
                     Err(e) => break Err(e),
                 }
             }

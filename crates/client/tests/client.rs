@@ -557,7 +557,13 @@ async fn scripted_error_followed_by_bye_is_a_typed_error() {
         error.server_error().map(|e| e.code),
         Some(ErrorCode::FrameTooLarge)
     );
-    assert!(err.contains("frame too large"), "{err}");
+    // Told once: by the error the conversation ends with, not also as a
+    // note when it arrived.
+    assert_eq!(
+        error.to_string(),
+        "refused: frame too large (frame_too_large); closing"
+    );
+    assert!(!err.contains("frame too large"), "{err}");
 }
 
 #[tokio::test]
