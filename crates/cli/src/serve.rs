@@ -1,7 +1,8 @@
-//! `porter serve`: its options, and the start-up sequence: log file, address
-//! (flag, environment, prompt, default), the database (for `--auth ip` and
-//! `password`), bind with port hunting, the listening line, then the server
-//! until Ctrl-C or SIGTERM.
+//! `porter serve`: its options, and the start-up sequence: log file, the
+//! limits checked (named by their flags), address (flag, environment,
+//! prompt, default), the database (for `--auth ip` and `password`), bind
+//! with port hunting, the listening line, then the server until Ctrl-C or
+//! SIGTERM.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -137,23 +138,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     raise_open_files_limit();
 
     let interactive = io::stdin().is_terminal();
-    let (host, port) = prompt::resolve_address(
-        args.host.clone(),
-        args.port,
-        interactive,
-        DEFAULT_HOST,
-        DEFAULT_PORT,
-    )?;
     let auth = args.auth;
-    // The database is only opened (and created) when the mode needs one.
-    let db = (auth != AuthMode::None).then(|| {
-        args.db.clone().unwrap_or_else(|| {
-            log_path.parent().map_or_else(
-                || store::DEFAULT_DB_FILE.into(),
-                |dir| dir.join(store::DEFAULT_DB_FILE),
-            )
-        })
-    });
     let config = Config {
         service: args.service,
         auth,
@@ -170,6 +155,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         ..Config::default()
     };
+    // Before anything is asked, opened or bound: a limit that cannot work
+    // is refused by the name of its flag, and nothing says "listening".
+    check_limits(&config)?;
+    let (host, port) = prompt::resolve_address(
+        args.host.clone(),
+        args.port,
+        interactive,
+        DEFAULT_HOST,
+        DEFAULT_PORT,
+    )?;
+    // The database is only opened (and created) when the mode needs one.
+    let db = (auth != AuthMode::None).then(|| {
+        args.db.clone().unwrap_or_else(|| {
+            log_path.parent().map_or_else(
+                || store::DEFAULT_DB_FILE.into(),
+                |dir| dir.join(store::DEFAULT_DB_FILE),
+            )
+        })
+    });
     // The console reads stdin only when a person is there, and only chat
     // has a room to speak to.
     let with_console = interactive && config.service == ServiceKind::Chat;
@@ -188,6 +192,34 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::error!(error = %format_args!("{err:#}"), "server stopped with an error");
     }
     result
+}
+
+/// Checks the limits `porter_server::run` would refuse, naming the flag
+/// at fault. The store is not there yet (it is opened after), so the check
+/// runs as for `--auth none`; `run` checks the store itself.
+fn check_limits(config: &Config) -> anyhow::Result<()> {
+    let without_store = Config {
+        auth: AuthMode::None,
+        ..config.clone()
+    };
+    match without_store.validate() {
+        Ok(()) => Ok(()),
+        Err(porter_server::Error::InvalidConfig { field, reason }) => {
+            anyhow::bail!("{} {reason}", flag_of(field))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The flag that sets a [`Config`] field.
+fn flag_of(field: &str) -> String {
+    match field {
+        "hash_cost" => "--argon2-memory-kib, --argon2-iterations or --argon2-parallelism".into(),
+        "outgoing_queue" => "--queue-len".into(),
+        "store" => "--db".into(),
+        // The other flags are their fields' names.
+        field => format!("--{}", field.replace('_', "-")),
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit. Every connection

@@ -515,6 +515,46 @@ fn a_log_file_on_a_full_disk_fails_at_start_with_a_clear_message() {
     assert!(output.stdout.is_empty(), "nothing may listen");
 }
 
+/// Issue 9: `--max-connections 0` printed "listening on …", then
+/// "invalid configuration: max_connections must be at least 1", which named
+/// a field nobody typed.
+#[test]
+fn an_impossible_limit_is_refused_by_its_flag_before_listening() {
+    let cases = [
+        (
+            &["--max-connections", "0"][..],
+            "--max-connections must be at least 1",
+        ),
+        (
+            &["--handshake-timeout", "0"][..],
+            "--handshake-timeout must be longer than zero",
+        ),
+        (&["--queue-len", "0"][..], "--queue-len must be at least 1"),
+        (
+            &["--max-frame-len", "3"][..],
+            "--max-frame-len must be at least",
+        ),
+    ];
+    for (args, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = vec!["--auth", "password"];
+        all.extend_from_slice(args);
+        let output = serve_failing_at_start(dir.path(), &all);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("porter: {expected}")),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("invalid configuration"), "{stderr}");
+        assert!(output.stdout.is_empty(), "nothing may listen: {args:?}");
+        assert!(
+            !dir.path().join("porter.db").exists(),
+            "no database is created for a server that cannot start"
+        );
+    }
+}
+
 #[test]
 fn a_server_busy_error_makes_porter_connect_exit_non_zero() {
     let server = start_server(&["--service", "echo", "--max-connections", "1"]);
