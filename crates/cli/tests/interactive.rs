@@ -13,7 +13,10 @@ use std::time::Duration;
 use porter_wire::{AuthMode, ClientMessage, ReadFrameExt, Secret, ServerMessage, WriteFrameExt};
 use rexpect::session::{PtySession, spawn_command};
 
-use common::{TIMEOUT_MS, connect_to, exit_code, porter, welcomed};
+use common::{
+    HOSTILE_TEXTS, TIMEOUT_MS, assert_nothing_hostile_obeyed, connect_to, exit_code, porter,
+    welcomed,
+};
 
 /// The session, and its working folder (which must outlive the child's
 /// start: the child changes into it after the fork).
@@ -206,7 +209,9 @@ fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
         .unwrap();
     p.exp_string(&format!("{user}: hello console")).unwrap();
 
-    p.send_line("hello room").unwrap();
+    // The console is a line editor in raw mode: Enter is a carriage return.
+    p.send("hello room\r").unwrap();
+    p.flush().unwrap();
     assert_eq!(
         stream.recv_message::<ServerMessage>().unwrap(),
         Some(ServerMessage::say("hello room", "server"))
@@ -215,6 +220,106 @@ fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
         .signal(rexpect::process::Signal::SIGINT)
         .unwrap();
     p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), Some(0));
+}
+
+/// `porter serve --auth none --service SERVICE` at a terminal, and its
+/// port once the listening line is out.
+fn serve_at_terminal(service: &str) -> (PtySession, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = porter(&[
+        "serve",
+        "--service",
+        service,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--auth",
+        "none",
+    ]);
+    command.current_dir(dir.path());
+    let mut p = spawn_command(command, Some(TIMEOUT_MS)).unwrap();
+    let (_, listening) = p
+        .exp_regex(r"porter: listening on 127\.0\.0\.1:\d+\r?\n")
+        .unwrap();
+    let port = listening
+        .trim_end()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (p, port, dir)
+}
+
+/// A raw participant past `ready` (auth none), and its name.
+fn raw_participant(port: u16) -> (TcpStream, String) {
+    let mut stream = welcomed(SocketAddr::from(([127, 0, 0, 1], port)));
+    stream
+        .send_message(&ClientMessage::Hello {
+            client: None,
+            token: None,
+            since: None,
+        })
+        .unwrap();
+    match stream.recv_message::<ServerMessage>().unwrap() {
+        Some(ServerMessage::Ready { user }) => (stream, user),
+        other => panic!("expected ready, got {other:?}"),
+    }
+}
+
+/// Issue 9: a participant's line reached the server's terminal as it was.
+#[test]
+fn the_chat_console_shows_hostile_lines_escaped() {
+    let (mut p, port, _dir) = serve_at_terminal("chat");
+    let (mut stream, user) = raw_participant(port);
+    for (raw, _) in HOSTILE_TEXTS {
+        stream
+            .send_message(&ClientMessage::Say {
+                text: raw.into(),
+                to: None,
+            })
+            .unwrap();
+    }
+    stream
+        .send_message(&ClientMessage::Say {
+            text: "the end".into(),
+            to: None,
+        })
+        .unwrap();
+    let shown = p.exp_string(&format!("{user}: the end")).unwrap();
+    for (raw, escaped) in HOSTILE_TEXTS {
+        if raw.contains('\n') {
+            assert!(shown.contains("line1"), "{shown:?}");
+            assert!(shown.contains("  | bob: fake line"), "{shown:?}");
+        } else {
+            assert!(shown.contains(&format!("{user}: {escaped}")), "{shown:?}");
+        }
+    }
+    assert_nothing_hostile_obeyed(&shown);
+    p.process_mut()
+        .signal(rexpect::process::Signal::SIGINT)
+        .unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), Some(0));
+}
+
+/// Issue 9: at an echo server, lines typed at the console vanished without
+/// a word. Ctrl-C, a key for the console's line editor, still stops the
+/// server.
+#[test]
+fn an_echo_servers_console_says_once_that_it_has_no_room_and_ctrl_c_stops_it() {
+    let (mut p, _port, _dir) = serve_at_terminal("echo");
+    p.exp_string("server> ").unwrap();
+    p.send("hello\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("no room").unwrap();
+    p.send("anyone?\r").unwrap();
+    p.flush().unwrap();
+    p.send_control('c').unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(!rest.contains("no room"), "said twice: {rest:?}");
     assert_eq!(exit_code(&p), Some(0));
 }
 
