@@ -20,7 +20,7 @@
 //! (non-canonical mode, no `ISIG`), byte by byte, and the keys are handled
 //! here: the interrupt key (Ctrl-C) restores the terminal and reports
 //! [`io::ErrorKind::Interrupted`]; the suspend key (Ctrl-Z) restores the
-//! terminal, stops the process group as the terminal would have, and once
+//! terminal, stops the process as the terminal would have, and once
 //! continued turns echo off again and asks anew; erase, kill-line and
 //! word-erase edit the answer; end-of-file on an empty answer reports
 //! [`io::ErrorKind::UnexpectedEof`]. The keys are the terminal's own
@@ -405,11 +405,17 @@ fn pop_char(answer: &mut Vec<u8>) {
     }
 }
 
-/// Stops the process group, as the terminal's suspend key would have.
-/// Returns once continued. In an orphaned process group the system
-/// discards the signal and this returns at once.
+/// Stops the process, as the terminal's suspend key would have, and
+/// returns once it is continued (`fg`).
+///
+/// The signal is raised on this thread: sent to the process, it may be
+/// taken by another thread, and this one would run on (turning echo off
+/// and prompting again) before the stop, which the shell then undoes. In an
+/// orphaned process group the system discards it and this returns at once.
+/// (In a pipeline, the job's other commands are not stopped by it; a
+/// password prompt is not usually piped.)
 fn suspend() {
-    if let Err(err) = rustix::process::kill_current_process_group(rustix::process::Signal::TSTP) {
+    if let Err(err) = signal_hook::low_level::raise(signal_hook::consts::SIGTSTP) {
         tracing::debug!(error = %err, "cannot suspend");
     }
 }
