@@ -14,18 +14,32 @@ use porter_wire::{AuthMode, ClientMessage, ReadFrameExt, Secret, ServerMessage, 
 use rexpect::session::{PtySession, spawn_command};
 
 use common::{
-    HOSTILE_TEXTS, TIMEOUT_MS, assert_nothing_hostile_obeyed, connect_to, exit_code, porter,
-    welcomed,
+    HOSTILE_TEXTS, PORTER, TIMEOUT_MS, assert_nothing_hostile_obeyed, assert_terminal_restored,
+    at_usual_terminal, connect_to, exit_code, porter, welcomed,
 };
 
 /// The session, and its working folder (which must outlive the child's
-/// start: the child changes into it after the fork).
+/// start: the child changes into it after the fork). The terminal echoes,
+/// as a real one does.
 fn connect_at_terminal(port: u16) -> (PtySession, tempfile::TempDir) {
+    connect_at_terminal_with(port, &[], false)
+}
+
+/// The same with more arguments for `porter connect`, and with `show_modes`
+/// the terminal's settings printed once it has exited (see
+/// [`at_usual_terminal`]).
+fn connect_at_terminal_with(
+    port: u16,
+    args: &[&str],
+    show_modes: bool,
+) -> (PtySession, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut command = connect_to(port);
     command
+        .args(args)
         .current_dir(dir.path())
         .env("XDG_STATE_HOME", dir.path().join("state"));
+    let command = at_usual_terminal(&command, show_modes);
     (spawn_command(command, Some(TIMEOUT_MS)).unwrap(), dir)
 }
 
@@ -343,4 +357,459 @@ fn users_add_at_a_terminal_asks_the_password_twice_without_echo() {
     p.exp_eof().unwrap();
     assert_eq!(exit_code(&p), Some(0));
     assert!(dir.path().join("porter.db").exists());
+}
+
+/// `ask {id, text, secret}`.
+fn ask(id: &str, text: &str, secret: bool) -> ServerMessage {
+    ServerMessage::Ask {
+        id: id.into(),
+        text: text.into(),
+        secret,
+    }
+}
+
+/// Issue 9: whatever a server sends is shown escaped: lines, senders,
+/// prompts, refusals and its goodbye. (Against a fake server, which can
+/// send what a real one would not pass on.)
+#[test]
+fn hostile_texts_from_a_server_are_shown_escaped_everywhere() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let mut stream = accept_and_greet(&listener, AuthMode::Ip);
+        send(&mut stream, ask("name", "\x1b]0;TITLE\x07Name:", false));
+        let _ = recv(&mut stream);
+        send(&mut stream, ServerMessage::say("Hello \x1b[41m!", "server"));
+        send(&mut stream, ServerMessage::Ready { user: "ada".into() });
+        for (raw, _) in HOSTILE_TEXTS {
+            send(&mut stream, ServerMessage::say(raw, "bob"));
+            send(&mut stream, ServerMessage::say("as sender", raw));
+        }
+        send(
+            &mut stream,
+            ServerMessage::error(porter_wire::ErrorCode::UnknownUser, "\x1b[2J\x1b[Hno one"),
+        );
+        send(
+            &mut stream,
+            ServerMessage::Bye {
+                text: "AAAA\rforged bye".into(),
+            },
+        );
+        let _ = recv(&mut stream);
+    });
+    let (mut p, _dir) = connect_at_terminal_with(port, &["--no-timestamps"], false);
+    let asked = p.exp_string("Name:").unwrap() + "Name:";
+    p.send_line("ada").unwrap();
+    let shown = asked + &p.exp_eof().unwrap();
+    server.join().unwrap();
+    assert_nothing_hostile_obeyed(&shown);
+    assert!(shown.contains(r"\u{1b}]0;TITLE\u{7}Name:"), "{shown:?}");
+    assert!(shown.contains(r"Hello \u{1b}[41m!"), "{shown:?}");
+    for (raw, escaped) in HOSTILE_TEXTS {
+        if raw.contains('\n') {
+            assert!(shown.contains("bob: line1"), "{shown:?}");
+            assert!(shown.contains("  | bob: fake line"), "{shown:?}");
+        } else {
+            assert!(shown.contains(&format!("bob: {escaped}")), "{shown:?}");
+        }
+        // As a sender's name, a newline cannot start a line either.
+        assert!(
+            shown.contains(&format!("{escaped}: as sender")),
+            "{shown:?}"
+        );
+    }
+    assert!(
+        shown.contains(r"porter: refused: \u{1b}[2J\u{1b}[Hno one (unknown_user)"),
+        "{shown:?}"
+    );
+    // A bye right after an error ends the conversation as a failure.
+    assert!(
+        shown.contains(r"porter: the server ended the conversation: AAAA\rforged bye"),
+        "{shown:?}"
+    );
+    // --no-timestamps: no time before the lines.
+    assert!(!time_before(&shown, "bob:"), "a time was shown: {shown:?}");
+    assert_eq!(exit_code(&p), Some(1));
+}
+
+/// Whether a time (`HH:MM `) comes right before some `what` in `text`.
+fn time_before(text: &str, what: &str) -> bool {
+    text.match_indices(what).any(|(at, _)| {
+        let before = &text.as_bytes()[..at];
+        before.len() >= 6 && {
+            let t = &before[before.len() - 6..];
+            t[0].is_ascii_digit()
+                && t[1].is_ascii_digit()
+                && t[2] == b':'
+                && t[3].is_ascii_digit()
+                && t[4].is_ascii_digit()
+                && t[5] == b' '
+        }
+    })
+}
+
+/// Issue 9: the same payloads said by a participant of a real chat server
+/// reach another participant's terminal escaped.
+#[test]
+fn hostile_lines_relayed_by_a_real_chat_server_are_shown_escaped() {
+    let (mut server, port, _dir) = serve_at_terminal("chat");
+    let (mut p, _client_dir) = connect_at_terminal(port);
+    p.exp_string("> ").unwrap();
+    let (mut peer, peer_name) = raw_participant(port);
+    for (raw, _) in HOSTILE_TEXTS {
+        peer.send_message(&ClientMessage::Say {
+            text: raw.into(),
+            to: None,
+        })
+        .unwrap();
+    }
+    peer.send_message(&ClientMessage::Say {
+        text: "the end".into(),
+        to: None,
+    })
+    .unwrap();
+    let shown = p.exp_string(&format!("{peer_name}: the end")).unwrap();
+    assert_nothing_hostile_obeyed(&shown.replace(&peer_name, "bob"));
+    for (raw, escaped) in HOSTILE_TEXTS {
+        if !raw.contains('\n') {
+            assert!(
+                shown.contains(&format!("{peer_name}: {escaped}")),
+                "{shown:?}"
+            );
+        }
+    }
+    assert!(shown.contains("  | bob: fake line"), "{shown:?}");
+    p.send("/quit\r").unwrap();
+    p.flush().unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), Some(0));
+    server
+        .process_mut()
+        .signal(rexpect::process::Signal::SIGINT)
+        .unwrap();
+    server.exp_eof().unwrap();
+}
+
+/// Issue 9: Ctrl-Z at the password prompt, then `fg`: the shell had put
+/// echo back on while the job was stopped, and the rest of the password was
+/// shown as it was typed. A real bash with job control runs the client
+/// here, since only a shell makes Ctrl-Z stop a job (a process group
+/// without one is orphaned, and the system ignores Ctrl-Z for it).
+#[test]
+fn a_hidden_prompt_stays_hidden_across_ctrl_z_and_fg() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let mut stream = accept_and_greet(&listener, AuthMode::Password);
+        send(&mut stream, ask("password", "Password:", true));
+        let password = recv(&mut stream);
+        send(&mut stream, ServerMessage::Ready { user: "ada".into() });
+        let last = recv(&mut stream);
+        (password, last)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut bash = std::process::Command::new("bash");
+    bash.args(["--norc", "--noprofile", "-i"])
+        .env("PS1", "$ ")
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .current_dir(dir.path());
+    let mut p = spawn_command(at_usual_terminal(&bash, false), Some(TIMEOUT_MS)).unwrap();
+    p.exp_string("$ ").unwrap();
+    p.send_line(&format!("{PORTER} connect --host 127.0.0.1 --port {port}"))
+        .unwrap();
+    p.exp_string("Password:").unwrap();
+    // Typed before the stop: thrown away, the question is asked anew.
+    p.send("hun").unwrap();
+    p.send_control('z').unwrap();
+    p.exp_string("Stopped").unwrap();
+    p.exp_string("$ ").unwrap();
+    p.send_line("fg").unwrap();
+    p.exp_string("Password:").unwrap();
+    p.send("hunter22\r").unwrap();
+    p.flush().unwrap();
+    let shown = p.exp_string("ada> ").unwrap();
+    assert!(
+        !shown.contains("hunter22"),
+        "the password was echoed: {shown:?}"
+    );
+    assert!(!shown.contains("hun"), "the password was echoed: {shown:?}");
+    p.send("/quit\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("$ ").unwrap();
+    p.send_line("stty -a; exit").unwrap();
+    let modes = p.exp_eof().unwrap();
+    assert_terminal_restored(&format!("modes after:{modes}"));
+    let (password, last) = server.join().unwrap();
+    assert_eq!(
+        password,
+        Some(ClientMessage::Answer {
+            id: "password".into(),
+            text: Secret::new("hunter22")
+        })
+    );
+    assert_eq!(last, Some(ClientMessage::Bye));
+}
+
+/// Ctrl-C at a hidden prompt ends the client and gives the terminal back
+/// with echo on.
+#[test]
+fn ctrl_c_at_a_hidden_prompt_gives_the_terminal_back() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let mut stream = accept_and_greet(&listener, AuthMode::Password);
+        send(&mut stream, ask("password", "Password:", true));
+        recv(&mut stream)
+    });
+    let (mut p, _dir) = connect_at_terminal_with(port, &[], true);
+    p.exp_string("Password:").unwrap();
+    p.send("hun").unwrap();
+    p.send_control('c').unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(rest.contains("porter: interrupted"), "{rest:?}");
+    assert_terminal_restored(&rest);
+    assert_eq!(exit_code(&p), Some(1));
+    // The client left without answering.
+    assert_eq!(server.join().unwrap(), None);
+}
+
+/// Issue 9: the server gave up (handshake timeout) while the client sat at
+/// a prompt, and the client only said so after something was typed. Now
+/// the prompt gives way at once. `--handshake-timeout` is in seconds.
+#[test]
+fn a_prompt_gives_way_at_once_when_the_server_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = porter(&[
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--auth",
+        "password",
+        "--handshake-timeout",
+        "1",
+        "--argon2-memory-kib",
+        "64",
+        "--argon2-iterations",
+        "1",
+    ]);
+    command.current_dir(dir.path());
+    let server = common::ServerProcess::spawn(command);
+    let (mut p, _client_dir) = connect_at_terminal(server.addr.port());
+    p.exp_string("User").unwrap();
+    // Nothing is typed.
+    let rest = p.exp_eof().unwrap();
+    assert_eq!(
+        rest.matches("handshake took too long").count(),
+        1,
+        "told once: {rest:?}"
+    );
+    assert!(
+        rest.contains("porter: refused: handshake took too long (timeout)"),
+        "{rest:?}"
+    );
+    assert_eq!(exit_code(&p), Some(1));
+}
+
+/// The same at a hidden prompt: given way at once, echo back on.
+#[test]
+fn a_hidden_prompt_gives_way_when_the_server_closes_and_echo_is_back() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        let mut stream = accept_and_greet(&listener, AuthMode::Password);
+        send(&mut stream, ask("password", "Password:", true));
+        seen_rx
+            .recv_timeout(Duration::from_millis(TIMEOUT_MS))
+            .unwrap();
+        send(
+            &mut stream,
+            ServerMessage::error(porter_wire::ErrorCode::Timeout, "handshake took too long"),
+        );
+    });
+    let (mut p, _dir) = connect_at_terminal_with(port, &[], true);
+    p.exp_string("Password:").unwrap();
+    p.send("hal").unwrap();
+    p.flush().unwrap();
+    seen_tx.send(()).unwrap();
+    server.join().unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(
+        rest.contains("porter: refused: handshake took too long (timeout)"),
+        "{rest:?}"
+    );
+    assert!(!rest.contains("hal"), "{rest:?}");
+    assert_terminal_restored(&rest);
+    assert_eq!(exit_code(&p), Some(1));
+}
+
+/// Issue 9: the chat people expect, against a fake server that plays the
+/// 1.1 room: /help, /who, /msg and a private line, a refused /msg, /me, a
+/// join, history, a mistyped command, local times, and a revoked session.
+#[test]
+fn chat_commands_events_history_and_revocation_at_a_terminal() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let mut stream = accept_and_greet(&listener, AuthMode::None);
+        send(&mut stream, ServerMessage::Ready { user: "ada".into() });
+        let mut heard = Vec::new();
+        // /who
+        heard.push(recv(&mut stream));
+        send(
+            &mut stream,
+            ServerMessage::Who {
+                users: vec!["bob".into(), "ada".into()],
+            },
+        );
+        // /msg bob psst
+        heard.push(recv(&mut stream));
+        send(
+            &mut stream,
+            ServerMessage::Say {
+                text: "hi ada".into(),
+                from: "bob".into(),
+                seq: None,
+                at: Some("2030-01-02T09:15:00Z".into()),
+                to: Some("ada".into()),
+                replay: false,
+            },
+        );
+        // /msg zed hello
+        heard.push(recv(&mut stream));
+        send(
+            &mut stream,
+            ServerMessage::error(
+                porter_wire::ErrorCode::UnknownUser,
+                "no one called zed is here",
+            ),
+        );
+        // /me waves (the mistyped command before it sent nothing)
+        heard.push(recv(&mut stream));
+        send(
+            &mut stream,
+            ServerMessage::Event {
+                kind: porter_wire::EventKind::Joined,
+                user: "carl".into(),
+                at: "2030-01-02T10:00:00Z".into(),
+            },
+        );
+        send(
+            &mut stream,
+            ServerMessage::Say {
+                text: "/me bows".into(),
+                from: "carl".into(),
+                seq: Some(7),
+                at: Some("2030-01-02T10:01:00Z".into()),
+                to: None,
+                replay: false,
+            },
+        );
+        send(
+            &mut stream,
+            ServerMessage::Say {
+                text: "earlier".into(),
+                from: "eve".into(),
+                seq: Some(3),
+                at: Some("2030-01-02T08:00:00Z".into()),
+                to: None,
+                replay: true,
+            },
+        );
+        send(
+            &mut stream,
+            ServerMessage::Recovered {
+                complete: true,
+                missed: 0,
+            },
+        );
+        // The last line typed: then the session is revoked.
+        heard.push(recv(&mut stream));
+        send(
+            &mut stream,
+            ServerMessage::error(
+                porter_wire::ErrorCode::Revoked,
+                "an operator revoked your session",
+            ),
+        );
+        send(
+            &mut stream,
+            ServerMessage::Bye {
+                text: "goodbye".into(),
+            },
+        );
+        heard
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = connect_to(port);
+    // Two hours east of UTC, as a POSIX TZ rule: no zoneinfo needed.
+    command
+        .env("TZ", "XYZ-2")
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .current_dir(dir.path());
+    let mut p = spawn_command(at_usual_terminal(&command, false), Some(TIMEOUT_MS)).unwrap();
+    p.exp_string("ada> ").unwrap();
+    // Each line, then what it shows: the next is typed once that is seen.
+    let steps = [
+        ("/help", "/msg NAME TEXT"),
+        ("/who", "in the room (2): ada, bob"),
+        ("/msg bob psst", "11:15 [private] bob: hi ada"),
+        (
+            "/msg zed hello",
+            "porter: refused: no one called zed is here (unknown_user)",
+        ),
+        ("/mgs bob oops", "porter: unknown command /mgs; not sent"),
+        ("/me waves", "12:00 --> carl joined"),
+    ];
+    for (line, shown) in steps {
+        p.send(&format!("{line}\r")).unwrap();
+        p.flush().unwrap();
+        p.exp_string(shown).unwrap();
+    }
+    p.exp_string("12:01 * carl bows").unwrap();
+    p.exp_string("10:00 [history] eve: earlier").unwrap();
+    let separator = p.exp_string("-- end of history --").unwrap() + "-- end of history --";
+    // Without an `at`, the time received.
+    assert!(
+        time_before(&separator, "-- end of history --"),
+        "{separator:?}"
+    );
+    p.send("bye all\r").unwrap();
+    p.flush().unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert_eq!(
+        rest.matches("revoked your session").count(),
+        1,
+        "told once: {rest:?}"
+    );
+    assert!(
+        rest.contains("porter: refused: an operator revoked your session (revoked); goodbye"),
+        "{rest:?}"
+    );
+    assert_eq!(exit_code(&p), Some(1));
+    let heard = server.join().unwrap();
+    assert_eq!(
+        heard,
+        [
+            Some(ClientMessage::Who),
+            Some(ClientMessage::Say {
+                text: "psst".into(),
+                to: Some("bob".into())
+            }),
+            Some(ClientMessage::Say {
+                text: "hello".into(),
+                to: Some("zed".into())
+            }),
+            Some(ClientMessage::Say {
+                text: "/me waves".into(),
+                to: None
+            }),
+            Some(ClientMessage::Say {
+                text: "bye all".into(),
+                to: None
+            }),
+        ]
+    );
 }

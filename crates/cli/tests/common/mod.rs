@@ -331,3 +331,50 @@ pub fn assert_nothing_hostile_obeyed(shown: &str) {
         );
     }
 }
+
+/// `command` run the way a terminal runs it: rexpect turns the terminal's
+/// echo off before it starts a program, which would hide a password however
+/// badly it were read; this puts the terminal back to its usual settings
+/// (`stty sane`) first. With `show_modes`, the terminal's settings are
+/// printed (`stty -a`) once the program has exited, and the exit status is
+/// the program's.
+pub fn at_usual_terminal(command: &Command, show_modes: bool) -> Command {
+    let script = if show_modes {
+        r#"stty sane; "$0" "$@"; status=$?; echo; echo "modes after:"; stty -a; exit $status"#
+    } else {
+        r#"stty sane; exec "$0" "$@""#
+    };
+    let mut shell = Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(script)
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => shell.env(key, value),
+            None => shell.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        shell.current_dir(dir);
+    }
+    shell
+}
+
+/// Asserts that `stty -a` output (after "modes after:") shows a terminal
+/// back to normal: echo on, line editing on, signal keys on.
+#[track_caller]
+pub fn assert_terminal_restored(output: &str) {
+    let modes = output
+        .rsplit_once("modes after:")
+        .map(|(_, modes)| modes)
+        .unwrap_or_else(|| panic!("no stty output in {output:?}"));
+    let words: Vec<&str> = modes.split_whitespace().collect();
+    for mode in ["echo", "icanon", "isig"] {
+        assert!(
+            words.contains(&mode) && !words.contains(&format!("-{mode}").as_str()),
+            "{mode} is not on after the program: {modes}"
+        );
+    }
+}
