@@ -9,7 +9,18 @@
 //! synchronously, so a missing folder, a permission problem or a full disk
 //! stops `porter serve` at once with a clear message, instead of a server
 //! that runs without its log.
+//!
+//! Log fields cannot be forged. The server logs what clients chose (`user =
+//! %name`, the `client` of `hello`) as Display values, which the default text
+//! format writes bare: the chat name `x participants=9 user=root` would read
+//! as three fields, and a newline would start a line of its own. The text
+//! format therefore writes fields through [`SafeFields`], which quotes and
+//! escapes every value that is not plain printable ASCII, so the server code
+//! needs no care of its own. The JSON format is JSON whatever the values
+//! (serde escapes them).
 
+use std::error::Error;
+use std::fmt;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -17,9 +28,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, anyhow};
 use clap::ValueEnum;
+use tracing::field::{Field, Visit};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::{FormatFields, Writer};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,7 +107,7 @@ fn builder<W>(
     filter: EnvFilter,
     writer: W,
 ) -> tracing_subscriber::fmt::SubscriberBuilder<
-    tracing_subscriber::fmt::format::DefaultFields,
+    SafeFields,
     tracing_subscriber::fmt::format::Format,
     EnvFilter,
     W,
@@ -103,8 +117,120 @@ where
 {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .fmt_fields(SafeFields)
         .with_ansi(false)
         .with_writer(writer)
+}
+
+/// The text format's fields, written so that no value passes for another
+/// field or another line: `name=value` when the value is plain printable
+/// ASCII (no space, quote, backslash or `=`), `name="value"` with Rust-style
+/// escapes (`\"`, `\\`, `\n`, `\u{202e}`) otherwise, and for every string
+/// field (as the default format does). The message is written bare, as
+/// usual, with quotes, backslashes, control and invisible characters
+/// escaped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SafeFields;
+
+impl<'writer> FormatFields<'writer> for SafeFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
+        let mut visitor = SafeVisitor {
+            writer,
+            empty: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+/// Writes one event's (or span's) fields for [`SafeFields`].
+struct SafeVisitor<'writer> {
+    writer: Writer<'writer>,
+    /// Nothing written yet: no separating space before the next field.
+    empty: bool,
+    result: fmt::Result,
+}
+
+impl SafeVisitor<'_> {
+    /// Writes `name=value`, quoted when `quote` says so or when `value` is
+    /// not bare.
+    fn field(&mut self, field: &Field, value: &str, quote: bool) {
+        let name = field.name();
+        // Metadata of events from the `log` crate, which the format has
+        // already written.
+        if self.result.is_err() || name.starts_with("log.") {
+            return;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        let separator = if std::mem::take(&mut self.empty) {
+            ""
+        } else {
+            " "
+        };
+        self.result = if name == "message" {
+            write!(self.writer, "{separator}").and_then(|()| escape(&mut self.writer, value))
+        } else if !quote && is_bare(value) {
+            write!(self.writer, "{separator}{name}={value}")
+        } else {
+            write!(self.writer, "{separator}{name}=\"")
+                .and_then(|()| escape(&mut self.writer, value))
+                .and_then(|()| self.writer.write_char('"'))
+        };
+    }
+}
+
+impl Visit for SafeVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        // Strings are quoted as the default format quotes them
+        // (`result="registered"`).
+        self.field(field, value, true);
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
+        // The error and its causes, as one value.
+        let mut text = value.to_string();
+        let mut source = value.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        self.field(field, &text, false);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // Display values (`%name`) arrive here too, as their text.
+        self.field(field, &format!("{value:?}"), false);
+    }
+}
+
+/// Whether `value` can be written without quotes and still read as one
+/// field: printable ASCII, not empty, nothing that quotes, escapes or
+/// assigns.
+fn is_bare(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\' | b'='))
+}
+
+/// Writes `value` with Rust-style escapes for quotes, backslashes, control
+/// characters and what the name policy calls hidden (invisible or
+/// reordering characters); everything else as it is.
+fn escape(writer: &mut Writer<'_>, value: &str) -> fmt::Result {
+    for c in value.chars() {
+        match c {
+            '"' => writer.write_str("\\\"")?,
+            '\\' => writer.write_str("\\\\")?,
+            '\n' => writer.write_str("\\n")?,
+            '\r' => writer.write_str("\\r")?,
+            '\t' => writer.write_str("\\t")?,
+            c if porter_server::auth::is_hidden(c) => write!(writer, "\\u{{{:x}}}", u32::from(c))?,
+            c => writer.write_char(c)?,
+        }
+    }
+    Ok(())
 }
 
 /// An in-memory writer for the first log line.
@@ -146,6 +272,62 @@ mod tests {
         let text = format!("{err:#}");
         assert!(text.contains("cannot open the log file"), "{text}");
         assert!(text.contains("porter-no-such-folder-for-tests"), "{text}");
+    }
+
+    /// Formats one event the way the text log does.
+    fn text_line(emit: impl FnOnce()) -> String {
+        let buffer = Buffer::default();
+        let sink = buffer.clone();
+        let subscriber = builder(EnvFilter::new("info"), move || sink.clone())
+            .without_time()
+            .with_target(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        String::from_utf8(buffer.take()).unwrap()
+    }
+
+    /// Issue 9: a chat name cannot pass for more fields, nor for another line.
+    #[test]
+    fn values_that_could_pass_for_fields_or_lines_are_quoted_and_escaped() {
+        let name = "x participants=9 user=root";
+        let line = text_line(|| tracing::info!(user = %name, participants = 2, "joined chat"));
+        assert_eq!(
+            line,
+            " INFO joined chat user=\"x participants=9 user=root\" participants=2\n"
+        );
+        let line = text_line(|| {
+            tracing::info!(
+                user = %"a\"b\\c\nINFO forged=1\u{202e}\u{0}",
+                peer = %"127.0.0.1:9",
+                result = "login ok",
+                "authentication"
+            )
+        });
+        assert_eq!(
+            line,
+            " INFO authentication user=\"a\\\"b\\\\c\\nINFO forged=1\\u{202e}\\u{0}\" \
+             peer=127.0.0.1:9 result=\"login ok\"\n"
+        );
+        let line = text_line(|| tracing::info!(user = %"", word = %"é", "x"));
+        assert_eq!(line, " INFO x user=\"\" word=\"é\"\n");
+    }
+
+    #[test]
+    fn plain_values_and_numbers_stay_bare() {
+        let line = text_line(
+            || tracing::info!(peer = %"127.0.0.1:9", user = %"ada", attempt = 2u32, ok = true, "done"),
+        );
+        assert_eq!(
+            line,
+            " INFO done peer=127.0.0.1:9 user=ada attempt=2 ok=true\n"
+        );
+    }
+
+    #[test]
+    fn errors_are_one_value_with_their_causes() {
+        let err = io::Error::other("disk on fire");
+        let line = text_line(|| tracing::warn!(cause = &err as &dyn Error, "failed"));
+        assert_eq!(line, " WARN failed cause=\"disk on fire\"\n");
     }
 
     #[test]

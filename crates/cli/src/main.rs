@@ -3,13 +3,14 @@
 //! one line on stderr and exit status 1 (never a panic or a backtrace).
 //!
 //! Each subcommand is a module owning its options and its `run`: `serve`,
-//! `connect`, and the admin commands `users`, `sessions` and `names`, which
+//! `connect`, and the admin commands `users`, `sessions`, `names` and `kick`, which
 //! work on the server's database while it runs (`store`, `password` and
 //! `duration` hold what they share).
 
 mod bench;
 mod connect;
 mod duration;
+mod kick;
 mod logging;
 mod modes;
 mod names;
@@ -45,6 +46,9 @@ enum Command {
     Sessions(sessions::SessionsArgs),
     /// List and forget the names of `--auth ip` (the server may be running).
     Names(names::NamesArgs),
+    /// Remove someone from the chat room of a running server, now, without
+    /// revoking their session.
+    Kick(kick::KickArgs),
     /// Load a server and measure it: messages/s, latency percentiles,
     /// logins/s (like redis-benchmark).
     Bench(bench::BenchArgs),
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         Command::Users(args) => users::run(args),
         Command::Sessions(args) => sessions::run(args),
         Command::Names(args) => names::run(args),
+        Command::Kick(args) => kick::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

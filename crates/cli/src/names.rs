@@ -1,7 +1,8 @@
 //! `porter names`: the names remembered by address under `--auth ip`, on
 //! the server's database while it runs.
 //!
-//! - `list`: address, name, first and last seen.
+//! - `list`: address, name (escaped where it holds what the name policy
+//!   now refuses), first and last seen.
 //! - `forget ADDR`: the next connection from that address is asked its name
 //!   again.
 
@@ -47,7 +48,7 @@ pub fn run(args: NamesArgs) -> anyhow::Result<()> {
                 .map(|n| {
                     vec![
                         n.addr.to_string(),
-                        n.name,
+                        store::printable(&n.name),
                         store::rfc3339(n.first_seen),
                         store::rfc3339(n.last_seen),
                     ]

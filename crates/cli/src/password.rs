@@ -2,8 +2,9 @@
 //! and `users`, and asking for a new password.
 //!
 //! A new password is asked twice with hidden input at a terminal
-//! (`dialoguer::Password`); without a terminal it comes from
-//! `PORTER_PASSWORD`, so scripts and tests need no terminal. It is asked
+//! (`dialoguer::Password`), after the policy is stated, and the first entry
+//! is checked against it before the repeat is asked; without a terminal it
+//! comes from `PORTER_PASSWORD`, so scripts and tests need no terminal. It is asked
 //! before any tokio runtime or signal handler exists: dialoguer leaves the
 //! terminal without echo when Ctrl-C is caught by a tokio handler
 //! (dialoguer issue 352).
@@ -12,7 +13,9 @@ use std::io::{self, IsTerminal};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use porter_server::credentials::{self, HashCost, PasswordHasher};
+use porter_server::credentials::{
+    self, HashCost, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PasswordHasher,
+};
 use porter_wire::Secret;
 
 /// The environment variable holding a password for scripts.
@@ -58,7 +61,8 @@ impl HashCostArgs {
     }
 }
 
-/// A new password for `user`: asked twice, hidden, at a terminal; else
+/// A new password for `user`: asked twice, hidden, at a terminal (the policy
+/// stated first, the first entry checked before the repeat is asked); else
 /// `PORTER_PASSWORD`. Checked against the server's policy either way.
 ///
 /// # Errors
@@ -76,16 +80,25 @@ pub fn new_password(user: &str) -> anyhow::Result<Secret> {
             .with_context(|| format!("the password in {PASSWORD_ENV} is refused"))?;
         return Ok(Secret::new(password));
     }
-    for _ in 0..MAX_TRIES {
-        let password = dialoguer::Password::new()
-            .with_prompt(format!("New password for {user}"))
-            .with_confirmation("Repeat the password", "The passwords differ.")
+    eprintln!("A password needs {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters.");
+    let ask = |prompt: &str| {
+        dialoguer::Password::new()
+            .with_prompt(prompt)
             .interact()
-            .context("cannot read the password")?;
-        match credentials::check_password_policy(&password) {
-            Ok(()) => return Ok(Secret::new(password)),
-            Err(why) => eprintln!("{why}; try again."),
+            .context("cannot read the password")
+    };
+    for _ in 0..MAX_TRIES {
+        let prompt = format!("New password for {}", crate::store::printable(user));
+        let password = Secret::new(ask(&prompt)?);
+        if let Err(why) = credentials::check_password_policy(password.expose()) {
+            eprintln!("{why}; try again.");
+            continue;
         }
+        let repeated = Secret::new(ask("Repeat the password")?);
+        if repeated.expose() == password.expose() {
+            return Ok(password);
+        }
+        eprintln!("The passwords differ; try again.");
     }
     bail!("no acceptable password after {MAX_TRIES} tries")
 }

@@ -17,10 +17,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use porter_server::{
-    AuthMode, Config, Console, ConsoleLine, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS,
-    DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
-    DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN,
-    DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
+    AuthMode, Config, Console, ConsoleLine, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY,
+    DEFAULT_MAX_AUTH_ATTEMPTS, DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_FRAME_LEN, DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES,
+    DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
 };
 use porter_wire::text::{printable, printable_lines};
 use rustyline_async::{Readline, ReadlineEvent, SharedWriter};
@@ -96,6 +96,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FRAMES", default_value_t = DEFAULT_OUTGOING_QUEUE)]
     queue_len: usize,
 
+    /// Chat: room lines a newcomer is sent on joining, marked as history
+    /// (at most --queue-len)
+    #[arg(long, value_name = "LINES", default_value_t = DEFAULT_HISTORY)]
+    history: usize,
+
     /// Ports tried in all when the requested one is busy
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PORT_TRIES)]
     port_tries: u16,
@@ -166,6 +171,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         max_frame_len: args.max_frame_len,
         outgoing_queue: args.queue_len,
+        history: args.history,
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         ..Config::default()
     };

@@ -77,7 +77,7 @@ pub fn run(args: SessionsArgs) -> anyhow::Result<()> {
                     };
                     vec![
                         s.id,
-                        s.user,
+                        store::printable(&s.user),
                         store::rfc3339(s.created_at),
                         store::rfc3339(s.expires_at),
                         store::rfc3339(s.last_seen),

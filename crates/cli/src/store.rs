@@ -1,17 +1,21 @@
 //! The database at the command line, shared by `serve` and the admin
 //! commands (`users`, `sessions`, `names`): where it is (`--db`), opening it
-//! with a clear error, and showing its times.
+//! with a clear error, and showing its times and names.
 //!
 //! `--db` is a file path or a URL; `porter_store::open` picks the backend, so
 //! nothing here names one. The admin commands work on the same database as a
 //! running server: with SQLite, WAL mode lets them read while it serves, and
-//! its busy timeout serialises their writes with the server's.
+//! its busy timeout serialises their writes with the server's. They never
+//! create one: only `serve` does, so that an admin command run in the wrong
+//! folder says so instead of leaving an empty database there. What the store
+//! warns about while they work (a database file it made private, legacy
+//! look-alike names) is printed on stderr.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
-use porter_store::{SharedStore, UnixTime};
+use porter_store::{SharedStore, StoreErrorKind, UnixTime};
 
 /// The database file's name: next to the log file for `serve`, in the
 /// working folder for the admin commands (where `serve` puts it when its
@@ -43,18 +47,58 @@ pub async fn open(path: &Path) -> anyhow::Result<SharedStore> {
     })
 }
 
-/// Runs `work` on the database at `path` on a fresh runtime, and closes the
-/// database afterwards (checkpointing its WAL) whatever the outcome.
+/// Opens the database of an admin command at `path`, which must exist.
 ///
 /// # Errors
-/// Those of [`open`] and of `work`.
+/// No database there: one line naming the absolute path looked at and how to
+/// choose another. Otherwise as [`open`].
+pub async fn open_existing(path: &Path) -> anyhow::Result<SharedStore> {
+    match porter_store::open_existing(path).await {
+        Ok(store) => Ok(store),
+        Err(err) if err.kind() == StoreErrorKind::NoDatabase => bail!(
+            "{err} (the server creates it: start `porter serve` once, or choose another \
+             database with --db PATH or PORTER_DB)"
+        ),
+        Err(err) => Err(err).with_context(|| {
+            format!(
+                "cannot open the database {}",
+                porter_store::redact_location(path)
+            )
+        }),
+    }
+}
+
+/// Prints the store's warnings (and worse) on stderr for the rest of the
+/// process: an admin command has no log file, and what the store says at
+/// open (a database file it made private, legacy look-alike names) is for
+/// the person who ran it. Only the first call installs anything.
+fn print_store_warnings() {
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("porter_store=warn"))
+        .fmt_fields(crate::logging::SafeFields)
+        .without_time()
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .finish();
+    // Fails only when one is installed already: the first call's.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Runs `work` on the existing database at `path` on a fresh runtime, and
+/// closes the database afterwards (checkpointing its WAL) whatever the
+/// outcome.
+///
+/// # Errors
+/// Those of [`open_existing`] and of `work`.
 pub fn with_store<T, F>(path: &Path, work: impl FnOnce(SharedStore) -> F) -> anyhow::Result<T>
 where
     F: Future<Output = anyhow::Result<T>>,
 {
+    print_store_warnings();
     let runtime = crate::runtime()?;
     let result = runtime.block_on(async {
-        let store = open(path).await?;
+        let store = open_existing(path).await?;
         let result = work(store.clone()).await;
         store.close().await;
         result
@@ -72,6 +116,13 @@ pub fn now() -> UnixTime {
 /// Unix seconds as RFC 3339 in UTC (`2026-12-02T08:00:00Z`): the server's
 /// own formatting, so a date shown here reads like `expires_at` on the wire.
 pub use porter_server::auth::rfc3339;
+
+/// A stored name as a table shows it: what the name policy refuses (an
+/// invisible or reordering character, kept from before the policy) escaped,
+/// `bob\u{200b}`, so that two names that differ never print the same.
+pub fn printable(name: &str) -> String {
+    porter_server::auth::printable(name).into_owned()
+}
 
 /// Prints rows as columns aligned under `header`, two spaces apart.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {

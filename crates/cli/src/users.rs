@@ -1,10 +1,12 @@
 //! `porter users`: accounts of `--auth password`, managed on the server's
 //! database while it runs.
 //!
-//! - `add NAME`: a new user; the password is asked twice, hidden (or read
-//!   from `PORTER_PASSWORD` without a terminal), checked against the
+//! - `add NAME`: a new user, whose name passes the server's name policy and
+//!   looks like no other user's; the password is asked twice, hidden (or
+//!   read from `PORTER_PASSWORD` without a terminal), checked against the
 //!   server's policy and hashed with Argon2id at the `--argon2-*` cost.
-//! - `list`: names and dates; never a hash.
+//! - `list`: names (escaped where a name from before the policy holds an
+//!   invisible or reordering character) and dates; never a hash.
 //! - `remove NAME`: the user and, by the store's cascade, their sessions.
 //! - `passwd NAME`: a new password, and every session of the user revoked,
 //!   so that a stolen token dies with the old password.
@@ -33,10 +35,11 @@ pub struct UsersArgs {
 
 #[derive(Debug, Subcommand)]
 enum UsersCommand {
-    /// Create a user (the password is asked twice, hidden; without a
-    /// terminal it is read from PORTER_PASSWORD)
+    /// Create a user on an existing database (the password is asked twice,
+    /// hidden; without a terminal it is read from PORTER_PASSWORD)
     Add {
-        /// The user name: 1 to 32 characters, no spaces
+        /// The user name: 1 to 32 characters, no spaces, nothing invisible,
+        /// not a look-alike of another user's
         name: String,
         #[command(flatten)]
         cost: HashCostArgs,
@@ -68,9 +71,18 @@ pub fn run(args: UsersArgs) -> anyhow::Result<()> {
     match args.command {
         UsersCommand::Add { name, cost } => {
             let name = check_user_name(&name)?;
-            let exists = store::with_store(&db, |s| async move { Ok(s.user(name).await?) })?;
+            let name = name.as_str();
+            let (exists, look_alike) = store::with_store(&db, |s| async move {
+                Ok((s.user(name).await?, s.look_alike_user(name).await?))
+            })?;
             if exists.is_some() {
                 bail!("user {name:?} already exists");
+            }
+            if let Some(other) = look_alike {
+                bail!(
+                    "the name {name:?} is taken: it looks like the existing user {}",
+                    store::printable(&other)
+                );
             }
             let password = password::new_password(name)?;
             let hasher = cost.hasher()?;
@@ -79,7 +91,7 @@ pub fn run(args: UsersArgs) -> anyhow::Result<()> {
                 match s.create_user(name, &hash, store::now()).await {
                     Ok(()) => Ok(()),
                     Err(err) if err.kind() == StoreErrorKind::UserExists => {
-                        bail!("user {name:?} already exists")
+                        bail!("user {name:?}, or one that looks like it, already exists")
                     }
                     Err(err) => Err(err).context("cannot create the user"),
                 }
@@ -92,7 +104,7 @@ pub fn run(args: UsersArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|u| {
                     vec![
-                        u.name,
+                        store::printable(&u.name),
                         store::rfc3339(u.created_at),
                         store::rfc3339(u.updated_at),
                     ]

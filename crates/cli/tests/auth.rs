@@ -118,6 +118,19 @@ fn admin(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
         .into()
 }
 
+/// An empty database in `dir`, as `porter serve` leaves it: the admin
+/// commands refuse to create one.
+fn fresh_database(dir: &Path) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = porter_store::open(dir.join("porter.db")).await.unwrap();
+        store.close().await;
+    });
+}
+
 /// The cookie jar file under `state`.
 fn jar_file(state: &Path) -> PathBuf {
     state.join("porter").join("tokens.json")
@@ -501,6 +514,7 @@ fn password_repeated_failures_are_rate_limited() {
 #[test]
 fn password_closed_registration_answers_an_unknown_user_like_a_wrong_password() {
     let dir = tempfile::tempdir().unwrap();
+    fresh_database(dir.path());
     admin(
         dir.path(),
         &[
@@ -711,6 +725,7 @@ fn sessions_purge_deletes_expired_and_revoked_sessions_and_keeps_live_ones() {
 #[test]
 fn users_add_without_a_terminal_or_password_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
+    fresh_database(dir.path());
     let no_password = admin(dir.path(), &["users", "add", "ada"], &[]).failed();
     assert!(
         no_password.stderr.contains("set PORTER_PASSWORD"),
@@ -740,6 +755,7 @@ fn users_add_without_a_terminal_or_password_fails_clearly() {
 #[test]
 fn users_add_hashes_with_the_default_cost() {
     let dir = tempfile::tempdir().unwrap();
+    fresh_database(dir.path());
     admin(
         dir.path(),
         &["users", "add", "ada"],

@@ -106,11 +106,15 @@ impl Client {
         self.stream.recv_message().unwrap()
     }
 
-    /// The next `say`, as (from, text).
+    /// The next `say`, as (from, text); join and leave events before it
+    /// are passed over.
     fn heard(&mut self) -> (String, String) {
-        match self.recv() {
-            Some(ServerMessage::Say { text, from, .. }) => (from, text),
-            other => panic!("expected say, got {other:?}"),
+        loop {
+            match self.recv() {
+                Some(ServerMessage::Say { text, from, .. }) => return (from, text),
+                Some(ServerMessage::Event { .. }) => {}
+                other => panic!("expected say, got {other:?}"),
+            }
         }
     }
 

@@ -226,10 +226,21 @@ fn the_chat_servers_console_prints_lines_and_speaks_to_the_room() {
     // The console is a line editor in raw mode: Enter is a carriage return.
     p.send("hello room\r").unwrap();
     p.flush().unwrap();
-    assert_eq!(
-        stream.recv_message::<ServerMessage>().unwrap(),
-        Some(ServerMessage::say("hello room", "server"))
-    );
+    // A room line (protocol 1.1): the second of the room, stamped.
+    match stream.recv_message::<ServerMessage>().unwrap() {
+        Some(ServerMessage::Say {
+            text,
+            from,
+            seq,
+            at,
+            ..
+        }) => {
+            assert_eq!((text.as_str(), from.as_str()), ("hello room", "server"));
+            assert_eq!(seq, Some(2));
+            assert!(at.is_some_and(|at| at.ends_with('Z')));
+        }
+        other => panic!("expected the console's line, got {other:?}"),
+    }
     p.process_mut()
         .signal(rexpect::process::Signal::SIGINT)
         .unwrap();
@@ -340,6 +351,17 @@ fn an_echo_servers_console_says_once_that_it_has_no_room_and_ctrl_c_stops_it() {
 #[test]
 fn users_add_at_a_terminal_asks_the_password_twice_without_echo() {
     let dir = tempfile::tempdir().unwrap();
+    // The server creates the database; `users add` refuses to (issue 9).
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = porter_store::open(dir.path().join("porter.db"))
+                .await
+                .unwrap();
+            store.close().await;
+        });
     let mut command = porter(&["users", "add", "ada", "--argon2-memory-kib", "64"]);
     command
         .args(["--argon2-iterations", "1"])

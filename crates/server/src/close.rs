@@ -36,6 +36,9 @@ pub(crate) enum Reason {
     Shutdown,
     /// The client logged out (its session was revoked).
     Logout,
+    /// An operator ended the connection (a revoked session, a removed user,
+    /// a kick).
+    Operator(&'static str),
     /// The handshake ended without an identity: too many wrong passwords or
     /// invalid answers, or throttled.
     Refused(&'static str),
@@ -58,6 +61,7 @@ impl fmt::Display for Reason {
             Reason::Upgrade(cause) => write!(f, "upgrade failed: {cause}"),
             Reason::Shutdown => f.write_str("shutdown"),
             Reason::Logout => f.write_str("logged out"),
+            Reason::Operator(why) => write!(f, "ended by an operator: {why}"),
             Reason::Refused(why) => write!(f, "refused: {why}"),
             Reason::ServerError => f.write_str("server error"),
         }

@@ -3,12 +3,12 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use porter_store::{SharedStore, UnixTime};
+use porter_store::SharedStore;
 use porter_wire::{AuthMode, ServiceKind};
 
+use crate::clock::Clock;
 use crate::credentials::{self, HashCost};
 use crate::throttle::ThrottlePolicy;
 
@@ -56,6 +56,10 @@ pub const DEFAULT_MAX_AUTH_ATTEMPTS: u32 = 3;
 /// Hashes (Argon2id) running at once; see
 /// [`credentials::DEFAULT_MAX_CONCURRENT_HASHES`].
 pub const DEFAULT_MAX_CONCURRENT_HASHES: usize = credentials::DEFAULT_MAX_CONCURRENT_HASHES;
+
+/// Room lines a newcomer to the chat is sent on joining: enough to pick up
+/// the thread of a conversation, few enough to read at a glance.
+pub const DEFAULT_HISTORY: usize = 20;
 
 /// The server name sent in `welcome`.
 pub fn default_server_name() -> String {
@@ -109,47 +113,6 @@ impl FromStr for Registration {
     }
 }
 
-/// Where the server reads "now" for sessions and names, as Unix seconds.
-///
-/// The store never reads a clock itself; the server passes it this one's
-/// time. Tests inject a clock they move by hand, so expiry is tested without
-/// sleeping. The default is the system clock.
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> UnixTime + Send + Sync>);
-
-impl Clock {
-    /// The system's wall clock.
-    pub fn system() -> Clock {
-        Clock(Arc::new(|| {
-            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-                UnixTime::try_from(d.as_secs()).unwrap_or(UnixTime::MAX)
-            })
-        }))
-    }
-
-    /// A clock that asks `now` for the time.
-    pub fn new(now: impl Fn() -> UnixTime + Send + Sync + 'static) -> Clock {
-        Clock(Arc::new(now))
-    }
-
-    /// The current time.
-    pub fn now(&self) -> UnixTime {
-        (self.0)()
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::system()
-    }
-}
-
-impl fmt::Debug for Clock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Clock")
-    }
-}
-
 /// Everything [`crate::run`] needs besides the listener.
 #[derive(Clone)]
 pub struct Config {
@@ -194,10 +157,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Sent in `welcome`.
     pub server_name: String,
-    /// Chat only: tell the others, as `say` from `server`, when someone
-    /// joins or leaves. Off by default so that a client sees exactly the
-    /// lines of the other participants.
-    pub announce: bool,
+    /// Chat only: tell the others when someone joins or leaves (the 1.1
+    /// `event` message). On by default.
+    pub events: bool,
+    /// Chat only: room lines a newcomer is sent on joining, marked as
+    /// history; see [`DEFAULT_HISTORY`]. At most `outgoing_queue`.
+    pub history: usize,
 }
 
 impl Default for Config {
@@ -221,7 +186,8 @@ impl Default for Config {
             outgoing_queue: DEFAULT_OUTGOING_QUEUE,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             server_name: default_server_name(),
-            announce: false,
+            events: true,
+            history: DEFAULT_HISTORY,
         }
     }
 }
@@ -247,7 +213,8 @@ impl fmt::Debug for Config {
             .field("outgoing_queue", &self.outgoing_queue)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("server_name", &self.server_name)
-            .field("announce", &self.announce)
+            .field("events", &self.events)
+            .field("history", &self.history)
             .finish()
     }
 }
@@ -311,6 +278,15 @@ impl Config {
         }
         if self.outgoing_queue == 0 {
             return invalid("outgoing_queue", "must be at least 1".into());
+        }
+        if self.history > self.outgoing_queue {
+            return invalid(
+                "history",
+                format!(
+                    "must be at most the outgoing queue ({} frames): a newcomer receives it at once",
+                    self.outgoing_queue
+                ),
+            );
         }
         if self.max_frame_len < MIN_MAX_FRAME_LEN {
             return invalid(

@@ -23,6 +23,7 @@ use crate::close::{Closer, Reason};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::handshake::{Authenticator, Identity, handshake};
+use crate::live::{Dismissal, Live};
 use crate::outbox::{self, Outbox};
 use crate::peer::PeerInfo;
 use crate::protocol::Client;
@@ -58,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) auth: Auth,
     /// Shutdown signals and the task tracker.
     pub(crate) shutdown: Shutdown,
+    /// The identified connections, for operators' actions to reach.
+    pub(crate) live: Live,
 }
 
 impl Shared {
@@ -85,6 +88,7 @@ impl Shared {
             service,
             auth,
             shutdown,
+            live: Live::default(),
         })
     }
 }
@@ -277,6 +281,9 @@ impl<S: Stream> Handler<S> {
         let shared = self.shared.clone();
         let graceful = &shared.shutdown.graceful;
         let closer = self.client.closer().clone();
+        // Registered for operators first, so that nothing said in the room
+        // can come from a connection an operator cannot reach.
+        let (_live, dismissal) = shared.live.register(&identity.user, identity.session);
         let participant = shared.service.join(&identity.user, &self.outbox);
         // The stop signals, made once: a fresh `cancelled()` future per
         // message registered and dropped a waiter each time (about 6% of the
@@ -286,6 +293,7 @@ impl<S: Stream> Handler<S> {
                 biased;
                 () = graceful.cancelled() => Next::Shutdown,
                 () = closer.closed() => Next::Closed,
+                () = dismissal.dismissed() => Next::Dismissed,
             }
         };
         tokio::pin!(stop);
@@ -303,6 +311,8 @@ impl<S: Stream> Handler<S> {
                 Next::Shutdown
             } else if check && closer.is_closed() {
                 Next::Closed
+            } else if check && dismissal.is_dismissed() {
+                Next::Dismissed
             } else if let Some(m) = self.client.next_message().now_or_never() {
                 Next::Message(m)
             } else {
@@ -315,28 +325,29 @@ impl<S: Stream> Handler<S> {
             let message = match step {
                 Next::Shutdown => return self.farewell(),
                 Next::Closed => return closer.reason(),
+                Next::Dismissed => return self.dismissed(&dismissal),
                 Next::Message(Err(reason)) => return reason,
                 Next::Message(Ok(message)) => message,
             };
             let outcome = match message {
-                ClientMessage::Say { text, .. } => {
-                    match participant.say(self.client.conn_mut(), &text) {
-                        Ok(()) => Ok(()),
-                        Err(SayError::TooLong(err)) => {
-                            if self.client.count_protocol_error() {
-                                info!(peer = %self.client.peer(), cause = %err, "line too long to pass on");
-                            }
-                            self.client.send(&ServerMessage::error(
-                                ErrorCode::InvalidMessage,
-                                "line too long to pass on",
-                            ))
-                        }
-                        Err(SayError::Bus(err)) => {
-                            warn!(peer = %self.client.peer(), cause = %err, "line not passed on");
-                            Err(Reason::ServerError)
-                        }
-                    }
+                ClientMessage::Say { text, to: None } => {
+                    let outcome = participant.say(self.client.conn_mut(), &text);
+                    self.said(outcome)
                 }
+                ClientMessage::Say { text, to: Some(to) } => match participant.say_to(&to, &text) {
+                    Some(outcome) => self.said(outcome),
+                    None => self.client.refuse_out_of_turn(
+                        &ClientMessage::Say { text, to: Some(to) },
+                        "a say without `to`: this server has no chat room",
+                    ),
+                },
+                ClientMessage::Who => match participant.who() {
+                    Some(users) => self.client.send(&ServerMessage::Who { users }),
+                    None => self.client.refuse_out_of_turn(
+                        &ClientMessage::Who,
+                        "say or bye: this server has no chat room",
+                    ),
+                },
                 ClientMessage::Logout => match &identity.session {
                     Some(session) => {
                         let peer = self.client.peer().clone();
@@ -361,6 +372,46 @@ impl<S: Stream> Handler<S> {
                 return reason;
             }
         }
+    }
+
+    /// Answers the outcome of a line the client said: nothing when it went
+    /// through, the protocol's error when it was refused.
+    fn said(&mut self, outcome: Result<(), SayError>) -> Result<(), Reason> {
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(SayError::TooLong(err)) => {
+                if self.client.count_protocol_error() {
+                    info!(peer = %self.client.peer(), cause = %err, "line too long to pass on");
+                }
+                self.client.send(&ServerMessage::error(
+                    ErrorCode::InvalidMessage,
+                    "line too long to pass on",
+                ))
+            }
+            Err(SayError::UnknownUser) => self.client.send(&ServerMessage::error(
+                ErrorCode::UnknownUser,
+                "no one of that name is in the room",
+            )),
+            Err(SayError::Bus(err)) => {
+                warn!(peer = %self.client.peer(), cause = %err, "line not passed on");
+                Err(Reason::ServerError)
+            }
+        }
+    }
+
+    /// Tells a client an operator ended its connection (`error{revoked}`,
+    /// then `bye`).
+    fn dismissed(&mut self, dismissal: &Dismissal) -> Reason {
+        let Some(why) = dismissal.why() else {
+            return Reason::ServerError;
+        };
+        let _ = self
+            .client
+            .send(&ServerMessage::error(ErrorCode::Revoked, why.text.clone()));
+        let _ = self.client.send(&ServerMessage::Bye {
+            text: "disconnected by an operator".into(),
+        });
+        Reason::Operator(why.reason)
     }
 
     /// Queues `bye` for a server shutdown.
@@ -412,6 +463,7 @@ enum Step {
 enum Next {
     Shutdown,
     Closed,
+    Dismissed,
     Message(Result<ClientMessage, Reason>),
 }
 

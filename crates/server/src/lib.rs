@@ -29,6 +29,8 @@
 //! - `service`, `room`: echo, and the chat room on its bus.
 //! - `names`, `console`: the reserved server name and the name policy; the
 //!   server's console.
+//! - `live`, `operator`: the identified connections, and the watch that
+//!   ends those an operator revoked, removed or kicked.
 //! - `shutdown`, `purge`: graceful then hard stop; dead sessions deleted.
 //! - `config`, `error`, `bind`: the public surface.
 //!
@@ -39,6 +41,7 @@
 
 pub mod auth;
 mod bind;
+mod clock;
 mod close;
 mod config;
 mod connection;
@@ -49,7 +52,9 @@ mod handler;
 mod handshake;
 mod linger;
 mod listener;
+mod live;
 mod names;
+mod operator;
 mod outbox;
 mod peer;
 mod protocol;
@@ -72,8 +77,9 @@ use tracing::field::display;
 use tracing::info;
 
 pub use crate::bind::{Bound, DEFAULT_PORT_TRIES, bind};
+pub use crate::clock::Clock;
 pub use crate::config::{
-    Clock, Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS,
+    Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY, DEFAULT_MAX_AUTH_ATTEMPTS,
     DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
     DEFAULT_OUTGOING_QUEUE, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SESSION_TTL,
     DEFAULT_SHUTDOWN_GRACE, MAX_SESSION_TTL, MIN_MAX_FRAME_LEN, ParseRegistrationError,
@@ -83,13 +89,14 @@ pub use crate::console::{Console, ConsoleLine};
 pub use crate::error::{BindError, Error};
 pub use crate::listener::Accept;
 pub use crate::names::SERVER_NAME;
+pub use crate::operator::OPERATOR_POLL;
 pub use crate::purge::SESSION_PURGE_INTERVAL;
 pub use crate::upgrade::Stream;
 
 use crate::auth::Auth;
 use crate::handler::Shared;
 use crate::listener::Listener;
-use crate::room::Room;
+use crate::room::{Room, RoomOptions};
 use crate::service::Service;
 use crate::shutdown::Shutdown;
 use crate::upgrade::Plain;
@@ -130,7 +137,15 @@ pub async fn run<L: Accept>(
     };
     let service = match config.service {
         ServiceKind::Echo => Service::Echo,
-        ServiceKind::Chat => Service::Chat(Room::local(codec, console_output, config.announce)),
+        ServiceKind::Chat => Service::Chat(Room::local(
+            config.clock.clone(),
+            codec,
+            console_output,
+            RoomOptions {
+                events: config.events,
+                history: config.history,
+            },
+        )),
     };
     if let Some(input) = console_input {
         spawn_console(input, &service, &shutdown_state);
@@ -151,8 +166,17 @@ pub async fn run<L: Accept>(
             reason: format!("too small for the busy error: {err}"),
         })?;
 
-    // Before accepting, so a client that got its welcome knows the purge ran.
+    // Before accepting, so a client that got its welcome knows the purge ran,
+    // and so that no operator action after the first welcome is missed.
     if let Some(store) = &shared.config.store {
+        let cursor = operator::cursor_now(store).await;
+        operator::spawn_watch(
+            store.clone(),
+            shared.live.clone(),
+            cursor,
+            OPERATOR_POLL,
+            &shutdown_state,
+        );
         purge::purge_sessions(store.as_ref(), &shared.config.clock).await;
         purge::spawn_session_purge(
             store.clone(),

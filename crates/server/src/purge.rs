@@ -1,6 +1,7 @@
-//! Dead sessions are deleted from the store at start and every
-//! [`SESSION_PURGE_INTERVAL`]: they are already refused at login, so this
-//! only keeps the table and `porter sessions list` from growing forever.
+//! Dead sessions (and old operator actions) are deleted from the store at
+//! start and every [`SESSION_PURGE_INTERVAL`]: they are already refused at
+//! login, so this only keeps the tables and `porter sessions list` from
+//! growing forever.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use porter_store::Store;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
-use crate::config::Clock;
+use crate::clock::Clock;
 use crate::shutdown::Shutdown;
 
 /// How often a running server deletes expired and revoked sessions from its
@@ -22,12 +23,26 @@ pub const SESSION_PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 /// outcome. Never fails: a store that cannot purge now may next time, and
 /// live sessions do not depend on it.
 pub(crate) async fn purge_sessions(store: &dyn Store, clock: &Clock) {
-    match store.purge_sessions(clock.now()).await {
+    let now = clock.now();
+    match store.purge_sessions(now).await {
         Ok(0) => debug!("no sessions to purge"),
         Ok(count) => info!(count, "sessions purged"),
         Err(err) => warn!(cause = %err, "session purge failed"),
     }
+    // Every instance polls every second: an hour-old action was obeyed long
+    // ago (or concerned no one).
+    match store
+        .purge_operator_actions(now.saturating_sub(OPERATOR_ACTIONS_KEPT))
+        .await
+    {
+        Ok(0) => {}
+        Ok(count) => debug!(count, "operator actions purged"),
+        Err(err) => warn!(cause = %err, "operator action purge failed"),
+    }
 }
+
+/// How long operator actions are kept, in seconds.
+const OPERATOR_ACTIONS_KEPT: i64 = 60 * 60;
 
 /// Purges the store's dead sessions every `period` (the first time one
 /// `period` from now: `run` has just purged) until the server shuts down.

@@ -40,6 +40,23 @@ impl Service {
 }
 
 impl Participant {
+    /// The names in the chat room, sorted; `None` on a service with no room.
+    pub(crate) fn who(&self) -> Option<Vec<String>> {
+        match self {
+            Participant::Echo => None,
+            Participant::Chat(membership) => Some(membership.who()),
+        }
+    }
+
+    /// Serves one private line from the client: to `to` alone. `None` on a
+    /// service with no room.
+    pub(crate) fn say_to(&self, to: &str, text: &str) -> Option<Result<(), SayError>> {
+        match self {
+            Participant::Echo => None,
+            Participant::Chat(membership) => Some(membership.say_to(to, text)),
+        }
+    }
+
     /// Serves one `say` from the client on `conn`. An echo is encoded
     /// straight into the connection's write buffer (no queue, no task
     /// hop) and goes out with the rest of the batch.

@@ -17,6 +17,7 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// How failures are counted and punished for one kind of key.
@@ -61,6 +62,19 @@ struct Entry {
     failures: u32,
     last_failure: Instant,
     blocked_until: Option<Instant>,
+    /// Attempts reserved and still being verified.
+    pending: u32,
+}
+
+impl Entry {
+    fn default_at(now: Instant) -> Entry {
+        Entry {
+            failures: 0,
+            last_failure: now,
+            blocked_until: None,
+            pending: 0,
+        }
+    }
 }
 
 /// Failure counts for one kind of key (addresses or user names).
@@ -69,6 +83,8 @@ pub struct Throttle<K> {
     policy: ThrottlePolicy,
     capacity: usize,
     entries: Mutex<HashMap<K, Entry>>,
+    /// Woken when an attempt ends, for the reservations waiting on it.
+    ended: Notify,
 }
 
 impl<K: Eq + Hash + Clone> Throttle<K> {
@@ -83,6 +99,7 @@ impl<K: Eq + Hash + Clone> Throttle<K> {
             policy,
             capacity,
             entries: Mutex::new(HashMap::new()),
+            ended: Notify::new(),
         }
     }
 
@@ -97,24 +114,24 @@ impl<K: Eq + Hash + Clone> Throttle<K> {
 
     /// Counts a failure for `key`; returns `true` when `key` is now refused.
     pub fn record_failure(&self, key: &K, now: Instant) -> bool {
-        let policy = self.policy;
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.count_failure(&mut entries, key, now)
+    }
+
+    /// [`Throttle::record_failure`] with the table already locked.
+    fn count_failure(&self, entries: &mut HashMap<K, Entry>, key: &K, now: Instant) -> bool {
+        let policy = self.policy;
         if !entries.contains_key(key) && entries.len() >= self.capacity {
             entries.retain(|_, e| !expired(e, &policy, now));
             if entries.len() >= self.capacity {
                 return false;
             }
         }
-        let entry = entries.entry(key.clone()).or_insert(Entry {
-            failures: 0,
-            last_failure: now,
-            blocked_until: None,
-        });
+        let entry = entries.entry(key.clone()).or_insert(Entry::default_at(now));
         if expired(entry, &policy, now) {
             *entry = Entry {
-                failures: 0,
-                last_failure: now,
-                blocked_until: None,
+                pending: entry.pending,
+                ..Entry::default_at(now)
             };
         }
         entry.failures = entry.failures.saturating_add(1);
@@ -132,6 +149,79 @@ impl<K: Eq + Hash + Clone> Throttle<K> {
         }
     }
 
+    /// Reserves one attempt for `key`, right before it is verified: it is
+    /// granted only while the failures counted plus the attempts being
+    /// verified stay below the allowance, so however many attempts race, no
+    /// more are verified in a window than could fail without the key being
+    /// refused, and none while it is refused. When the allowance is taken by
+    /// attempts still being verified, this waits for them to end. `Err(wait)`
+    /// while `key` is refused, with how long it still is.
+    ///
+    /// The attempt ends in [`Attempt::fail`] or [`Attempt::succeed`]; an
+    /// attempt dropped without either (the client left, or the handshake
+    /// timed out, during the verification) counts as a failure, so leaving
+    /// cannot be used to guess for free.
+    pub async fn reserve(&self, key: &K) -> Result<Attempt<'_, K>, Duration> {
+        loop {
+            // Registered before looking, so that an attempt ending between
+            // the look and the wait still wakes this one.
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            match self.try_reserve(key, Instant::now()) {
+                Reservation::Granted(attempt) => return Ok(attempt),
+                Reservation::Refused(wait) => return Err(wait),
+                Reservation::Busy => ended.await,
+            }
+        }
+    }
+
+    /// One try of [`Throttle::reserve`] at `now`.
+    fn try_reserve(&self, key: &K, now: Instant) -> Reservation<'_, K> {
+        let policy = self.policy;
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = entries.get(key).and_then(|e| e.blocked_until)
+            && until > now
+        {
+            return Reservation::Refused(until - now);
+        }
+        if !entries.contains_key(key) && entries.len() >= self.capacity {
+            entries.retain(|_, e| !expired(e, &policy, now));
+            if entries.len() >= self.capacity {
+                // Not tracked, as `record_failure` does for a full table.
+                return Reservation::Granted(Attempt::new(self, key, false));
+            }
+        }
+        let entry = entries.entry(key.clone()).or_insert(Entry::default_at(now));
+        if expired(entry, &policy, now) {
+            *entry = Entry {
+                pending: entry.pending,
+                ..Entry::default_at(now)
+            };
+        }
+        if entry.failures.saturating_add(entry.pending) >= policy.allowed_failures {
+            return Reservation::Busy;
+        }
+        entry.pending += 1;
+        Reservation::Granted(Attempt::new(self, key, true))
+    }
+
+    /// One attempt of `key` is no longer being verified, and counts as a
+    /// failure when it `failed` (in the same step, so that no reservation
+    /// slips in between); whoever waits for the allowance looks again.
+    /// Returns whether `key` is now refused.
+    fn end(&self, key: &K, failed: bool) -> bool {
+        let refused = {
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = entries.get_mut(key) {
+                entry.pending = entry.pending.saturating_sub(1);
+            }
+            failed && self.count_failure(&mut entries, key, Instant::now())
+        };
+        self.ended.notify_waiters();
+        refused
+    }
+
     /// Forgets `key`'s failures (a user who logged in).
     pub fn record_success(&self, key: &K) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -139,9 +229,62 @@ impl<K: Eq + Hash + Clone> Throttle<K> {
     }
 }
 
+/// One attempt granted by [`Throttle::reserve`]; dropped unfinished, it
+/// fails.
+#[derive(Debug)]
+#[must_use = "an attempt holds part of the allowance until it fails or succeeds"]
+pub struct Attempt<'a, K: Eq + Hash + Clone> {
+    throttle: &'a Throttle<K>,
+    key: K,
+    /// False when the table was full and the key is not tracked.
+    tracked: bool,
+}
+
+impl<'a, K: Eq + Hash + Clone> Attempt<'a, K> {
+    fn new(throttle: &'a Throttle<K>, key: &K, tracked: bool) -> Self {
+        Attempt {
+            throttle,
+            key: key.clone(),
+            tracked,
+        }
+    }
+
+    /// The attempt failed: counts it; returns `true` when the key is now
+    /// refused.
+    pub fn fail(mut self) -> bool {
+        self.finish(false)
+    }
+
+    /// The attempt succeeded: it is not counted.
+    pub fn succeed(mut self) {
+        self.finish(true);
+    }
+
+    fn finish(&mut self, succeeded: bool) -> bool {
+        if !std::mem::take(&mut self.tracked) {
+            return false;
+        }
+        self.throttle.end(&self.key, !succeeded)
+    }
+}
+
+impl<K: Eq + Hash + Clone> Drop for Attempt<'_, K> {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+/// What [`Throttle::try_reserve`] found.
+enum Reservation<'a, K: Eq + Hash + Clone> {
+    Granted(Attempt<'a, K>),
+    Refused(Duration),
+    /// The allowance is taken by attempts still being verified.
+    Busy,
+}
+
 fn expired(entry: &Entry, policy: &ThrottlePolicy, now: Instant) -> bool {
     let blocked = entry.blocked_until.is_some_and(|until| until > now);
-    !blocked && now.duration_since(entry.last_failure) >= policy.window
+    !blocked && entry.pending == 0 && now.duration_since(entry.last_failure) >= policy.window
 }
 
 #[cfg(test)]
@@ -197,6 +340,63 @@ mod tests {
         throttle.record_failure(&"ada", t0);
         throttle.record_success(&"ada");
         assert!(!throttle.record_failure(&"ada", t0));
+    }
+
+    #[tokio::test]
+    async fn racing_attempts_verify_at_most_the_allowance_and_none_while_refused() {
+        let throttle = std::sync::Arc::new(Throttle::new(POLICY));
+        // Sixty attempts parked at once, all wrong.
+        let verified = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..60 {
+            let (throttle, verified) = (throttle.clone(), verified.clone());
+            tasks.push(tokio::spawn(async move {
+                let Ok(attempt) = throttle.reserve(&"ada").await else {
+                    return;
+                };
+                verified.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                attempt.fail();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(
+            verified.load(std::sync::atomic::Ordering::SeqCst),
+            POLICY.allowed_failures
+        );
+        // Refused now, right password or not.
+        assert!(throttle.reserve(&"ada").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn successful_attempts_are_not_counted_and_waiters_go_on() {
+        let throttle = Throttle::new(POLICY);
+        let held: Vec<Attempt<&str>> = vec![
+            throttle.reserve(&"ada").await.unwrap(),
+            throttle.reserve(&"ada").await.unwrap(),
+            throttle.reserve(&"ada").await.unwrap(),
+        ];
+        assert!(matches!(
+            throttle.try_reserve(&"ada", Instant::now()),
+            Reservation::Busy
+        ));
+        for attempt in held {
+            attempt.succeed();
+        }
+        let again = throttle.reserve(&"ada").await.unwrap();
+        assert!(!again.fail(), "one failure is allowed");
+        assert!(throttle.check(&"ada", Instant::now()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_attempt_dropped_unfinished_counts_as_a_failure() {
+        let throttle = Throttle::new(POLICY);
+        for _ in 0..POLICY.allowed_failures {
+            drop(throttle.reserve(&"ada").await.unwrap());
+        }
+        assert!(throttle.reserve(&"ada").await.is_err());
     }
 
     #[test]

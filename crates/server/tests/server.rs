@@ -46,7 +46,21 @@ fn echo() -> Config {
     }
 }
 
+/// A chat room without join and leave events or history, so that a client
+/// receives exactly the lines of the others (the tests of those two come
+/// last, with `chat_1_1()`).
 fn chat() -> Config {
+    Config {
+        service: ServiceKind::Chat,
+        auth: AuthMode::None,
+        events: false,
+        history: 0,
+        ..Config::default()
+    }
+}
+
+/// The chat room as `porter serve` runs it: events and history on.
+fn chat_1_1() -> Config {
     Config {
         service: ServiceKind::Chat,
         auth: AuthMode::None,
@@ -525,22 +539,90 @@ async fn bind_reports_a_host_that_does_not_resolve() {
 }
 
 #[tokio::test]
-async fn with_announce_on_joins_and_leaves_are_told_to_the_others() {
-    let config = Config {
-        announce: true,
-        ..chat()
-    };
-    let (addr, _stop, _server) = start_server(config).await;
+async fn joins_and_leaves_are_told_to_the_others_as_events() {
+    let (addr, _stop, _server) = start_server(chat_1_1()).await;
     let (mut a, _) = Client::join(addr).await;
     let (mut b, b_name) = Client::join(addr).await;
-    assert_eq!(
-        say_from(&a.recv().await),
-        ("server", format!("{b_name} joined").as_str())
-    );
+    let joined = a.recv().await;
+    assert_eq!(joined["type"], "event", "{joined}");
+    assert_eq!(joined["kind"], "joined", "{joined}");
+    assert_eq!(joined["user"], b_name.as_str(), "{joined}");
+    assert!(joined["at"].as_str().unwrap().ends_with('Z'), "{joined}");
     b.send(&json!({"type": "bye"})).await;
     b.expect_closed().await;
+    let left = a.recv().await;
     assert_eq!(
-        say_from(&a.recv().await),
-        ("server", format!("{b_name} left").as_str())
+        (&left["kind"], &left["user"]),
+        (&json!("left"), &json!(b_name))
     );
+}
+
+#[tokio::test]
+async fn room_lines_carry_seq_and_at_and_a_newcomer_gets_the_history_marked() {
+    let config = Config {
+        history: 2,
+        events: false,
+        ..chat_1_1()
+    };
+    let (addr, _stop, _server) = start_server(config).await;
+    let (mut a, a_name) = Client::join(addr).await;
+    for text in ["one", "two", "three"] {
+        a.say(text).await;
+    }
+    // A round trip: the lines are in the room before the newcomer joins.
+    a.send(&json!({"type": "who"})).await;
+    assert_eq!(a.recv().await["type"], "who");
+    let (mut b, _) = Client::join(addr).await;
+    for (text, seq) in [("two", 2), ("three", 3)] {
+        let line = b.recv().await;
+        assert_eq!(say_from(&line), (a_name.as_str(), text));
+        assert_eq!(line["seq"], seq, "{line}");
+        assert_eq!(line["replay"], true, "{line}");
+    }
+    a.say("four").await;
+    let live = b.recv().await;
+    assert_eq!(say_from(&live).1, "four");
+    assert_eq!(live["seq"], 4, "{live}");
+    assert!(live.get("replay").is_none(), "{live}");
+    assert!(live["at"].as_str().unwrap().ends_with('Z'), "{live}");
+}
+
+#[tokio::test]
+async fn who_lists_the_room_and_a_private_line_reaches_its_recipient_alone() {
+    let (addr, _stop, _server) = start_server(chat()).await;
+    let (mut a, a_name) = Client::join(addr).await;
+    let (mut b, b_name) = Client::join(addr).await;
+    let (mut c, c_name) = Client::join(addr).await;
+    a.send(&json!({"type": "who"})).await;
+    let who = a.recv().await;
+    let mut names = vec![a_name.clone(), b_name.clone(), c_name.clone()];
+    names.sort();
+    assert_eq!(who, json!({"type": "who", "users": names}));
+
+    a.send(&json!({"type": "say", "text": "psst", "to": b_name}))
+        .await;
+    let private = b.recv().await;
+    assert_eq!(say_from(&private), (a_name.as_str(), "psst"));
+    assert_eq!(private["to"], b_name.as_str(), "{private}");
+    assert!(private.get("seq").is_none(), "{private}");
+
+    a.send(&json!({"type": "say", "text": "psst", "to": "nobody"}))
+        .await;
+    let refused = a.recv().await;
+    assert_eq!(refused["code"], "unknown_user", "{refused}");
+
+    // c saw neither: its next line is the next public one.
+    a.say("public").await;
+    assert_eq!(say_from(&c.recv().await).1, "public");
+    assert_eq!(say_from(&b.recv().await).1, "public");
+}
+
+#[tokio::test]
+async fn who_on_an_echo_server_is_refused_and_the_connection_stays() {
+    let (addr, _stop, _server) = start_server(echo()).await;
+    let (mut a, _) = Client::join(addr).await;
+    a.send(&json!({"type": "who"})).await;
+    assert_eq!(a.recv().await["code"], "unexpected");
+    a.say("still here").await;
+    assert_eq!(say_from(&a.recv().await), ("server", "still here"));
 }

@@ -151,7 +151,7 @@ macro_rules! store_contract_tests {
             a_fresh_store_is_at_the_latest_schema_version
             names_are_remembered_updated_listed_and_forgotten
             ipv4_mapped_ipv6_address_is_the_same_machine_as_ipv4
-            users_are_created_once_updated_and_listed_case_sensitively
+            users_are_created_once_updated_and_listed_by_name
             removing_a_user_removes_their_sessions
             session_for_unknown_user_is_not_found
             reused_token_hash_is_session_exists
@@ -161,6 +161,9 @@ macro_rules! store_contract_tests {
             purge_deletes_expired_and_revoked_sessions_and_keeps_live_ones
             hundred_concurrent_registrations_are_all_stored
             two_handles_writing_at_once_lose_nothing
+            look_alike_user_names_are_refused_as_user_exists
+            look_alike_names_from_two_addresses_are_name_taken
+            operators_revocations_removals_and_kicks_are_recorded_in_order
         );
     };
 }

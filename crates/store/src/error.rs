@@ -33,8 +33,14 @@ pub struct StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StoreErrorKind {
-    /// `create_user` found a user with that exact name already.
+    /// `create_user` found a user with that name, or with one that looks the same (the same
+    /// [`name_key`](crate::name_key)), already.
     UserExists,
+    /// `remember_name` found another address holding that name, or one that looks the same.
+    NameTaken,
+    /// [`open_existing`](crate::open_existing) found no database where it looked; the detail
+    /// names the place (an absolute path, never a URL's password).
+    NoDatabase,
     /// `create_session` named a user that does not exist.
     NotFound,
     /// `create_session` found the token hash already stored: a token was reused.
@@ -56,6 +62,8 @@ impl StoreErrorKind {
     fn message(self) -> &'static str {
         match self {
             StoreErrorKind::UserExists => "a user with that name already exists",
+            StoreErrorKind::NameTaken => "another address has taken that name",
+            StoreErrorKind::NoDatabase => "no database found",
             StoreErrorKind::NotFound => "no such user",
             StoreErrorKind::SessionExists => "a session with that token already exists",
             StoreErrorKind::Database => "database error",

@@ -22,6 +22,14 @@
 //! - The hashing itself (Argon2, SHA-256) is done by the caller.
 //! - Addresses are canonical: an IPv4-mapped IPv6 address is the same machine as its IPv4
 //!   form, for every method that takes or returns one.
+//! - Names cannot impersonate: no two users, and no two addresses, have names with the same
+//!   [`name_key`] (the case-folded confusable skeleton of UTS 39), so `Bob` and `bоb` (with a
+//!   Cyrillic `о`) cannot exist beside `bob`. The store computes the key itself, on every
+//!   write; lookups stay exact. Which characters a name may hold at all is the caller's policy
+//!   (the server's `names` module); the store keeps whatever it is given.
+//! - Files holding secrets are private: a backend that keeps files creates them readable by
+//!   their owner only, and tightens looser permissions it finds at open (saying so in a
+//!   `warn` event).
 //!
 //! These contracts, and the behaviour documented on each [`Store`] method, are also executable:
 //! the `contract` module (cargo feature `contract`) is one test suite that any backend runs
@@ -32,6 +40,7 @@
 #[cfg(feature = "contract")]
 pub mod contract;
 mod error;
+mod name_key;
 mod open;
 pub mod sqlite;
 
@@ -42,7 +51,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use error::{Result, StoreError, StoreErrorKind};
-pub use open::{open, redact_location};
+pub use name_key::name_key;
+pub use open::{open, open_existing, redact_location};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// A point in time as Unix seconds (UTC).
@@ -78,6 +88,11 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// An upsert: a new address gets `first_seen = last_seen = now`; a known one gets the new
     /// name and `last_seen = now` (never moved backwards) and keeps its `first_seen`.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::NameTaken`] if another address holds a name with the same
+    /// [`name_key`] (an address renaming itself to a look-alike of its own name is fine, and
+    /// an address keeping its name is never refused, even a legacy one without a key).
     async fn remember_name(&self, addr: IpAddr, name: &str, now: UnixTime) -> Result<()>;
 
     /// Every remembered address, ordered by address text.
@@ -88,14 +103,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates a user with an already hashed password.
     ///
-    /// Names are case-sensitive: `alice` and `Alice` are two users.
+    /// Names are looked up exactly (case-sensitively), but a name that looks like an existing
+    /// one (same [`name_key`]: `Alice` beside `alice`) cannot be created.
     ///
     /// # Errors
-    /// [`StoreErrorKind::UserExists`] if a user with that exact name exists.
+    /// [`StoreErrorKind::UserExists`] if a user with that name, or with a name with the same
+    /// key, exists.
     async fn create_user(&self, name: &str, password_hash: &str, now: UnixTime) -> Result<()>;
 
-    /// The user called `name`, with its password hash (redacted in `Debug`).
+    /// The user called exactly `name`, with its password hash (redacted in `Debug`).
     async fn user(&self, name: &str) -> Result<Option<UserRecord>>;
+
+    /// The existing user, other than one called exactly `name`, whose name looks like `name`
+    /// (has the same [`name_key`]): the user that would make
+    /// [`create_user`](Store::create_user) refuse `name`. `None` when `name` is free or is
+    /// itself a user.
+    async fn look_alike_user(&self, name: &str) -> Result<Option<String>>;
 
     /// Every user, ordered by name.
     async fn list_users(&self) -> Result<Vec<UserRecord>>;
@@ -156,6 +179,26 @@ pub trait Store: Send + Sync + 'static {
     /// Sessions of `user` (or of everyone for `None`), including revoked and expired ones,
     /// oldest first. They carry a display id, never anything that lets one log in.
     async fn list_sessions(&self, user: Option<&str>) -> Result<Vec<SessionInfo>>;
+
+    /// Records that an operator removed `user` from the chat room, for `reason`: every live
+    /// connection of that name ends, on every server instance, without the session being
+    /// revoked (the user may come back).
+    async fn kick(&self, user: &str, reason: Option<&str>, now: UnixTime) -> Result<()>;
+
+    /// What operators did after the action `after` (an [`OperatorAction::id`]; 0 for all),
+    /// oldest first, at most `limit` of them. Revoking a session (by an operator, or a client's
+    /// own logout), removing a user and [`kick`](Store::kick) each record one action per
+    /// session or user, durably with the change itself; a running server polls this to end
+    /// the connections concerned.
+    async fn operator_actions_since(&self, after: i64, limit: u32) -> Result<Vec<OperatorAction>>;
+
+    /// The id of the last operator action recorded (0 when there is none): where a server
+    /// that starts now begins to poll.
+    async fn last_operator_action(&self) -> Result<i64>;
+
+    /// Deletes operator actions recorded before `before`: a server polls every second, so an
+    /// hour-old action has long been obeyed. Returns how many were deleted.
+    async fn purge_operator_actions(&self, before: UnixTime) -> Result<u64>;
 
     /// The highest schema version applied to the database (`None` before any migration), for
     /// diagnostics and tests. Versions count this backend's own migrations.
@@ -230,6 +273,48 @@ pub struct SessionRecord {
     pub expires_at: UnixTime,
     /// When the session was last used (the `now` of this resume).
     pub last_seen: UnixTime,
+}
+
+/// What an operator did, as [`Store::operator_actions_since`] reports it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OperatorAction {
+    /// Increasing with every action recorded: the cursor of a poll.
+    pub id: i64,
+    /// What was done.
+    pub kind: OperatorActionKind,
+    /// To whom: the user (or, for a kick in `--auth ip`, the chat name).
+    pub user: String,
+    /// For [`OperatorActionKind::Revoked`]: the session revoked.
+    pub session: Option<TokenHash>,
+    /// For [`OperatorActionKind::Kicked`]: why, as the operator wrote it.
+    pub reason: Option<String>,
+    /// When, Unix seconds.
+    pub at: UnixTime,
+}
+
+impl fmt::Debug for OperatorAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OperatorAction")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("user", &self.user)
+            .field("session", &self.session.as_ref().map(session_id))
+            .field("reason", &self.reason)
+            .field("at", &self.at)
+            .finish()
+    }
+}
+
+/// The kinds of [`OperatorAction`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OperatorActionKind {
+    /// A session was revoked: its connections end.
+    Revoked,
+    /// A user was removed: all their connections end.
+    Removed,
+    /// A user was removed from the chat room; their session stays valid.
+    Kicked,
 }
 
 /// A session as shown to an administrator by [`Store::list_sessions`].

@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use crate::{Result, SharedStore, SqliteStore, StoreError, StoreErrorKind};
+use crate::{Result, SharedStore, SqliteOptions, SqliteStore, StoreError, StoreErrorKind};
 
 /// Opens the store at `location`, picking the backend from its form, and applies pending
 /// schema migrations.
@@ -29,12 +29,29 @@ use crate::{Result, SharedStore, SqliteStore, StoreError, StoreErrorKind};
 /// [`StoreErrorKind::Database`] or [`StoreErrorKind::Migration`].
 pub async fn open(location: impl AsRef<OsStr>) -> Result<SharedStore> {
     // One non-generic body, whatever string or path type the caller has.
-    open_location(location.as_ref()).await
+    open_location(location.as_ref(), true).await
 }
 
-async fn open_location(location: &OsStr) -> Result<SharedStore> {
+/// Like [`open`], but only a database that exists: nothing is created.
+///
+/// For the admin commands, which work on the server's database and must not leave an empty
+/// one behind when pointed at the wrong place (the server creates its database with
+/// [`open`]). An in-memory database always exists.
+///
+/// # Errors
+/// [`StoreErrorKind::NoDatabase`] when there is no database at `location` (its detail is the
+/// absolute path looked at); otherwise as [`open`].
+pub async fn open_existing(location: impl AsRef<OsStr>) -> Result<SharedStore> {
+    open_location(location.as_ref(), false).await
+}
+
+async fn open_location(location: &OsStr, create_if_missing: bool) -> Result<SharedStore> {
+    let options = SqliteOptions {
+        create_if_missing,
+        ..SqliteOptions::default()
+    };
     let store = match Backend::of(location)? {
-        Backend::SqliteFile(path) => SqliteStore::open(path).await?,
+        Backend::SqliteFile(path) => SqliteStore::open_with(path, &options).await?,
         Backend::SqliteMemory => SqliteStore::open_in_memory().await?,
     };
     Ok(store.shared())

@@ -11,6 +11,14 @@
 //! read-then-write transaction that could fail with `SQLITE_BUSY` without waiting, and each
 //! method returns only after SQLite committed it. sqlx runs each SQLite connection on its own
 //! worker thread, so the blocking C calls never run on the tokio reactor.
+//!
+//! Names are unique on their [`name_key`] (migration 0002), a column SQL cannot compute: every
+//! write binds the key computed here, and opening fills in the keys of rows written before the
+//! column existed (`backfill_name_keys`).
+//!
+//! The file holds password hashes and session hashes, so it is private: created `0600`
+//! whatever the umask, and tightened at open when it (or its `-wal`/`-shm` companions, which
+//! SQLite creates with the database's own mode) is readable by others (`secure_files`).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -24,12 +32,13 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection as _, FromRow, SqlSafeStr as _};
-use tracing::debug;
+use sqlx::{AssertSqlSafe, Connection as _, FromRow, SqlSafeStr as _};
+use tracing::{debug, warn};
 
 use crate::{
-    NameRecord, Result, SessionInfo, SessionRecord, Store, StoreError, StoreErrorKind, TokenHash,
-    UnixTime, UserRecord, canonical_addr, session_id,
+    NameRecord, OperatorAction, OperatorActionKind, Result, SessionInfo, SessionRecord, Store,
+    StoreError, StoreErrorKind, TokenHash, UnixTime, UserRecord, canonical_addr, name_key,
+    session_id,
 };
 
 /// How long a statement waits for another connection's (or process's) write lock before
@@ -47,14 +56,32 @@ pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 /// checksum and refuses to open a database whose history differs. Add a new file instead.
 ///
 /// We list them by hand (instead of `sqlx::migrate!`) to avoid sqlx's `macros` feature.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "name_keys",
+        include_str!("../migrations/0002_name_keys.sql"),
+    ),
+    (
+        3,
+        "operator_actions",
+        include_str!("../migrations/0003_operator_actions.sql"),
+    ),
+];
 
 /// The migrator for [`MIGRATIONS`]; applied versions are recorded in `_sqlx_migrations`.
 fn migrator() -> Migrator {
+    migrator_up_to(i64::MAX)
+}
+
+/// The migrator for the migrations up to `version`: an older schema, for the tests of what
+/// opening does to a database an older Porter wrote.
+fn migrator_up_to(version: i64) -> Migrator {
     Migrator::with_migrations(
         MIGRATIONS
             .iter()
+            .filter(|migration| migration.0 <= version)
             .map(|&(version, description, sql)| {
                 Migration::new(
                     version,
@@ -76,6 +103,9 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// See [`DEFAULT_READ_CONNECTIONS`]; at least 1 is used.
     pub read_connections: u32,
+    /// Whether a missing file is created (the server) or refused with
+    /// [`StoreErrorKind::NoDatabase`] (the admin commands). `true` by default.
+    pub create_if_missing: bool,
 }
 
 impl Default for SqliteOptions {
@@ -83,6 +113,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             read_connections: DEFAULT_READ_CONNECTIONS,
+            create_if_missing: true,
         }
     }
 }
@@ -115,15 +146,23 @@ impl SqliteStore {
     /// Like [`open`](Self::open) with explicit options.
     ///
     /// # Errors
-    /// As for [`open`](Self::open).
+    /// As for [`open`](Self::open), and [`StoreErrorKind::NoDatabase`] for a missing file when
+    /// `options.create_if_missing` is off.
     pub async fn open_with(path: &Path, options: &SqliteOptions) -> Result<Self> {
         // The readers connect lazily, later: resolve a relative path once, now, so that every
         // connection opens the same file even if the working directory changes meanwhile.
         // (`absolute` fails only for an empty path, which SQLite is then left to judge.)
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        if !options.create_if_missing && !path.exists() {
+            return Err(StoreError::with_detail(
+                StoreErrorKind::NoDatabase,
+                path.display().to_string(),
+            ));
+        }
+        secure_files(&path);
         let connect = SqliteConnectOptions::new()
             .filename(&path)
-            .create_if_missing(true)
+            .create_if_missing(options.create_if_missing)
             // WAL: readers do not block the writer and vice versa, so the server keeps
             // answering while an admin command writes.
             .journal_mode(SqliteJournalMode::Wal)
@@ -227,23 +266,141 @@ fn is_busy(err: &sqlx::Error) -> bool {
     }
 }
 
-/// Applies pending migrations inside one `BEGIN IMMEDIATE` transaction, so two processes
-/// opening a fresh file at once take turns (the second waits on the busy timeout and then finds
-/// the work done) instead of both trying to create the tables. sqlx turns the migrator's own
-/// per-migration transactions into savepoints inside ours.
+/// Applies pending migrations, then fills in missing name keys, inside one `BEGIN IMMEDIATE`
+/// transaction, so two processes opening a fresh file at once take turns (the second waits on
+/// the busy timeout and then finds the work done) instead of both trying to create the tables.
+/// sqlx turns the migrator's own per-migration transactions into savepoints inside ours.
 async fn migrate(pool: &SqlitePool) -> Result<()> {
+    migrate_with(pool, &migrator()).await
+}
+
+async fn migrate_with(pool: &SqlitePool, migrator: &Migrator) -> Result<()> {
     let mut conn = pool.acquire().await.map_err(StoreError::database)?;
     let mut tx = conn
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(StoreError::database)?;
-    migrator()
+    migrator
         .run(&mut *tx)
         .await
         .map_err(|err| StoreError::with_source(StoreErrorKind::Migration, err))?;
+    if migrator.iter().any(|migration| migration.version >= 2) {
+        backfill_name_keys(&mut tx).await?;
+    }
     tx.commit().await.map_err(StoreError::database)?;
     Ok(())
 }
+
+/// The tables whose rows carry a name key: `(table, primary key, order of precedence)`. When
+/// two legacy rows share a key, the first in this order gets it.
+const KEYED_TABLES: [(&str, &str, &str); 2] = [
+    ("users", "name", "created_at, name"),
+    ("names", "addr", "first_seen, addr"),
+];
+
+/// Gives every row without a [`name_key`] its key, unless another row already has it.
+///
+/// Rows written before migration 0002 have none, and SQL cannot compute one. Where legacy rows
+/// collide (`bob` and `Bob` both registered before keys existed), the oldest (by `created_at`
+/// or `first_seen`, then by name or address) gets the key and the later ones keep `NULL`,
+/// which the unique index allows: they keep working (logging in, being greeted) but hold no
+/// claim on their look-alikes, and once the older row is removed the next open gives its key
+/// to the next in line. Runs at every open; rows written by this version always have a key, so
+/// after the first open it looks at the colliding legacy rows only, and warns about them.
+async fn backfill_name_keys(conn: &mut sqlx::SqliteConnection) -> Result<()> {
+    for (table, id, order) in KEYED_TABLES {
+        // The names in these statements are the constants above, never input.
+        let rows: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {id}, name FROM {table} WHERE name_key IS NULL ORDER BY {order}"
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::database)?;
+        let mut left = 0u64;
+        for (row, name) in &rows {
+            let done = sqlx::query(AssertSqlSafe(format!(
+                "UPDATE {table} SET name_key = ?1 WHERE {id} = ?2
+                 AND NOT EXISTS (SELECT 1 FROM {table} WHERE name_key = ?1)"
+            )))
+            .bind(name_key(name))
+            .bind(row)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::database)?;
+            if done.rows_affected() == 0 {
+                left += 1;
+            }
+        }
+        if left > 0 {
+            warn!(
+                table,
+                count = left,
+                "rows from before name keys look like an older row and keep no key: they \
+                 keep working, but do not stop look-alikes (see docs/PROTOCOL.md)"
+            );
+        } else if !rows.is_empty() {
+            debug!(table, count = rows.len(), "name keys filled in");
+        }
+    }
+    Ok(())
+}
+
+/// Makes the database file and its companions private (unix permissions `0600`): creates a
+/// missing database file so, whatever the umask (SQLite gives its `-wal` and `-shm` files the
+/// database's own mode), and tightens existing files that others may read or write, with a
+/// `warn` event for each. Failures are left for SQLite to report (a missing folder) or only
+/// warned about (a file owned by someone else): privacy is not a reason to refuse service.
+#[cfg(unix)]
+fn secure_files(path: &Path) {
+    use std::fs::{OpenOptions, Permissions};
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+
+    /// Read and write for the owner only.
+    const PRIVATE: u32 = 0o600;
+    // Exists already (checked below), or cannot be created (SQLite will say why).
+    if OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PRIVATE)
+        .open(path)
+        .is_ok()
+    {
+        // A umask can only take bits away; set the mode exactly all the same.
+        let _ = std::fs::set_permissions(path, Permissions::from_mode(PRIVATE));
+    }
+    let mut companions = [path.as_os_str().to_owned(), path.as_os_str().to_owned()];
+    companions[0].push("-wal");
+    companions[1].push("-shm");
+    let files = std::iter::once(path.to_owned()).chain(companions.into_iter().map(Into::into));
+    for file in files {
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            continue;
+        }
+        let tightened = mode & 0o700;
+        match std::fs::set_permissions(&file, Permissions::from_mode(tightened)) {
+            Ok(()) => warn!(
+                file = %file.display(),
+                was = %format_args!("{mode:04o}"),
+                now = %format_args!("{tightened:04o}"),
+                "tightened the permissions of a database file: it holds password hashes"
+            ),
+            Err(err) => warn!(
+                file = %file.display(),
+                mode = %format_args!("{mode:04o}"),
+                cause = %err,
+                "a database file is readable by others and cannot be made private"
+            ),
+        }
+    }
+}
+
+/// Elsewhere there are no unix permissions to set.
+#[cfg(not(unix))]
+fn secure_files(_path: &Path) {}
 
 /// The text an address is stored as: the canonical form (see [`canonical_addr`]), so one
 /// machine has one row however it connected.
@@ -339,6 +496,48 @@ fn is_violation(err: &sqlx::Error, kind: ErrorKind) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.kind() == kind)
 }
 
+#[derive(sqlx::FromRow)]
+struct OperatorActionRow {
+    id: i64,
+    action: String,
+    user: String,
+    token_hash: Option<Vec<u8>>,
+    reason: Option<String>,
+    at: i64,
+}
+
+impl TryFrom<OperatorActionRow> for OperatorAction {
+    type Error = StoreError;
+
+    fn try_from(row: OperatorActionRow) -> Result<Self> {
+        let kind = match row.action.as_str() {
+            "revoked" => OperatorActionKind::Revoked,
+            "removed" => OperatorActionKind::Removed,
+            "kicked" => OperatorActionKind::Kicked,
+            _ => {
+                return Err(StoreError::with_detail(
+                    StoreErrorKind::Corrupt,
+                    "an operator action of unknown kind",
+                ));
+            }
+        };
+        let session = match row.token_hash {
+            None => None,
+            Some(bytes) => Some(TokenHash::try_from(bytes.as_slice()).map_err(|_| {
+                StoreError::with_detail(StoreErrorKind::Corrupt, "token hash is not 32 bytes")
+            })?),
+        };
+        Ok(OperatorAction {
+            id: row.id,
+            kind,
+            user: row.user,
+            session,
+            reason: row.reason,
+            at: row.at,
+        })
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn name_for_addr(&self, addr: IpAddr) -> Result<Option<String>> {
@@ -351,17 +550,32 @@ impl Store for SqliteStore {
     }
 
     async fn remember_name(&self, addr: IpAddr, name: &str, now: UnixTime) -> Result<()> {
+        // An address keeping its name keeps its key too, even a legacy row's NULL: a visit
+        // must not fail because an older look-alike holds the key. (Every expression of the
+        // SET reads the row as it was.)
         sqlx::query(
-            "INSERT INTO names (addr, name, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+            "INSERT INTO names (addr, name, name_key, first_seen, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?4)
              ON CONFLICT (addr) DO UPDATE
-             SET name = excluded.name, last_seen = max(last_seen, excluded.last_seen)",
+             SET name = excluded.name,
+                 name_key = CASE WHEN name = excluded.name THEN name_key
+                                 ELSE excluded.name_key END,
+                 last_seen = max(last_seen, excluded.last_seen)",
         )
         .bind(addr_key(addr))
         .bind(name)
+        .bind(name_key(name))
         .bind(now)
         .execute(&self.writer)
         .await
-        .map_err(StoreError::database)?;
+        .map_err(|err| {
+            // The conflict on `addr` is the upsert; a unique violation left is the key's.
+            if is_violation(&err, ErrorKind::UniqueViolation) {
+                StoreErrorKind::NameTaken.into()
+            } else {
+                StoreError::database(err)
+            }
+        })?;
         Ok(())
     }
 
@@ -384,11 +598,13 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, name: &str, password_hash: &str, now: UnixTime) -> Result<()> {
+        // A unique violation is the exact name's or its key's: both are "exists".
         sqlx::query(
-            "INSERT INTO users (name, password_hash, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?3)",
+            "INSERT INTO users (name, name_key, password_hash, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
         )
         .bind(name)
+        .bind(name_key(name))
         .bind(password_hash)
         .bind(now)
         .execute(&self.writer)
@@ -412,6 +628,19 @@ impl Store for SqliteStore {
         .await
         .map_err(StoreError::database)?;
         Ok(row.map(UserRecord::from))
+    }
+
+    async fn look_alike_user(&self, name: &str) -> Result<Option<String>> {
+        let other = sqlx::query_scalar(
+            "SELECT name FROM users WHERE name_key = ?1 AND name <> ?2
+             AND NOT EXISTS (SELECT 1 FROM users WHERE name = ?2)",
+        )
+        .bind(name_key(name))
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(StoreError::database)?;
+        Ok(other)
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>> {
@@ -568,6 +797,49 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn kick(&self, user: &str, reason: Option<&str>, now: UnixTime) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO operator_actions (action, user, reason, at) VALUES ('kicked', ?1, ?2, ?3)",
+        )
+        .bind(user)
+        .bind(reason)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(StoreError::database)?;
+        Ok(())
+    }
+
+    async fn operator_actions_since(&self, after: i64, limit: u32) -> Result<Vec<OperatorAction>> {
+        let rows: Vec<OperatorActionRow> = sqlx::query_as(
+            "SELECT id, action, user, token_hash, reason, at FROM operator_actions
+             WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(StoreError::database)?;
+        rows.into_iter().map(OperatorAction::try_from).collect()
+    }
+
+    async fn last_operator_action(&self) -> Result<i64> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM operator_actions")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(StoreError::database)?;
+        Ok(last.unwrap_or(0))
+    }
+
+    async fn purge_operator_actions(&self, before: UnixTime) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM operator_actions WHERE at < ?1")
+            .bind(before)
+            .execute(&self.writer)
+            .await
+            .map_err(StoreError::database)?;
+        Ok(done.rows_affected())
+    }
+
     async fn list_sessions(&self, user: Option<&str>) -> Result<Vec<SessionInfo>> {
         let rows: Vec<SessionInfoRow> = sqlx::query_as(
             "SELECT token_hash, user, created_at, expires_at, last_seen, revoked_at
@@ -662,6 +934,140 @@ mod tests {
                 .unwrap();
             assert_eq!(fk, 1);
         }
+    }
+
+    /// A log of `warn` events and above, for the test it is set in.
+    #[derive(Clone, Default)]
+    struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Log {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Log {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    async fn keys(store: &SqliteStore, table: &str) -> Vec<(String, Option<String>)> {
+        sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT name, name_key FROM {table} ORDER BY name"
+        )))
+        .fetch_all(&store.reader)
+        .await
+        .unwrap()
+    }
+
+    /// A database written by the first schema, with look-alike names that were allowed then,
+    /// gets its keys when opened: the oldest of each group holds the key, the later ones keep
+    /// none and keep working, and a warning says how many.
+    #[tokio::test(flavor = "current_thread")]
+    async fn legacy_names_get_keys_at_open_and_later_look_alikes_keep_none() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("p.db");
+        let connect = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let old = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect)
+            .await
+            .unwrap();
+        migrate_with(&old, &migrator_up_to(1)).await.unwrap();
+        for (name, created) in [("Bob", 2), ("bob", 1), ("b\u{43e}b", 3), ("ada", 4)] {
+            sqlx::query(
+                "INSERT INTO users (name, password_hash, created_at, updated_at)
+                 VALUES (?1, '$h', ?2, ?2)",
+            )
+            .bind(name)
+            .bind(created)
+            .execute(&old)
+            .await
+            .unwrap();
+        }
+        for (addr, name, seen) in [("192.0.2.1", "eve", 1), ("192.0.2.2", "EVE", 2)] {
+            sqlx::query(
+                "INSERT INTO names (addr, name, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)",
+            )
+            .bind(addr)
+            .bind(name)
+            .bind(seen)
+            .execute(&old)
+            .await
+            .unwrap();
+        }
+        old.close().await;
+
+        let log = Log::default();
+        let sink = log.clone();
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::WARN)
+                .with_ansi(false)
+                .with_writer(move || sink.clone())
+                .finish(),
+        );
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(
+            store.schema_version().await.unwrap(),
+            Some(store.latest_schema_version())
+        );
+        let bob = name_key("bob");
+        assert_eq!(
+            keys(&store, "users").await,
+            [
+                ("Bob".to_owned(), None),
+                ("ada".to_owned(), Some(name_key("ada"))),
+                ("bob".to_owned(), Some(bob.clone())),
+                ("b\u{43e}b".to_owned(), None),
+            ]
+        );
+        assert_eq!(
+            keys(&store, "names").await,
+            [
+                ("EVE".to_owned(), None),
+                ("eve".to_owned(), Some(name_key("eve"))),
+            ]
+        );
+        let text = log.text();
+        assert!(
+            text.contains("table=\"users\" count=2") && text.contains("table=\"names\" count=1"),
+            "{text}"
+        );
+
+        // The later look-alikes keep working; no new one can be made.
+        assert!(store.user("Bob").await.unwrap().is_some());
+        assert_eq!(
+            store.create_user("BOB", "$h", 5).await.unwrap_err().kind(),
+            StoreErrorKind::UserExists
+        );
+        let second: IpAddr = "192.0.2.2".parse().unwrap();
+        store.remember_name(second, "EVE", 6).await.unwrap();
+        assert_eq!(
+            store
+                .remember_name(second, "Eve", 7)
+                .await
+                .unwrap_err()
+                .kind(),
+            StoreErrorKind::NameTaken,
+            "a legacy look-alike may keep its name, not take another look-alike"
+        );
+
+        // Once the holder is gone, the next open hands its key to the next in line.
+        assert!(store.remove_user("bob").await.unwrap());
+        store.close().await;
+        let store = SqliteStore::open(&path).await.unwrap();
+        let users = keys(&store, "users").await;
+        assert_eq!(users[0], ("Bob".to_owned(), Some(bob)));
+        assert_eq!(users[2], ("b\u{43e}b".to_owned(), None));
     }
 
     #[tokio::test]

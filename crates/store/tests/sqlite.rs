@@ -319,3 +319,86 @@ async fn child_acknowledges_a_write_then_waits_to_be_killed() {
     tokio::time::sleep(TIMEOUT).await;
     drop(store);
 }
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// `path` with `suffix` appended: SQLite's `-wal` and `-shm` files.
+fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// The database holds password hashes: it and its WAL and shared-memory files are readable by
+/// their owner only.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_and_its_wal_files_are_private() {
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path).await;
+    store.create_user("alice", "$h", 1).await.unwrap();
+    assert_eq!(mode(&path), 0o600);
+    for suffix in ["-wal", "-shm"] {
+        let file = companion(&path, suffix);
+        assert!(file.exists(), "{suffix} exists while the store is open");
+        assert_eq!(mode(&file), 0o600, "{suffix}");
+    }
+    store.close().await;
+}
+
+/// A database left readable by others (by an older Porter, or a copy) is made private at open.
+#[cfg(unix)]
+#[tokio::test]
+async fn looser_permissions_are_tightened_at_open() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    open(&path).await.close().await;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let wal = companion(&path, "-wal");
+    std::fs::write(&wal, b"").unwrap();
+    std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o666)).unwrap();
+
+    let store = open(&path).await;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&wal), 0o600);
+    store.create_user("alice", "$h", 1).await.unwrap();
+    assert_eq!(mode(&companion(&path, "-shm")), 0o600);
+    store.close().await;
+}
+
+/// The admin commands open only a database that exists: a missing file is refused with its
+/// absolute path, and nothing is created.
+#[tokio::test]
+async fn open_existing_refuses_a_missing_file_and_creates_nothing() {
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let err = match porter_store::open_existing(&path).await {
+        Ok(_) => panic!("opened a missing database"),
+        Err(err) => err,
+    };
+    assert_eq!(err.kind(), StoreErrorKind::NoDatabase, "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("no database found: {}", path.display())
+    );
+    assert!(!path.exists());
+    for url in [
+        format!("sqlite://{}", path.display()),
+        format!("sqlite:{}", path.display()),
+    ] {
+        let err = porter_store::open_existing(&url).await.err().unwrap();
+        assert_eq!(err.kind(), StoreErrorKind::NoDatabase, "{url}");
+    }
+    assert!(!path.exists());
+
+    open(&path).await.close().await;
+    let store = porter_store::open_existing(&path).await.unwrap();
+    store.create_user("alice", "$h", 1).await.unwrap();
+    store.close().await;
+}

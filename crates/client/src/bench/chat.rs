@@ -281,7 +281,7 @@ async fn receive<R: AsyncRead>(
         let mut lines = 0u64;
         loop {
             match codec.decode(&mut rbuf) {
-                Ok(Some(payload)) if payload.is_empty() => {}
+                Ok(Some(payload)) if payload.is_empty() || is_not_live(&payload) => {}
                 Ok(Some(payload)) => match stamp(&payload) {
                     Some((sender, nanos)) if sender < room.delivered.len() => {
                         let sent_at = room.start + Duration::from_nanos(nanos);
@@ -345,6 +345,14 @@ async fn receive<R: AsyncRead>(
 
 /// The sender index and send time of a delivered line: `None` when the
 /// payload is not a `say` carrying a bench stamp.
+/// A frame the room sends besides the live lines: a join or leave event,
+/// or a line replayed from history (a bench line of an earlier run, whose
+/// stamp would count as a delivery with a meaningless latency). The server
+/// writes `replay` as a say's last field.
+fn is_not_live(payload: &[u8]) -> bool {
+    payload.starts_with(br#"{"type":"event""#) || payload.ends_with(br#","replay":true}"#)
+}
+
 fn stamp(payload: &[u8]) -> Option<(usize, u64)> {
     if !payload.starts_with(br#"{"type":"say""#) {
         return None;

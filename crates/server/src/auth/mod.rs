@@ -7,8 +7,8 @@
 //!
 //! Public, so that the admin commands apply the server's rules rather than
 //! copies of them: the name policy ([`check_user_name`], [`check_chat_name`],
-//! [`MAX_NAME_CHARS`] and [`NameError`], re-exported from the `names`
-//! module) and [`rfc3339`]. The modes themselves are internal.
+//! [`MAX_NAME_CHARS`] and [`NameError`], and [`printable`] for showing names
+//! stored before it, re-exported from the `names` module) and [`rfc3339`]. The modes themselves are internal.
 //!
 //! No SQL here: every read and write goes through the [`porter_store::Store`]
 //! trait, so another backend changes nothing in this module.
@@ -19,7 +19,7 @@ pub(crate) mod session;
 
 use std::net::SocketAddr;
 
-use porter_store::{TokenHash, UnixTime};
+use porter_store::TokenHash;
 use porter_wire::{AuthMode, ServerMessage};
 use tracing::error;
 
@@ -29,7 +29,10 @@ use crate::error::Error;
 use crate::handshake::{Authenticator, Dialog, Ended, Hello, Identity, NoAuth};
 use crate::peer::PeerInfo;
 
-pub use crate::names::{MAX_NAME_CHARS, NameError, check_chat_name, check_user_name};
+pub use crate::clock::rfc3339;
+pub use crate::names::{
+    MAX_NAME_CHARS, NameError, check_chat_name, check_user_name, is_hidden, printable,
+};
 
 pub(crate) use ip::IpAuth;
 pub(crate) use password::PasswordAuth;
@@ -136,27 +139,4 @@ pub(crate) fn server_failed<D: Dialog>(
         text: SERVER_ERROR_TEXT.into(),
     });
     Reason::ServerError
-}
-
-/// Unix seconds as RFC 3339 in UTC (`2026-12-02T08:00:00Z`): how the server
-/// writes `expires_at`, and how the admin commands show dates. A time
-/// outside the calendar's range (years -9999 to 9999; the server's own
-/// dates never are, since the session lifetime is capped) is shown as its
-/// number of seconds.
-pub fn rfc3339(time: UnixTime) -> String {
-    jiff::Timestamp::from_second(time).map_or_else(|_| time.to_string(), |t| t.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
-    }
 }

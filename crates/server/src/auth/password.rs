@@ -25,8 +25,9 @@ use tracing::info;
 
 use super::session::Sessions;
 use super::{MAX_INVALID_ANSWERS, check_user_name, server_failed};
+use crate::clock::Clock;
 use crate::close::Reason;
-use crate::config::{Clock, Config, Registration};
+use crate::config::{Config, Registration};
 use crate::credentials::{PasswordHasher, check_password_policy};
 use crate::error::Error;
 use crate::handshake::{Authenticator, Dialog, Ended, Hello, Identity};
@@ -36,6 +37,12 @@ use crate::throttle::Throttle;
 /// The one text for a failed password, whether the password was wrong or the
 /// user does not exist.
 const BAD_CREDENTIALS_TEXT: &str = "wrong user name or password";
+
+/// The text of `invalid_answer` for a new user name that looks like an
+/// existing user's (`Bob` beside `bob`): names are unique on
+/// `porter_store::name_key`. Only said while registration is open, when
+/// taking the registration path already tells whether a name exists.
+const NAME_TAKEN_TEXT: &str = "that name is taken";
 
 /// The text of `rate_limited`.
 const RATE_LIMITED_TEXT: &str = "too many failed attempts, try again later";
@@ -148,21 +155,23 @@ impl Authenticator for PasswordAuth {
 }
 
 impl PasswordAuth {
-    /// Asks for a user name until one passes the policy, a bounded number of
-    /// times.
+    /// Asks for a user name until one passes the policy (and, while
+    /// registration is open, is not a look-alike of another user's), a
+    /// bounded number of times.
     async fn ask_user<D: Dialog>(&self, dialog: &mut D, peer: SocketAddr) -> Result<String, Ended> {
         for _ in 0..MAX_INVALID_ANSWERS {
             let answer = dialog.ask("user", "User name:", false).await?;
-            match check_user_name(answer.expose()) {
-                Ok(name) => return Ok(name.to_owned()),
-                Err(why) => {
-                    info!(peer = %peer, reason = %why, "user name refused");
-                    dialog.send(&ServerMessage::error(
-                        ErrorCode::InvalidAnswer,
-                        why.to_string(),
-                    ))?;
-                }
-            }
+            let why = match check_user_name(answer.expose()) {
+                Ok(name) if self.registration == Registration::Closed => return Ok(name),
+                Ok(name) => match self.store.look_alike_user(&name).await {
+                    Ok(None) => return Ok(name),
+                    Ok(Some(_)) => NAME_TAKEN_TEXT.to_owned(),
+                    Err(err) => return Err(server_failed(dialog, peer, "look_alike_user", &err)),
+                },
+                Err(why) => why.to_string(),
+            };
+            info!(peer = %peer, reason = %why, "user name refused");
+            dialog.send(&ServerMessage::error(ErrorCode::InvalidAnswer, why))?;
         }
         Err(too_many_invalid_answers(dialog, peer, None))
     }
@@ -178,8 +187,24 @@ impl PasswordAuth {
         known: Known,
     ) -> Result<Identity, Ended> {
         self.check_throttles(dialog, peer, addr, Some(name))?;
+        let user = name.to_owned();
         for attempt in 1..=self.max_attempts {
             let password = dialog.ask("password", "Password:", true).await?;
+            // Reserved right before the verification, so that attempts
+            // parked at the prompt cannot all be verified at once, nor one
+            // succeed while the address or the user is refused.
+            let by_address = match self.by_address.reserve(&addr).await {
+                Ok(attempt) => attempt,
+                Err(_) => return Err(rate_limited(dialog, peer, Some(name))),
+            };
+            let by_user = match self.by_user.reserve(&user).await {
+                Ok(attempt) => attempt,
+                Err(_) => {
+                    // Not verified: the address's attempt did not happen.
+                    by_address.succeed();
+                    return Err(rate_limited(dialog, peer, Some(name)));
+                }
+            };
             let verified = match &known {
                 Known::Hash(hash) => self.hasher.verify(password.expose(), hash).await,
                 Known::Unknown => self.hasher.verify_decoy(password.expose()).await,
@@ -188,21 +213,25 @@ impl PasswordAuth {
             match verified {
                 Ok(true) => {
                     // A user's count is cleared by success, an address's
-                    // is not: an attacker could otherwise launder an
-                    // address by logging in to an account of their own.
-                    self.by_user.record_success(&name.to_owned());
+                    // only loses this attempt: an attacker could otherwise
+                    // launder an address by logging in to an account of
+                    // their own.
+                    by_address.succeed();
+                    by_user.succeed();
+                    self.by_user.record_success(&user);
                     return self
                         .sessions
                         .open(dialog, peer, name, "login ok", "Welcome back")
                         .await;
                 }
                 Ok(false) => {}
-                Err(err) => return Err(server_failed(dialog, peer, "verify", &err)),
+                Err(err) => {
+                    // Not the client's failure.
+                    by_address.succeed();
+                    by_user.succeed();
+                    return Err(server_failed(dialog, peer, "verify", &err));
+                }
             }
-            let now = Instant::now();
-            // Both are counted, whichever refuses first.
-            let address_refused = self.by_address.record_failure(&addr, now);
-            let user_refused = self.by_user.record_failure(&name.to_owned(), now);
             let result = match known {
                 Known::Hash(_) => "bad password",
                 // For the log only: the client is told exactly what a wrong
@@ -210,6 +239,9 @@ impl PasswordAuth {
                 Known::Unknown => "unknown user",
             };
             info!(peer = %peer, user = %name, attempt, result, "authentication");
+            // Both are counted, whichever refuses first.
+            let address_refused = by_address.fail();
+            let user_refused = by_user.fail();
             if address_refused || user_refused {
                 return Err(rate_limited(dialog, peer, Some(name)));
             }
@@ -279,8 +311,9 @@ impl PasswordAuth {
                             self.log_in(dialog, peer, addr, name, Known::Hash(user.password_hash))
                                 .await
                         }
-                        // Created and removed again meanwhile.
-                        Ok(None) => self.log_in(dialog, peer, addr, name, Known::Unknown).await,
+                        // A look-alike was registered meanwhile (or the name
+                        // was, and was removed again): not to be had now.
+                        Ok(None) => Err(name_taken(dialog, peer, name)),
                         Err(err) => Err(server_failed(dialog, peer, "user", &err)),
                     }
                 }
@@ -317,6 +350,20 @@ fn rate_limited<D: Dialog>(dialog: &mut D, peer: SocketAddr, name: Option<&str>)
         RATE_LIMITED_TEXT,
     ));
     Reason::Refused("rate limited")
+}
+
+/// Refuses a registration whose name turned out taken by a look-alike after
+/// its password was asked, and ends the handshake.
+fn name_taken<D: Dialog>(dialog: &mut D, peer: SocketAddr, name: &str) -> Ended {
+    info!(peer = %peer, user = %name, result = "name taken", "authentication");
+    let _ = dialog.send(&ServerMessage::error(
+        ErrorCode::InvalidAnswer,
+        NAME_TAKEN_TEXT,
+    ));
+    let _ = dialog.send(&ServerMessage::Bye {
+        text: NAME_TAKEN_TEXT.into(),
+    });
+    Reason::Refused("name taken")
 }
 
 /// Says `bye` to a client that keeps giving answers the policy refuses.
@@ -419,6 +466,32 @@ mod tests {
         assert!(matches!(&dialog.sent[0], ServerMessage::Session { user, .. } if user == "ada"));
         assert_eq!(dialog.sent[1], greeting("Welcome back", "ada"));
         assert_eq!(store.list_users().await.unwrap().len(), 1);
+    }
+
+    /// Issue 9: `Bob` cannot register beside `bob`; the name is asked again.
+    #[tokio::test]
+    async fn a_look_alike_of_an_existing_user_is_refused_as_taken_and_asked_again() {
+        let (store, auth) = setup().await;
+        store.create_user("bob", "$h", 0).await.unwrap();
+        let mut dialog = Scripted {
+            store: store.clone(),
+            answers: ["Bob", "b\u{43e}b", "rob", "my password", "my password"].into(),
+            asked: Vec::new(),
+            sent: Vec::new(),
+            racer: None,
+        };
+        let identity = auth
+            .authenticate(&mut dialog, &PeerInfo::new(peer()), Hello::default())
+            .await
+            .unwrap();
+        assert_eq!(identity.user, "rob");
+        assert_eq!(
+            dialog.asked,
+            ["user", "user", "user", "new_password", "repeat_password"]
+        );
+        let taken = ServerMessage::error(ErrorCode::InvalidAnswer, NAME_TAKEN_TEXT);
+        assert_eq!(dialog.sent[..2], [taken.clone(), taken]);
+        assert_eq!(store.list_users().await.unwrap().len(), 2);
     }
 
     #[tokio::test]

@@ -11,9 +11,10 @@ use porter_store::{SharedStore, TokenHash, UnixTime, session_id};
 use porter_wire::{ErrorCode, Secret, ServerMessage};
 use tracing::info;
 
-use super::{SERVER_ERROR_TEXT, rfc3339, server_failed};
+use super::{SERVER_ERROR_TEXT, server_failed};
+use crate::clock::Clock;
+use crate::clock::rfc3339;
 use crate::close::Reason;
-use crate::config::Clock;
 use crate::credentials::{new_token, token_hash};
 use crate::handshake::{Dialog, Ended, Identity};
 use crate::names::SERVER_NAME;

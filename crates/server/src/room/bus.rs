@@ -1,11 +1,15 @@
-//! The room's bus: how a line said in the room reaches every instance of
+//! The room's bus: how what is said in the room reaches every instance of
 //! the server that hosts it, in one order.
 //!
-//! A [`Line`] on the bus is protocol-neutral (who, what, and where it came
-//! from), not a frame: another instance, or another transport, encodes it
-//! its own way. Its [`Origin`] names the instance and the member that said
-//! it, so that the sender is left out of the fan-out on its own instance
-//! and only there.
+//! A [`Line`] on the bus is protocol-neutral (who, what, to whom, and where
+//! it came from), not a frame: another instance, or another transport,
+//! encodes it its own way. Its [`Origin`] names the instance and the member
+//! that said it, so that the sender is left out of the fan-out on its own
+//! instance and only there.
+//!
+//! The bus also gives room lines their place: each accepted room line gets
+//! the next `seq` (1, 2, 3, ...) and its `at`, and the bus keeps the last
+//! ones as the room's history, for newcomers.
 //!
 //! [`LocalBus`], the in-process bus, is the default: one instance, and a
 //! line is delivered at once, on the publisher's thread, to the room's
@@ -13,13 +17,16 @@
 //! same trait: it takes the line, and its own task delivers what the broker
 //! orders to each instance's fan-out.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
-use porter_wire::EncodedFrame;
+use porter_store::UnixTime;
+use porter_wire::EventKind;
 
 use super::fanout::Fanout;
+use crate::clock::Clock;
 
 /// Who said a line, across processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,8 +34,8 @@ pub(crate) struct Origin {
     /// The server instance it was said on.
     pub(crate) instance: InstanceId,
     /// The member of that instance's room who said it, or whom it is
-    /// about (a join announcement): left out of the fan-out. `None` when
-    /// every member receives it.
+    /// about (a join): left out of the fan-out. `None` when every member
+    /// receives it.
     pub(crate) member: Option<MemberId>,
 }
 
@@ -67,40 +74,60 @@ impl MemberIds {
     }
 }
 
-/// What kind of line it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LineKind {
-    /// Said by a member: shown on the server's console too.
-    Said,
-    /// Said by the server (its console, an announcement).
-    Server,
+/// What was said, or what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// A line of the room, for everyone: it gets a `seq` and goes into the
+    /// history.
+    Say {
+        /// The name it is shown under.
+        from: Arc<str>,
+        /// What was said.
+        text: Arc<str>,
+        /// Said by a member (shown on the server's console too), not by the
+        /// server itself.
+        by_member: bool,
+    },
+    /// A private line, for the members called `to` alone: no `seq`, no
+    /// history.
+    Private {
+        /// Who said it.
+        from: Arc<str>,
+        /// Who it is for.
+        to: Arc<str>,
+        /// What was said.
+        text: Arc<str>,
+    },
+    /// Someone entered or left.
+    Event {
+        /// What happened.
+        kind: EventKind,
+        /// To whom.
+        user: Arc<str>,
+    },
 }
 
-/// A line said in the room.
-#[derive(Clone)]
+/// What travels on the bus.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Line {
     /// Where it came from; its member, if any, is left out of the fan-out.
     pub(crate) origin: Origin,
-    /// Said by a member, or by the server.
-    pub(crate) kind: LineKind,
-    /// The name it is shown under.
-    pub(crate) from: Arc<str>,
-    /// What was said.
-    pub(crate) text: Arc<str>,
-    /// The line as a `say` frame, encoded once by the instance that said
-    /// it (which had to encode it anyway, to know that it fits). A bus that
-    /// carries lines between processes leaves it behind; the receiving
-    /// instance encodes the line once for all its members.
-    pub(crate) frame: Option<EncodedFrame>,
+    /// What it says.
+    pub(crate) body: Body,
+    /// Its place among the room's lines, given by the bus to [`Body::Say`]
+    /// only.
+    pub(crate) seq: Option<u64>,
+    /// When the bus took it, Unix seconds.
+    pub(crate) at: UnixTime,
 }
 
 impl fmt::Debug for Line {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The text is the participants' business, not the log's.
         f.debug_struct("Line")
             .field("origin", &self.origin)
-            .field("kind", &self.kind)
-            .field("from", &self.from)
-            .field("text", &self.text)
+            .field("seq", &self.seq)
+            .field("at", &self.at)
             .finish_non_exhaustive()
     }
 }
@@ -113,30 +140,72 @@ pub(crate) enum BusError {
     Detached,
 }
 
-/// Carries the room's lines to every instance, in one order.
+/// Carries the room's lines to every instance, in one order, and keeps the
+/// room's recent lines.
 ///
-/// The contract: a line published is delivered at most once to the
-/// [`Fanout`] of every instance attached (the publisher's included), and
-/// every fan-out receives the lines in the same order. `publish` never
-/// waits on a participant and never blocks the reactor: a bus that talks to
-/// a broker queues the line for its own task.
+/// The contract:
+/// - a line published is delivered at most once to the [`Fanout`] of every
+///   instance attached (the publisher's included), and every fan-out
+///   receives the lines in the same order;
+/// - each [`Body::Say`] gets the next `seq`, one more than the last, and
+///   every instance sees the same `seq` for it; every line gets its `at`;
+/// - `publish` never waits on a participant and never blocks the reactor: a
+///   bus that talks to a broker queues the line for its own task.
 pub(crate) trait Bus: Send + Sync + 'static {
     /// Connects this instance's fan-out; called once, when the room is made.
     fn attach(&self, fanout: Fanout);
 
-    /// Takes a line for delivery.
+    /// Takes a line for delivery; `seq` and `at` are the bus's to set.
     ///
     /// # Errors
     /// When the bus cannot take it now; the sender should be told.
     fn publish(&self, line: Line) -> Result<(), BusError>;
+
+    /// Runs `join` with the last `limit` room lines (oldest first), at an
+    /// instant when no line is being delivered: whatever `join` adds to the
+    /// fan-out then receives every later line and none of these twice.
+    fn join_with_recent(&self, limit: usize, join: &mut dyn FnMut(&[Line]));
+
+    /// The names in the room, on every instance, sorted.
+    fn who(&self) -> Vec<String>;
 }
 
 /// The in-process bus: one instance, delivery at once on the publisher's
-/// thread. The order is the order in which publishers take the fan-out's
-/// lock.
-#[derive(Debug, Default)]
+/// thread, under one lock that also orders the lines.
+#[derive(Debug)]
 pub(crate) struct LocalBus {
     fanout: OnceLock<Fanout>,
+    /// "Now" for `at`.
+    clock: Clock,
+    /// How many room lines the history keeps.
+    keep: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The last `seq` given.
+    seq: u64,
+    /// The last `keep` room lines.
+    history: VecDeque<Line>,
+}
+
+impl LocalBus {
+    /// A bus stamping lines with `clock` and keeping the last `keep` room
+    /// lines.
+    pub(crate) fn new(clock: Clock, keep: usize) -> LocalBus {
+        LocalBus {
+            fanout: OnceLock::new(),
+            clock,
+            keep,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every update below leaves the state whole between statements.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Bus for LocalBus {
@@ -144,9 +213,34 @@ impl Bus for LocalBus {
         let _ = self.fanout.set(fanout);
     }
 
-    fn publish(&self, line: Line) -> Result<(), BusError> {
+    fn publish(&self, mut line: Line) -> Result<(), BusError> {
         let fanout = self.fanout.get().ok_or(BusError::Detached)?;
+        let mut state = self.state();
+        line.at = self.clock.now();
+        if matches!(line.body, Body::Say { .. }) {
+            state.seq += 1;
+            line.seq = Some(state.seq);
+        }
+        // Delivered under the lock: the order of `seq` is the order every
+        // member sees.
         fanout.deliver(&line);
+        if line.seq.is_some() && self.keep > 0 {
+            if state.history.len() == self.keep {
+                state.history.pop_front();
+            }
+            state.history.push_back(line);
+        }
         Ok(())
+    }
+
+    fn join_with_recent(&self, limit: usize, join: &mut dyn FnMut(&[Line])) {
+        let mut state = self.state();
+        let recent = state.history.make_contiguous();
+        let start = recent.len().saturating_sub(limit);
+        join(&recent[start..]);
+    }
+
+    fn who(&self) -> Vec<String> {
+        self.fanout.get().map(Fanout::names).unwrap_or_default()
     }
 }

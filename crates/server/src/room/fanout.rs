@@ -1,22 +1,23 @@
 //! One instance's side of the room: who is in it here, and the delivery of
-//! each line that the bus brings to every member but its sender, and to the
-//! server's console.
+//! what the bus brings to the members it is for, and of members' lines to
+//! the server's console.
 //!
 //! [`Fanout`] is a cloneable handle around an `Arc`, holding one outbox per
 //! member in a map behind a plain mutex. Nothing awaits while the lock is
 //! held: sending is a `try_send` into each bounded queue, so a slow member
 //! is disconnected instead of slowing the room. Each line is framed once
-//! and the same bytes are shared by every receiver.
+//! per instance and the same bytes are shared by every receiver.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use porter_wire::{EncodedFrame, FrameCodec};
+use porter_wire::{EncodedFrame, FrameCodec, RoomSay, ServerMessage};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::bus::{InstanceId, Line, LineKind, MemberId};
+use super::bus::{Body, InstanceId, Line, MemberId};
+use crate::clock::rfc3339;
 use crate::console::ConsoleLine;
 use crate::outbox::Outbox;
 
@@ -42,7 +43,7 @@ struct Inner {
 
 #[derive(Debug)]
 struct Member {
-    name: String,
+    name: Arc<str>,
     outbox: Outbox,
 }
 
@@ -73,12 +74,12 @@ impl Fanout {
     }
 
     /// Adds a member; returns how many there are now.
-    pub(crate) fn add(&self, id: MemberId, name: &str, outbox: Outbox) -> usize {
+    pub(crate) fn add(&self, id: MemberId, name: &Arc<str>, outbox: Outbox) -> usize {
         let mut members = self.members();
         members.insert(
             id,
             Member {
-                name: name.to_owned(),
+                name: name.clone(),
                 outbox,
             },
         );
@@ -87,35 +88,89 @@ impl Fanout {
 
     /// Removes a member; returns its name, if it was one, and how many are
     /// left.
-    pub(crate) fn remove(&self, id: MemberId) -> (Option<String>, usize) {
+    pub(crate) fn remove(&self, id: MemberId) -> (Option<Arc<str>>, usize) {
         let mut members = self.members();
         let left = members.remove(&id).map(|member| member.name);
         (left, members.len())
     }
 
-    /// Delivers `line` to every member here but its sender, and a member's
-    /// line to the console; returns how many members it was queued for.
+    /// The members' names here, sorted, each once.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .members()
+            .values()
+            .map(|member| member.name.to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// `line` as the frame its receivers get; `replay` marks a room line
+    /// from history.
+    pub(crate) fn frame(
+        &self,
+        line: &Line,
+        replay: bool,
+    ) -> Result<EncodedFrame, porter_wire::Error> {
+        let at = rfc3339(line.at);
+        match &line.body {
+            Body::Say { from, text, .. } => EncodedFrame::room_say(
+                &self.inner.codec,
+                &RoomSay {
+                    text,
+                    from,
+                    seq: line.seq,
+                    at: Some(&at),
+                    to: None,
+                    replay,
+                },
+            ),
+            Body::Private { from, to, text } => EncodedFrame::room_say(
+                &self.inner.codec,
+                &RoomSay {
+                    text,
+                    from,
+                    seq: None,
+                    at: Some(&at),
+                    to: Some(to),
+                    replay: false,
+                },
+            ),
+            Body::Event { kind, user } => EncodedFrame::message(
+                &self.inner.codec,
+                &ServerMessage::Event {
+                    kind: *kind,
+                    user: user.to_string(),
+                    at,
+                },
+            ),
+        }
+    }
+
+    /// Delivers `line` to the members here it is for (everyone, or the
+    /// private line's recipient) but its sender, and a member's room line
+    /// to the console; returns how many members it was queued for.
     pub(crate) fn deliver(&self, line: &Line) -> usize {
-        let encoded;
-        let frame = match &line.frame {
-            Some(frame) => frame,
-            None => match EncodedFrame::say(&self.inner.codec, &line.text, &line.from) {
-                Ok(frame) => {
-                    encoded = frame;
-                    &encoded
-                }
-                Err(err) => {
-                    warn!(cause = %err, from = %line.from, "line from the bus does not fit in a frame, dropped");
-                    return 0;
-                }
-            },
+        let frame = match self.frame(line, false) {
+            Ok(frame) => frame,
+            Err(err) => {
+                // The publishing instance checked that it fits with any
+                // `seq`; a line from elsewhere with other limits may not.
+                warn!(cause = %err, "line from the bus does not fit in a frame, dropped");
+                return 0;
+            }
         };
         let except = (line.origin.instance == self.inner.instance)
             .then_some(line.origin.member)
             .flatten();
+        let only: Option<&str> = match &line.body {
+            Body::Private { to, .. } => Some(to),
+            _ => None,
+        };
         let mut delivered = 0;
         for (id, member) in self.members().iter() {
-            if Some(*id) == except {
+            if Some(*id) == except || only.is_some_and(|to| to != &*member.name) {
                 continue;
             }
             // A full queue disconnects that member (logged by the outbox);
@@ -124,8 +179,13 @@ impl Fanout {
                 delivered += 1;
             }
         }
-        if line.kind == LineKind::Said {
-            self.to_console(&line.from, &line.text);
+        if let Body::Say {
+            from,
+            text,
+            by_member: true,
+        } = &line.body
+        {
+            self.to_console(from, text);
         }
         delivered
     }

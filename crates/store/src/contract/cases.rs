@@ -101,9 +101,9 @@ pub async fn ipv4_mapped_ipv6_address_is_the_same_machine_as_ipv4<D: TestDatabas
     assert!(store.forget_name(mapped).await.unwrap());
 }
 
-/// A name is created once ([`StoreErrorKind::UserExists`] after), names are case-sensitive,
-/// `set_password` moves `updated_at` only, and users are listed by name.
-pub async fn users_are_created_once_updated_and_listed_case_sensitively<D: TestDatabase>(db: &D) {
+/// A name is created once ([`StoreErrorKind::UserExists`] after), lookups are exact
+/// (case-sensitive), `set_password` moves `updated_at` only, and users are listed by name.
+pub async fn users_are_created_once_updated_and_listed_by_name<D: TestDatabase>(db: &D) {
     let store = db.open().await;
 
     store
@@ -116,7 +116,7 @@ pub async fn users_are_created_once_updated_and_listed_case_sensitively<D: TestD
         .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::UserExists, "{err:?}");
     store
-        .create_user("Alice", "$argon2id$three", 12)
+        .create_user("Bob", "$argon2id$three", 12)
         .await
         .unwrap();
 
@@ -146,7 +146,7 @@ pub async fn users_are_created_once_updated_and_listed_case_sensitively<D: TestD
         .into_iter()
         .map(|u| u.name)
         .collect();
-    assert_eq!(names, ["Alice", "alice"]);
+    assert_eq!(names, ["Bob", "alice"]);
 }
 
 /// [`Store::remove_user`](crate::Store::remove_user) takes the user's sessions with it, and
@@ -445,7 +445,7 @@ pub async fn two_handles_writing_at_once_lose_nothing<D: TestDatabase>(db: &D) {
         for i in 0..50u8 {
             store.create_user(&format!("{prefix}{i}"), "$h", 1).await?;
             store
-                .remember_name(v4(10, 2, prefix.len() as u8, i), prefix, 1)
+                .remember_name(v4(10, 2, prefix.len() as u8, i), &format!("{prefix}{i}"), 1)
                 .await?;
         }
         Ok::<_, StoreError>(())
@@ -463,4 +463,141 @@ pub async fn two_handles_writing_at_once_lose_nothing<D: TestDatabase>(db: &D) {
 
     assert_eq!(server.list_users().await.unwrap().len(), 100);
     assert_eq!(admin.list_names().await.unwrap().len(), 100);
+}
+
+/// Look-alikes of a user name cannot be created ([`StoreErrorKind::UserExists`]), whatever
+/// makes them look alike: case, another script's letter, an invisible character, another
+/// Unicode form of the same letter. Lookups stay exact, [`Store::look_alike_user`] names the
+/// holder, and removing it frees the name.
+///
+/// [`Store::look_alike_user`]: crate::Store::look_alike_user
+pub async fn look_alike_user_names_are_refused_as_user_exists<D: TestDatabase>(db: &D) {
+    let store = db.open().await;
+    store.create_user("bob", "$h", 1).await.unwrap();
+    store.create_user("Ren\u{e9}", "$h", 1).await.unwrap();
+    let look_alikes = [
+        ("Bob", "bob"),
+        ("BOB", "bob"),
+        ("b\u{43e}b", "bob"),         // Cyrillic о
+        ("b\u{200b}ob", "bob"),       // zero-width space
+        ("Rene\u{301}", "Ren\u{e9}"), // NFD of é
+        ("REN\u{c9}", "Ren\u{e9}"),
+    ];
+    for (name, holder) in look_alikes {
+        let err = store.create_user(name, "$h", 2).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::UserExists, "{name:?}: {err:?}");
+        assert_eq!(
+            store.user(name).await.unwrap(),
+            None,
+            "{name:?} is looked up exactly"
+        );
+        assert_eq!(
+            store.look_alike_user(name).await.unwrap().as_deref(),
+            Some(holder),
+            "{name:?}"
+        );
+    }
+    assert_eq!(store.look_alike_user("bob").await.unwrap(), None, "itself");
+    assert_eq!(store.look_alike_user("rob").await.unwrap(), None, "free");
+    assert_eq!(store.list_users().await.unwrap().len(), 2);
+
+    assert!(store.remove_user("bob").await.unwrap());
+    store.create_user("Bob", "$h", 3).await.unwrap();
+    assert_eq!(
+        store.look_alike_user("bob").await.unwrap().as_deref(),
+        Some("Bob")
+    );
+}
+
+/// Two addresses cannot hold look-alike names ([`StoreErrorKind::NameTaken`]); an address
+/// may rename itself to a look-alike of its own name, keep its name on every visit, and its
+/// name is free again once it is forgotten.
+pub async fn look_alike_names_from_two_addresses_are_name_taken<D: TestDatabase>(db: &D) {
+    let store = db.open().await;
+    let one = v4(192, 0, 2, 1);
+    let two = v4(192, 0, 2, 2);
+    store.remember_name(one, "bob", 1).await.unwrap();
+    for name in ["bob", "Bob", "b\u{43e}b", "b\u{2060}ob"] {
+        let err = store.remember_name(two, name, 2).await.unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::NameTaken, "{name:?}: {err:?}");
+    }
+    assert_eq!(
+        store.name_for_addr(two).await.unwrap(),
+        None,
+        "nothing stored"
+    );
+
+    store.remember_name(one, "Bob", 3).await.unwrap();
+    store.remember_name(one, "Bob", 4).await.unwrap();
+    assert_eq!(
+        store.name_for_addr(one).await.unwrap().as_deref(),
+        Some("Bob")
+    );
+    store.remember_name(two, "rob", 5).await.unwrap();
+    let err = store.remember_name(two, "BOB", 6).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::NameTaken, "{err:?}");
+    assert_eq!(
+        store.name_for_addr(two).await.unwrap().as_deref(),
+        Some("rob"),
+        "a refused rename keeps the old name"
+    );
+
+    assert!(store.forget_name(one).await.unwrap());
+    store.remember_name(two, "bob", 7).await.unwrap();
+    // A user and an address are judged apart: the two tables are two namespaces.
+    store.create_user("bob", "$h", 8).await.unwrap();
+}
+
+/// Operator actions ([`Store::operator_actions_since`](crate::Store::operator_actions_since)):
+/// a revoked session, a removed user and a kick are each recorded once, in order, from the
+/// cursor a server takes at start; a revocation that changes nothing records nothing.
+pub async fn operators_revocations_removals_and_kicks_are_recorded_in_order<D: TestDatabase>(
+    db: &D,
+) {
+    use crate::OperatorActionKind::{Kicked, Removed, Revoked};
+    let store = db.open().await;
+    store.create_user("alice", "$h", 0).await.unwrap();
+    store.create_user("bob", "$h", 0).await.unwrap();
+    let (a1, a2, b1) = (hash_of(b"a1"), hash_of(b"a2"), hash_of(b"b1"));
+    for (hash, user) in [(&a1, "alice"), (&a2, "alice"), (&b1, "bob")] {
+        store.create_session(hash, user, 0, 1000).await.unwrap();
+    }
+    let start = store.last_operator_action().await.unwrap();
+
+    assert!(store.revoke_session(&a1, 10).await.unwrap());
+    assert!(!store.revoke_session(&a1, 11).await.unwrap());
+    store.kick("bob", Some("spam"), 12).await.unwrap();
+    assert!(store.remove_user("bob").await.unwrap());
+    assert_eq!(store.revoke_all_sessions(13).await.unwrap(), 1);
+
+    let actions = store.operator_actions_since(start, 100).await.unwrap();
+    let seen: Vec<_> = actions
+        .iter()
+        .map(|a| (a.kind, a.user.as_str(), a.session, a.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Revoked, "alice", Some(a1), None),
+            (Kicked, "bob", None, Some("spam")),
+            (Removed, "bob", None, None),
+            (Revoked, "alice", Some(a2), None),
+        ]
+    );
+    assert!(actions.windows(2).all(|w| w[0].id < w[1].id), "{actions:?}");
+    assert_eq!(actions[0].at, 10);
+    assert_eq!(actions[1].at, 12);
+    assert_eq!(store.last_operator_action().await.unwrap(), actions[3].id);
+    let after_first = store
+        .operator_actions_since(actions[0].id, 2)
+        .await
+        .unwrap();
+    assert_eq!(after_first, actions[1..3]);
+
+    // Purged by age; the cursor of a running server stays valid.
+    assert_eq!(store.purge_operator_actions(12).await.unwrap(), 1);
+    assert_eq!(
+        store.operator_actions_since(start, 100).await.unwrap(),
+        actions[1..]
+    );
 }
