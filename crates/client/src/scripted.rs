@@ -12,9 +12,10 @@
 //! cannot know how many replies to expect. After the end of input it keeps
 //! reading until the first of:
 //!
-//! 1. as many `say` messages have arrived since `ready` as it sent: in echo
-//!    each `say` gets exactly one reply, so a piped echo session ends as soon
-//!    as its last reply is printed, with no waiting at all;
+//! 1. as many `say` messages have arrived since `ready` as it sent, and as
+//!    many `who` answers as it sent `/who`: in echo each `say` gets exactly
+//!    one reply, so a piped echo session ends as soon as its last reply is
+//!    printed, with no waiting at all;
 //! 2. nothing has arrived for [`ScriptedOptions::quiet`] (chat, where no one
 //!    owes us a reply, or a server that answers less than expected);
 //! 3. [`ScriptedOptions::max_wait`] has passed since the end of input, so a
@@ -75,6 +76,16 @@ pub struct Summary {
     pub ended_by_server: bool,
 }
 
+/// What the writer sent, told to the reader at the end of input: the
+/// replies rule 1 waits for.
+#[derive(Debug, Clone, Copy, Default)]
+struct Owed {
+    /// `say` messages sent.
+    says: u64,
+    /// `who` messages sent.
+    whos: u64,
+}
+
 /// Why the reader stopped, told to the writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -107,7 +118,7 @@ where
     E: Write,
 {
     let (reader, writer) = conn.split();
-    let (eof_tx, eof_rx) = oneshot::channel::<u64>();
+    let (eof_tx, eof_rx) = oneshot::channel::<Owed>();
     let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
     let writing = write_lines(writer, input, eof_tx, stop_rx);
     let reading = read_replies(reader, out, &mut *err, eof_rx, stop_tx, options);
@@ -138,7 +149,7 @@ struct Written {
 async fn write_lines<T, I>(
     mut writer: MessageWriter<T>,
     input: I,
-    eof_tx: oneshot::Sender<u64>,
+    eof_tx: oneshot::Sender<Owed>,
     mut stop_rx: oneshot::Receiver<Stop>,
 ) -> Written
 where
@@ -147,6 +158,7 @@ where
 {
     let mut lines = BufReader::new(input).lines();
     let mut sent = 0u64;
+    let mut whos = 0u64;
     let mut line_no = 0u64;
     let mut warnings = Vec::new();
     let mut stop = None;
@@ -183,9 +195,12 @@ where
                         }
                     },
                 };
-                let is_say = matches!(message, ClientMessage::Say { .. });
                 match writer.feed(&message).await {
-                    Ok(()) => sent += u64::from(is_say),
+                    Ok(()) => match message {
+                        ClientMessage::Say { .. } => sent += 1,
+                        ClientMessage::Who => whos += 1,
+                        _ => {}
+                    },
                     Err(Error::Wire(porter_wire::Error::FrameTooLarge { len, max })) => {
                         warnings.push(format!(
                             "line {line_no} not sent: {len} bytes is over the limit of {max}"
@@ -210,7 +225,7 @@ where
         }
     };
     // Tell the reader how many replies to expect. It may already be gone.
-    let _ = eof_tx.send(sent);
+    let _ = eof_tx.send(Owed { says: sent, whos });
     let stop = match stop {
         Some(stop) => stop,
         None => stop_rx.await.unwrap_or(Stop::ServerGone),
@@ -233,7 +248,7 @@ async fn read_replies<T, O, E>(
     mut reader: MessageReader<T>,
     out: &mut O,
     err: &mut E,
-    mut eof_rx: oneshot::Receiver<u64>,
+    mut eof_rx: oneshot::Receiver<Owed>,
     stop_tx: oneshot::Sender<Stop>,
     options: ScriptedOptions,
 ) -> Result<Summary>
@@ -244,7 +259,8 @@ where
 {
     let mut summary = Summary::default();
     // Set when the input has ended: how many replies to expect.
-    let mut expected: Option<u64> = None;
+    let mut expected: Option<Owed> = None;
+    let mut who_answers = 0u64;
     // Whether `eof_rx` may still be polled (a finished oneshot must not be).
     let mut waiting_for_eof = true;
     let quiet = tokio::time::sleep(options.quiet);
@@ -254,7 +270,7 @@ where
     let mut shown = Vec::new();
 
     let outcome: Result<Stop> = loop {
-        if expected.is_some_and(|n| summary.received >= n) {
+        if expected.is_some_and(|owed| summary.received >= owed.says && who_answers >= owed.whos) {
             break Ok(Stop::Finish);
         }
         tokio::select! {
@@ -263,7 +279,7 @@ where
                 // A writer that died without a count has failed: it reports
                 // that itself; stop waiting for replies then.
                 let now = Instant::now();
-                expected = Some(sent.unwrap_or(0));
+                expected = Some(sent.unwrap_or_default());
                 quiet.as_mut().reset(now + options.quiet);
                 deadline = now + options.max_wait;
             }
@@ -277,8 +293,10 @@ where
                     Ok(message) => message,
                     Err(e) => break Err(e),
                 };
-                if matches!(message, Some(ServerMessage::Say { .. })) {
-                    summary.received += 1;
+                match message {
+                    Some(ServerMessage::Say { .. }) => summary.received += 1,
+                    Some(ServerMessage::Who { .. }) => who_answers += 1,
+                    _ => {}
                 }
                 let flow = view.receive(message, jiff::Timestamp::now(), &mut shown);
                 // Notes are printed at once: they explain what comes next.
