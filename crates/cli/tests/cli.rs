@@ -14,7 +14,9 @@ use std::thread;
 use porter_wire::{ClientMessage, ErrorCode, ReadFrameExt, ServerMessage, WriteFrameExt};
 use tempfile::TempDir;
 
-use common::{LIMIT, ServerProcess, connect_to, porter, serve_failing_at_start, welcomed};
+use common::{
+    HOSTILE_TEXTS, LIMIT, ServerProcess, connect_to, porter, serve_failing_at_start, welcomed,
+};
 
 /// A running `porter serve` in its own temporary folder, killed when
 /// dropped.
@@ -575,4 +577,94 @@ fn a_server_busy_error_makes_porter_connect_exit_non_zero() {
         stderr,
         "porter: refused: server at its connection limit, try again later (busy)\n"
     );
+}
+
+/// Issue 9, scripted: what a participant says reaches a piped `porter
+/// connect` escaped, the only control character on its output being the
+/// newline; `/who` works from a pipe too. The client is in the room once the
+/// other participant sees it join (protocol 1.1 events).
+#[test]
+fn piped_connect_prints_hostile_lines_escaped_and_answers_who() {
+    let server = start_server(&["--service", "chat"]);
+    let mut peer = Client::ready(server.addr);
+    let mut child = connect_command_std(&server)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = loop {
+        match peer.recv() {
+            Some(ServerMessage::Event { user, .. }) => break user,
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    };
+    for (raw, _) in HOSTILE_TEXTS {
+        peer.say(raw);
+    }
+    peer.say("the end");
+    let printed = common::lines_of(child.stdout.take().unwrap());
+    let mut stdout = String::new();
+    while !stdout.ends_with("the end\n") {
+        let line = printed.recv_timeout(LIMIT).expect("the peer's lines");
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    // Then ask who is here, and end the input.
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "/who").unwrap();
+    drop(stdin);
+    let output = wait_with_output_bounded(child);
+    assert!(output.status.success(), "{output:?}");
+    while let Ok(line) = printed.recv_timeout(LIMIT) {
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let who = &peer.user;
+    for (raw, escaped) in HOSTILE_TEXTS {
+        if raw.contains('\n') {
+            assert!(
+                stdout.contains(&format!("{who}: line1\n  | bob: fake line\n")),
+                "{stdout:?}"
+            );
+        } else {
+            assert!(
+                stdout.contains(&format!("{who}: {escaped}\n")),
+                "{stdout:?}"
+            );
+        }
+    }
+    for c in stdout.chars() {
+        assert!(
+            c == '\n' || !porter_wire::text::is_escaped(c),
+            "{c:?} in {stdout:?}"
+        );
+    }
+    let mut names = [who.clone(), client];
+    names.sort();
+    assert!(
+        stdout.contains(&format!("in the room (2): {}, {}\n", names[0], names[1])),
+        "{stdout:?}"
+    );
+}
+
+/// The same command as [`connect_command`], as a `std` command to spawn.
+fn connect_command_std(server: &ServerProc) -> std::process::Command {
+    let mut command = connect_to(server.addr.port());
+    command.env("XDG_STATE_HOME", server.dir.path().join("state"));
+    command
+}
+
+/// Waits for `child` at most [`LIMIT`], killing it after.
+fn wait_with_output_bounded(mut child: std::process::Child) -> std::process::Output {
+    let deadline = std::time::Instant::now() + LIMIT;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("porter connect did not finish within {LIMIT:?}");
+        }
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }

@@ -835,3 +835,170 @@ fn chat_commands_events_history_and_revocation_at_a_terminal() {
         ]
     );
 }
+
+/// A raw participant of a real server: its next live `say` from `from`,
+/// as (from, text, to), passing over history, events and the rest.
+fn next_say_from(stream: &mut TcpStream, from: &str) -> (String, String, Option<String>) {
+    loop {
+        match stream.recv_message::<ServerMessage>().unwrap() {
+            Some(ServerMessage::Say {
+                text,
+                from: sender,
+                to,
+                replay: false,
+                ..
+            }) if sender == from => return (sender, text, to),
+            Some(_) => {}
+            None => panic!("closed while waiting for a say from {from}"),
+        }
+    }
+}
+
+fn say_to(stream: &mut TcpStream, text: &str, to: Option<&str>) {
+    stream
+        .send_message(&ClientMessage::Say {
+            text: text.into(),
+            to: to.map(Into::into),
+        })
+        .unwrap();
+}
+
+/// Issue 9, end to end with the real chat server (protocol 1.1): history
+/// and its separator, joins and leaves, /who, /msg both ways, a refused
+/// /msg, and /me.
+#[test]
+fn the_chat_features_work_with_the_real_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = porter(&[
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--service",
+        "chat",
+        "--auth",
+        "none",
+    ]);
+    command.current_dir(dir.path());
+    let server = common::ServerProcess::spawn(command);
+    let port = server.addr.port();
+
+    let (mut ada, ada_name) = raw_participant(port);
+    say_to(&mut ada, "said before you came", None);
+    // Ada's line is in the room once a later participant gets it as
+    // history: the client then joins after it.
+    let (mut probe, _) = raw_participant(port);
+    match probe.recv_message::<ServerMessage>().unwrap() {
+        Some(ServerMessage::Say { text, replay, .. }) => {
+            assert_eq!((text.as_str(), replay), ("said before you came", true));
+        }
+        other => panic!("expected the history, got {other:?}"),
+    }
+    drop(probe);
+
+    let (mut p, _client_dir) = connect_at_terminal(port);
+    let (_, connected) = p.exp_regex(r"connected to \S+ as \S+ \(").unwrap();
+    let me = connected
+        .rsplit(" as ")
+        .next()
+        .unwrap()
+        .trim_end_matches(" (")
+        .to_owned();
+    p.exp_string(&format!("[history] {ada_name}: said before you came"))
+        .unwrap();
+
+    // The client is in the room once its join reaches Ada.
+    loop {
+        match ada.recv_message::<ServerMessage>().unwrap() {
+            Some(ServerMessage::Event { user, .. }) if user == me => break,
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    }
+    say_to(&mut ada, "live now", None);
+    p.exp_string("-- end of history --").unwrap();
+    p.exp_string(&format!("{ada_name}: live now")).unwrap();
+
+    let (mut bob, bob_name) = raw_participant(port);
+    p.exp_string(&format!("--> {bob_name} joined")).unwrap();
+
+    let type_line = |p: &mut PtySession, line: &str| {
+        p.send(&format!("{line}\r")).unwrap();
+        p.flush().unwrap();
+    };
+    type_line(&mut p, "/who");
+    let mut names = [ada_name.as_str(), bob_name.as_str(), me.as_str()];
+    names.sort();
+    p.exp_string(&format!("in the room (3): {}", names.join(", ")))
+        .unwrap();
+
+    type_line(&mut p, &format!("/msg {ada_name} psst"));
+    assert_eq!(
+        next_say_from(&mut ada, &me),
+        (me.clone(), "psst".to_owned(), Some(ada_name.clone()))
+    );
+    say_to(&mut ada, "psst back", Some(&me));
+    p.exp_string(&format!("[private] {ada_name}: psst back"))
+        .unwrap();
+
+    type_line(&mut p, "/msg nobody-here hello");
+    p.exp_regex(r"porter: refused: [^\r\n]*\(unknown_user\)")
+        .unwrap();
+
+    type_line(&mut p, "/me waves");
+    assert_eq!(
+        next_say_from(&mut bob, &me),
+        (me.clone(), "/me waves".to_owned(), None)
+    );
+    say_to(&mut bob, "/me bows", None);
+    p.exp_string(&format!("* {bob_name} bows")).unwrap();
+
+    bob.send_message(&ClientMessage::Bye).unwrap();
+    p.exp_string(&format!("<-- {bob_name} left")).unwrap();
+
+    type_line(&mut p, "/quit");
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&p), Some(0));
+}
+
+/// Issue 9, end to end: an operator's kick (`error{revoked}`, then `bye`)
+/// is one line, and the client exits non-zero.
+#[test]
+fn a_kick_by_an_operator_is_one_line_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = porter(&[
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--service",
+        "chat",
+        "--auth",
+        "ip",
+    ]);
+    command.current_dir(dir.path());
+    let _server = common::ServerProcess::spawn(command);
+    let port = _server.addr.port();
+    let (mut p, _client_dir) = connect_at_terminal_with(port, &["--user", "mallory"], false);
+    p.exp_string("mallory> ").unwrap();
+    let kicked =
+        assert_cmd::Command::from_std(porter(&["kick", "mallory", "--reason", "flooding"]))
+            .arg("--db")
+            .arg(dir.path().join("porter.db"))
+            .write_stdin("")
+            .timeout(common::LIMIT)
+            .output()
+            .unwrap();
+    assert!(kicked.status.success(), "{kicked:?}");
+    let rest = p.exp_eof().unwrap();
+    let told: Vec<&str> = rest
+        .lines()
+        .filter(|line| line.contains("flooding"))
+        .collect();
+    assert_eq!(told.len(), 1, "{rest:?}");
+    assert!(told[0].contains("porter: refused: "), "{rest:?}");
+    assert!(told[0].contains("(revoked)"), "{rest:?}");
+    assert_eq!(exit_code(&p), Some(1));
+}

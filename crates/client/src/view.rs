@@ -12,7 +12,9 @@
 //! 12:34 * ada waves                   an action (/me waves)
 //! 12:35 [private] bob: psst           a line for this client alone
 //! 12:30 [history] eve: earlier        a line replayed from the room's history
-//! 12:35 -- end of history --          after the replayed lines
+//! 12:35 -- end of history --          before the first live line, event
+//!                                     or answer after replayed lines, or
+//!                                     at `recovered`
 //! 12:36 --> carl joined               someone entered the room
 //! 12:37 <-- carl left                 someone left it
 //! 12:38 in the room (2): ada, bob     the answer to /who
@@ -143,6 +145,7 @@ impl View {
                 shown.push(Shown::Line(line));
             }
             ServerMessage::Event { kind, user, at } => {
+                self.end_history(now, shown);
                 let what = match kind {
                     EventKind::Joined => format!("--> {} joined", printable(&user)),
                     EventKind::Left => format!("<-- {} left", printable(&user)),
@@ -154,6 +157,7 @@ impl View {
                 shown.push(Shown::Line(format!("{}{what}", self.stamp(Some(&at), now))));
             }
             ServerMessage::Who { mut users } => {
+                self.end_history(now, shown);
                 users.sort();
                 let names = if users.is_empty() {
                     ": nobody".to_owned()
@@ -370,6 +374,33 @@ mod tests {
                 line("-- end of history --"),
                 line("* ada waves"),
                 line("[private] bob: psst"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_event_after_history_closes_it_first() {
+        let mut old = say("earlier", "eve", None);
+        if let ServerMessage::Say { replay, .. } = &mut old {
+            *replay = true;
+        }
+        let shown = lines(
+            &mut View::new(false),
+            vec![
+                old,
+                ServerMessage::Event {
+                    kind: EventKind::Joined,
+                    user: "carl".into(),
+                    at: "2030-01-02T10:00:00Z".into(),
+                },
+            ],
+        );
+        assert_eq!(
+            shown,
+            [
+                line("[history] eve: earlier"),
+                line("-- end of history --"),
+                line("--> carl joined"),
             ]
         );
     }
