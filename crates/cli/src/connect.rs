@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use porter_client::interactive::{self, TerminalAnswerer};
-use porter_client::jar::{CookieJar, JarTokens};
+use porter_client::jar::{CookieJar, JarTokens, ServerKey};
 use porter_client::scripted::{self, ScriptedOptions};
 use porter_client::{
     ConnectOptions, Connection, Connector, DEFAULT_CONNECT_TIMEOUT, ScriptedAnswers,
@@ -41,7 +41,8 @@ const PASSWORD_IDS: [&str; 3] = ["password", "new_password", "repeat_password"];
 #[command(
     after_help = "Environment: PORTER_PASSWORD answers the server's password questions \
     (log in, or register with it); its value is never shown. Session tokens are kept per \
-    host:port in $XDG_STATE_HOME/porter/tokens.json (mode 0600)."
+    host:port in $XDG_STATE_HOME/porter/tokens.json (mode 0600); every loopback host \
+    (localhost, 127.0.0.1, ::1) counts as one."
 )]
 pub struct ConnectArgs {
     /// Server to connect to: an IP address or a host name [default:
@@ -102,13 +103,13 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
     )?;
     let password = read_password(args.password_file.as_deref())?;
     let answers = preset_answers(args.user.as_deref(), password);
-    let server = jar_key(&host, port);
+    let server = ServerKey::new(&host, port);
     let jar = match CookieJar::default_location() {
-        Ok(jar) => JarTokens::open(jar, &server),
+        Ok(jar) => JarTokens::open(jar, server.clone()),
         Err(why) if args.logout => {
             return Err(why).context("cannot find the session token to log out");
         }
-        Err(why) => JarTokens::unavailable(&server, why),
+        Err(why) => JarTokens::unavailable(server.clone(), why),
     };
     if args.logout && !jar.has_token() {
         report_jar_warnings(&mut { jar });
@@ -135,16 +136,6 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
     });
     runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
     result
-}
-
-/// The key of a server in the cookie jar: `host:port` as the user gave
-/// them, with an IPv6 address in brackets.
-fn jar_key(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 /// The password from `--password-file` (its first line) or
@@ -235,7 +226,7 @@ async fn converse_scripted(
 /// for `bye`, forget the token. Nothing is asked: logging in only to log
 /// out makes no sense, so a refused token just leaves the jar empty.
 async fn logout(connector: &impl Connector, mut jar: JarTokens) -> anyhow::Result<()> {
-    let server = jar.server().to_owned();
+    let server = jar.server().clone();
     let stream = porter_client::connect(connector).await?;
     let mut conn = Connection::new(stream);
     let mut nothing = ScriptedAnswers::new();
@@ -263,17 +254,5 @@ async fn logout(connector: &impl Connector, mut jar: JarTokens) -> anyhow::Resul
 fn report_jar_warnings(jar: &mut JarTokens) {
     for warning in jar.take_warnings() {
         eprintln!("porter: warning: {:#}", anyhow::Error::from(warning));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jar_keys_are_host_and_port_as_given() {
-        assert_eq!(jar_key("localhost", 9090), "localhost:9090");
-        assert_eq!(jar_key("127.0.0.1", 1), "127.0.0.1:1");
-        assert_eq!(jar_key("::1", 9090), "[::1]:9090");
     }
 }

@@ -668,3 +668,43 @@ fn wait_with_output_bounded(mut child: std::process::Child) -> std::process::Out
     }
     child.wait_with_output().unwrap()
 }
+
+/// Issue 9: the cookie jar kept `localhost` and `127.0.0.1` apart, so a
+/// session opened through one asked for the password again through the
+/// other.
+#[test]
+fn a_session_opened_through_localhost_resumes_through_127_0_0_1() {
+    let server = start_server(&[
+        "--service",
+        "echo",
+        "--auth",
+        "password",
+        "--argon2-memory-kib",
+        "64",
+        "--argon2-iterations",
+        "1",
+    ]);
+    let port = server.addr.port().to_string();
+    let state = server.dir.path().join("state");
+    let run = |host: &str, password: Option<&str>| {
+        let mut command = assert_cmd::Command::from_std(porter(&[
+            "connect", "--host", host, "--port", &port, "--user", "ada",
+        ]));
+        command
+            .env("XDG_STATE_HOME", &state)
+            .write_stdin("hi\n")
+            .timeout(LIMIT);
+        if let Some(password) = password {
+            command.env("PORTER_PASSWORD", password);
+        }
+        command.output().unwrap()
+    };
+    let registered = run("localhost", Some("correct horse battery"));
+    assert!(registered.status.success(), "{registered:?}");
+    // No password this time: only the token can log in.
+    let resumed = run("127.0.0.1", None);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(stderr.contains("Welcome back, ada"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&resumed.stdout), "server: hi\n");
+}
