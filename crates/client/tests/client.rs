@@ -973,3 +973,39 @@ async fn a_line_said_during_a_question_is_shown_and_the_question_asked_again() {
         }]
     );
 }
+
+/// Issue 9: a refusal the handshake went on after is shown when it arrives
+/// and not told again when the server then ends the handshake: the last
+/// wrong password, then `bye`.
+#[tokio::test]
+async fn a_refusal_shown_during_the_handshake_is_not_repeated_by_its_ending() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::Password).await;
+        peer.error(ErrorCode::BadCredentials, "wrong user or password")
+            .await;
+        peer.bye("too many failed attempts").await;
+    })
+    .await;
+    let mut recorder = Recorder::default();
+    let (_conn, err) = handshake_err(addr, &mut recorder, &mut NoTokens).await;
+    assert_eq!(
+        recorder.notices,
+        [Notice::Error(porter_client::ServerError {
+            code: ErrorCode::BadCredentials,
+            text: "wrong user or password".into()
+        })]
+    );
+    assert_eq!(
+        recorder.notices[0].line(),
+        "refused: wrong user or password (bad_credentials)"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the server ended the conversation: too many failed attempts"
+    );
+    // Programs still see what the server said last.
+    assert_eq!(
+        err.server_error().map(|e| e.code),
+        Some(ErrorCode::BadCredentials)
+    );
+}
