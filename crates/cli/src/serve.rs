@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use porter_client::view::CONTINUATION;
 use porter_server::{
     AuthMode, Config, Console, ConsoleLine, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY,
     DEFAULT_MAX_AUTH_ATTEMPTS, DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS,
@@ -44,9 +45,6 @@ const CONSOLE_INPUT_QUEUE: usize = 64;
 const CONSOLE_OUTPUT_QUEUE: usize = 1024;
 /// The console's prompt.
 const CONSOLE_PROMPT: &str = "server> ";
-/// What starts each line of a multi-line chat text after the first, as in
-/// `porter connect`.
-const CONTINUATION: &str = "  | ";
 
 /// Options of `porter serve`.
 #[derive(Debug, Args)]
