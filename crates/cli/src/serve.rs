@@ -17,11 +17,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use porter_client::view::CONTINUATION;
+use porter_server::throttle::ThrottlePolicy;
 use porter_server::{
-    AuthMode, Config, Console, ConsoleLine, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY,
-    DEFAULT_MAX_AUTH_ATTEMPTS, DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_FRAME_LEN, DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES,
-    DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
+    AuthMode, Config, Console, ConsoleLine, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_HISTORY, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS,
+    DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
+    DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_MAX_STARTUPS,
+    DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN,
+    DEFAULT_SEND_BUFFER, DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
 };
 use porter_wire::text::{printable, printable_lines};
 use rustyline_async::{Readline, ReadlineEvent, SharedWriter};
@@ -81,9 +84,36 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
 
+    /// Handshakes in progress at once; past half of it newcomers are dropped
+    /// at random, more often as it fills (at most --max-connections counts)
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_STARTUPS)]
+    max_startups: usize,
+
+    /// Connections from one IP address at once; 0 for no cap
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PER_ADDRESS)]
+    max_per_address: usize,
+
+    /// Live connections of one user at once; 0 for no cap
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SESSIONS_PER_USER)]
+    max_sessions_per_user: usize,
+
+    /// Bytes the system may buffer on the way out to one client
+    /// (SO_SNDBUF); 0 for the system's autotuning
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SEND_BUFFER)]
+    send_buffer: usize,
+
     /// Seconds a client has from connecting to `ready`
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
     handshake_timeout: u64,
+
+    /// Seconds a logged-in client may send nothing (keep-alives count)
+    /// before it is closed; 0 for never
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
+    idle_timeout: u64,
+
+    /// Seconds a frame may take to arrive once its first byte has
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_FRAME_TIMEOUT.as_secs())]
+    frame_timeout: u64,
 
     /// Largest frame payload accepted, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME_LEN)]
@@ -121,6 +151,11 @@ pub struct ServeArgs {
     /// Whether unknown user names may register themselves
     #[arg(long, value_parser = modes::registration(), default_value_t = Registration::Open)]
     registration: Registration,
+
+    /// With open registration: new accounts per client address per hour;
+    /// 0 for no limit
+    #[arg(long, value_name = "N", default_value_t = ThrottlePolicy::REGISTRATIONS.allowed_failures)]
+    max_registrations_per_hour: u32,
 
     /// How long a session token logs its user in: a number with a unit,
     /// s, m, h or d (`90s`, `30m`, `12h`, `7d`); 0 makes tokens that are
@@ -160,13 +195,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         service: args.service,
         auth,
         registration: args.registration,
+        registrations_per_address: (args.max_registrations_per_hour > 0)
+            .then(|| ThrottlePolicy::registrations_per_hour(args.max_registrations_per_hour)),
         session_ttl: args.session_ttl,
         max_auth_attempts: args.max_auth_attempts,
         pre_login_max_frame_len: args.pre_login_max_frame_len,
         hash_cost: args.hash_cost.cost(),
         max_concurrent_hashes: args.max_concurrent_hashes,
         max_connections: args.max_connections,
+        max_startups: args.max_startups,
+        max_per_address: args.max_per_address,
+        max_sessions_per_user: args.max_sessions_per_user,
+        send_buffer: args.send_buffer,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        frame_timeout: Duration::from_secs(args.frame_timeout),
         max_frame_len: args.max_frame_len,
         outgoing_queue: args.queue_len,
         history: args.history,

@@ -17,17 +17,19 @@ const CHEAP: [&str; 4] = ["--argon2-memory-kib", "64", "--argon2-iterations", "1
 /// A password that passes the policy.
 const PASSWORD: &str = "correct horse battery";
 
+/// `porter serve --service echo ARGS` in `dir`, cheap Argon2.
 fn start(dir: &Path, args: &[&str]) -> Server {
-    let mut command = porter(&[
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--service",
-        "echo",
-    ]);
-    command.args(CHEAP).args(args).current_dir(dir);
+    start_service(dir, "echo", args)
+}
+
+/// `porter serve --service SERVICE ARGS` in `dir`, cheap Argon2.
+fn start_service(dir: &Path, service: &str, args: &[&str]) -> Server {
+    let mut command = porter(&["serve", "--host", "127.0.0.1", "--port", "0"]);
+    command
+        .args(["--service", service])
+        .args(CHEAP)
+        .args(args)
+        .current_dir(dir);
     Server::spawn(command)
 }
 
@@ -130,4 +132,249 @@ fn parked_guesses_are_verified_at_most_up_to_the_allowance_and_none_logs_in_whil
             );
         }
     }
+}
+
+/// A raw client past `ready` on a server with `auth none`.
+fn ready_raw(server: &Server) -> Raw {
+    let mut raw = Raw::hello(server.addr, None);
+    loop {
+        match raw.recv() {
+            Some(ServerMessage::Ready { .. }) => return raw,
+            Some(_) => {}
+            None => panic!("closed before ready"),
+        }
+    }
+}
+
+/// The error the server closes with, after any other frame.
+#[track_caller]
+fn closing_error(raw: &mut Raw) -> (ErrorCode, String) {
+    loop {
+        match raw.recv() {
+            Some(ServerMessage::Error { code, text }) => {
+                assert!(raw.recv().is_none(), "still open after {code}");
+                return (code, text);
+            }
+            Some(_) => {}
+            None => panic!("closed without an error"),
+        }
+    }
+}
+
+#[test]
+fn a_frame_started_and_never_finished_is_cut_at_the_frame_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--auth", "none", "--frame-timeout", "1"]);
+    let mut raw = ready_raw(&server);
+    // Half a header, then silence: before this limit, held forever.
+    raw.send_raw(&[0, 0]);
+    let (code, text) = closing_error(&mut raw);
+    assert_eq!(code, ErrorCode::Timeout);
+    assert!(text.contains("frame"), "{text}");
+}
+
+#[test]
+fn a_logged_in_client_that_stays_silent_is_closed_at_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--auth", "none", "--idle-timeout", "1"]);
+    let mut raw = ready_raw(&server);
+    let (code, text) = closing_error(&mut raw);
+    assert_eq!(code, ErrorCode::Timeout);
+    assert!(text.contains("idle"), "{text}");
+}
+
+#[test]
+fn one_address_cannot_hold_every_slot_with_connections_that_never_say_hello() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &[
+            "--auth",
+            "none",
+            "--max-connections",
+            "8",
+            "--max-per-address",
+            "3",
+        ],
+    );
+    // The squatter: three connections that never say hello hold all its
+    // address may hold; the fourth is refused at once.
+    let _squatting: Vec<Raw> = (0..3).map(|_| Raw::open(server.addr)).collect();
+    let mut fourth = Raw::open(server.addr);
+    match fourth.recv() {
+        Some(ServerMessage::Error { code, text }) => {
+            assert_eq!(code, ErrorCode::Busy);
+            assert!(text.contains("address"), "{text}");
+        }
+        other => panic!("expected busy, got {other:?}"),
+    }
+    // Someone else, from another address, is served.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into())
+        .unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut other = Raw {
+        stream: socket.into(),
+    };
+    other.stream.set_read_timeout(Some(LIMIT)).unwrap();
+    other.send(&porter_wire::ClientMessage::Hello {
+        client: None,
+        token: None,
+        since: None,
+    });
+    loop {
+        match other.recv() {
+            Some(ServerMessage::Ready { user }) => break assert!(user.starts_with("127.0.0.2:")),
+            Some(ServerMessage::Welcome { .. }) => {}
+            other => panic!("expected ready, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn one_user_cannot_hold_every_slot_by_resuming_a_token_over_and_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--max-sessions-per-user", "4"]);
+    let mut first = Raw::hello(server.addr, None);
+    first.answer_ask("user", "squatter");
+    first.answer_ask("new_password", PASSWORD);
+    first.answer_ask("repeat_password", PASSWORD);
+    let token = loop {
+        match first.recv() {
+            Some(ServerMessage::Session { token, .. }) => break token.expose().to_owned(),
+            Some(_) => {}
+            None => panic!("closed before the session"),
+        }
+    };
+    let mut resumed = vec![first];
+    let mut refused = 0;
+    for _ in 0..10 {
+        let mut raw = Raw::hello(server.addr, Some(&token));
+        loop {
+            match raw.recv() {
+                Some(ServerMessage::Ready { .. }) => {
+                    resumed.push(raw);
+                    break;
+                }
+                Some(ServerMessage::Error {
+                    code: ErrorCode::Busy,
+                    ..
+                }) => {
+                    refused += 1;
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("closed without ready or busy"),
+            }
+        }
+    }
+    assert_eq!(resumed.len(), 4, "live connections of one user");
+    assert_eq!(refused, 7);
+}
+
+#[test]
+fn a_participant_that_never_reads_is_cut_by_the_queue_not_after_megabytes_of_kernel_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_service(
+        dir.path(),
+        "chat",
+        &["--auth", "none", "--queue-len", "64", "--history", "0"],
+    );
+    // The non-reader keeps its own receive buffer small, so that what it
+    // holds is the server's doing.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut sleeper = Raw {
+        stream: socket.into(),
+    };
+    sleeper.stream.set_read_timeout(Some(LIMIT)).unwrap();
+    sleeper.send(&porter_wire::ClientMessage::Hello {
+        client: None,
+        token: None,
+        since: None,
+    });
+    let sleeper_name = loop {
+        match sleeper.recv() {
+            Some(ServerMessage::Ready { user }) => break user,
+            Some(_) => {}
+            None => panic!("closed before ready"),
+        }
+    };
+    let mut talker = ready_raw(&server);
+    // 10,000 lines of about 150 bytes: 1.5 MB, less than the kernel's own
+    // autotuned send buffer can grow to (4 MiB), far more than the bounded
+    // one and the sleeper's receive buffer plus the 64-frame queue hold.
+    let line = "x".repeat(100);
+    for _ in 0..10_000 {
+        talker.send(&porter_wire::ClientMessage::Say {
+            text: line.clone(),
+            to: None,
+        });
+    }
+    // The server tells the room the sleeper left: it was cut.
+    loop {
+        match talker.recv() {
+            Some(ServerMessage::Event { kind, user, .. })
+                if kind == porter_wire::EventKind::Left && user == sleeper_name =>
+            {
+                break;
+            }
+            Some(_) => {}
+            None => panic!("the talker was closed"),
+        }
+    }
+    drop(sleeper);
+}
+
+#[test]
+fn one_address_makes_at_most_the_allowed_accounts_an_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--max-registrations-per-hour", "2"]);
+    let register = |user: &str| {
+        let mut raw = Raw::hello(server.addr, None);
+        raw.answer_ask("user", user);
+        raw.answer_ask("new_password", PASSWORD);
+        raw.answer_ask("repeat_password", PASSWORD);
+        loop {
+            match raw.recv() {
+                Some(ServerMessage::Ready { .. }) => return Ok(()),
+                Some(ServerMessage::Error { code, text }) => return Err((code, text)),
+                Some(_) => {}
+                None => panic!("closed without ready or error"),
+            }
+        }
+    };
+    register("first").unwrap();
+    register("second").unwrap();
+    let (code, text) = register("third").unwrap_err();
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert!(text.contains("new accounts"), "{text}");
+}
+
+#[test]
+fn invalid_tokens_count_like_failed_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]);
+    // The address allowance is 10: ten invalid tokens, then refused.
+    let mut refused = None;
+    for attempt in 1..=12 {
+        let token = format!("{attempt:0>43}");
+        let mut raw = Raw::hello(server.addr, Some(&token));
+        assert_eq!(raw.expect_error(), ErrorCode::SessionInvalid);
+        // Then the login goes on (`ask user`), or the address is refused.
+        match raw.recv() {
+            Some(ServerMessage::Ask { .. }) => {}
+            Some(ServerMessage::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }) => {
+                refused = Some(attempt);
+                break;
+            }
+            other => panic!("expected ask or rate_limited, got {other:?}"),
+        }
+    }
+    assert!(matches!(refused, Some(10 | 11)), "refused at {refused:?}");
 }

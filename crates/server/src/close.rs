@@ -30,6 +30,10 @@ pub(crate) enum Reason {
     QueueFull,
     /// The handshake (the upgrade included) took too long.
     Timeout,
+    /// A ready client sent nothing for longer than the idle timeout.
+    Idle,
+    /// A frame took longer than the frame timeout to arrive whole.
+    SlowFrame,
     /// The transport upgrade (a TLS handshake, say) failed.
     Upgrade(String),
     /// The server is shutting down.
@@ -59,6 +63,8 @@ impl fmt::Display for Reason {
             Reason::QueueFull => f.write_str("outgoing queue full"),
             Reason::Timeout => f.write_str("handshake timeout"),
             Reason::Upgrade(cause) => write!(f, "upgrade failed: {cause}"),
+            Reason::Idle => f.write_str("idle timeout"),
+            Reason::SlowFrame => f.write_str("frame timeout"),
             Reason::Shutdown => f.write_str("shutdown"),
             Reason::Logout => f.write_str("logged out"),
             Reason::Operator(why) => write!(f, "ended by an operator: {why}"),

@@ -28,6 +28,35 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = porter_wire::DEFAULT_MAX_FRAME_LEN;
 /// would fit reliably.
 pub const MIN_MAX_FRAME_LEN: usize = 256;
 
+/// Handshakes in progress at once, as sshd's `MaxStartups`: beyond half of
+/// it newcomers are dropped at random, more often as it fills. Strangers
+/// who never finish logging in cannot take every slot.
+pub const DEFAULT_MAX_STARTUPS: usize = 256;
+
+/// Connections from one address at once: one machine cannot hold the
+/// server. Generous, for people behind one NAT; 0 turns it off.
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 128;
+
+/// Live connections of one user at once: one account cannot hold every
+/// slot by resuming its token over and over. 0 turns it off.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 32;
+
+/// Bytes the system may buffer on the way out to one client (`SO_SNDBUF`;
+/// Linux doubles it for its bookkeeping). Without a bound the kernel grows
+/// it to megabytes for a client that does not read, long before the
+/// outgoing queue notices; 64 KiB keeps a busy client fed. 0 leaves the
+/// system's autotuning.
+pub const DEFAULT_SEND_BUFFER: usize = 64 * 1024;
+
+/// How long a ready client may send nothing (not even a keep-alive) before
+/// it is closed: generous for people, and the end of a squatter that logs
+/// in and holds its slot idle. Zero turns it off.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// How long a frame may take to arrive once its first byte has: a client
+/// that dribbles a frame a byte at a time holds its slot this long at most.
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Frames waiting to be written to one client. A client that does not read
 /// fills it and is disconnected, so memory per client stays bounded and a
 /// slow reader never holds up the others.
@@ -143,12 +172,28 @@ pub struct Config {
     /// Failed logins counted per user name; [`ThrottlePolicy::PER_USER`] by
     /// default.
     pub throttle_per_user: ThrottlePolicy,
+    /// New accounts per client address (`password` mode, open
+    /// registration); [`ThrottlePolicy::REGISTRATIONS`] by default, `None`
+    /// for no limit.
+    pub registrations_per_address: Option<ThrottlePolicy>,
     /// "Now" for sessions and names; the system clock by default.
     pub clock: Clock,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// See [`DEFAULT_MAX_STARTUPS`]; at most `max_connections` applies.
+    pub max_startups: usize,
+    /// See [`DEFAULT_MAX_PER_ADDRESS`]; zero for no cap.
+    pub max_per_address: usize,
+    /// See [`DEFAULT_MAX_SESSIONS_PER_USER`]; zero for no cap.
+    pub max_sessions_per_user: usize,
+    /// See [`DEFAULT_SEND_BUFFER`]; zero for the system's default.
+    pub send_buffer: usize,
     /// See [`DEFAULT_HANDSHAKE_TIMEOUT`].
     pub handshake_timeout: Duration,
+    /// See [`DEFAULT_IDLE_TIMEOUT`]; zero for none.
+    pub idle_timeout: Duration,
+    /// See [`DEFAULT_FRAME_TIMEOUT`].
+    pub frame_timeout: Duration,
     /// Largest frame payload accepted and sent; see [`DEFAULT_MAX_FRAME_LEN`].
     pub max_frame_len: usize,
     /// See [`DEFAULT_OUTGOING_QUEUE`].
@@ -179,9 +224,16 @@ impl Default for Config {
             max_concurrent_hashes: DEFAULT_MAX_CONCURRENT_HASHES,
             throttle_per_address: ThrottlePolicy::PER_ADDRESS,
             throttle_per_user: ThrottlePolicy::PER_USER,
+            registrations_per_address: Some(ThrottlePolicy::REGISTRATIONS),
             clock: Clock::system(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_startups: DEFAULT_MAX_STARTUPS,
+            max_per_address: DEFAULT_MAX_PER_ADDRESS,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            send_buffer: DEFAULT_SEND_BUFFER,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            frame_timeout: DEFAULT_FRAME_TIMEOUT,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             outgoing_queue: DEFAULT_OUTGOING_QUEUE,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -206,9 +258,16 @@ impl fmt::Debug for Config {
             .field("max_concurrent_hashes", &self.max_concurrent_hashes)
             .field("throttle_per_address", &self.throttle_per_address)
             .field("throttle_per_user", &self.throttle_per_user)
+            .field("registrations_per_address", &self.registrations_per_address)
             .field("clock", &self.clock)
             .field("max_connections", &self.max_connections)
+            .field("max_startups", &self.max_startups)
+            .field("max_per_address", &self.max_per_address)
+            .field("max_sessions_per_user", &self.max_sessions_per_user)
+            .field("send_buffer", &self.send_buffer)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("frame_timeout", &self.frame_timeout)
             .field("max_frame_len", &self.max_frame_len)
             .field("outgoing_queue", &self.outgoing_queue)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -276,6 +335,9 @@ impl Config {
                 format!("must be at most {}", tokio::sync::Semaphore::MAX_PERMITS),
             );
         }
+        if self.max_startups == 0 {
+            return invalid("max_startups", "must be at least 1".into());
+        }
         if self.outgoing_queue == 0 {
             return invalid("outgoing_queue", "must be at least 1".into());
         }
@@ -296,6 +358,9 @@ impl Config {
         }
         if self.handshake_timeout.is_zero() {
             return invalid("handshake_timeout", "must be longer than zero".into());
+        }
+        if self.frame_timeout.is_zero() {
+            return invalid("frame_timeout", "must be longer than zero".into());
         }
         Ok(())
     }

@@ -33,6 +33,8 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use bytes::{Buf, BytesMut};
 use porter_wire::{EncodedFrame, FrameCodec, ServerMessage};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -83,6 +85,11 @@ pub(crate) struct Connection<S> {
     closer: Closer,
     /// For the log.
     peer: SocketAddr,
+    /// When bytes last arrived from the client: idleness is measured from it.
+    last_read: Instant,
+    /// When the first byte of a frame not yet complete arrived, if one is in
+    /// the read buffer: a frame must not take forever to arrive.
+    partial_since: Option<Instant>,
 }
 
 impl<S> Connection<S>
@@ -111,7 +118,19 @@ where
             backlog: backlog.max(1),
             closer,
             peer,
+            last_read: Instant::now(),
+            partial_since: None,
         }
+    }
+
+    /// When bytes last arrived from the client.
+    pub(crate) fn last_read(&self) -> Instant {
+        self.last_read
+    }
+
+    /// Since when a frame has been arriving, if one is incomplete.
+    pub(crate) fn partial_since(&self) -> Option<Instant> {
+        self.partial_since
     }
 
     /// The next frame's payload; `Ok(None)` when the client closed cleanly
@@ -121,7 +140,11 @@ where
     pub(crate) async fn read_frame(&mut self) -> Result<Option<BytesMut>, porter_wire::Error> {
         loop {
             if let Some(frame) = self.decoder.decode(&mut self.read_buf)? {
+                self.partial_since = None;
                 return Ok(Some(frame));
+            }
+            if !self.read_buf.is_empty() && self.partial_since.is_none() {
+                self.partial_since = Some(Instant::now());
             }
             self.flush().await?;
             if !self.fill().await? {
@@ -141,6 +164,7 @@ where
                 biased;
                 r = self.stream.read_buf(&mut self.read_buf) => {
                     let n = r?;
+                    self.last_read = Instant::now();
                     if n == asked {
                         self.read_hint = (self.read_hint * 2).min(MAX_READ);
                     }

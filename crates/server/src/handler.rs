@@ -18,12 +18,13 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::admission::{AddressSlot, Admitted};
 use crate::auth::Auth;
 use crate::close::{Closer, Reason};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::handshake::{Authenticator, Identity, handshake};
-use crate::live::{Dismissal, Live};
+use crate::live::{Dismissal, Live, LiveEntry};
 use crate::outbox::{self, Outbox};
 use crate::peer::PeerInfo;
 use crate::protocol::Client;
@@ -94,14 +95,15 @@ impl Shared {
 }
 
 /// Serves one accepted connection from `peer`: upgrades `stream` with
-/// `upgrade`, then runs a [`Handler`] on it. `permit` is its slot under
-/// `max_connections`, released when this returns.
+/// `upgrade`, then runs a [`Handler`] on it. `slots` are its slot under
+/// `max_connections`, released when this returns, and what admission gave
+/// it (its handshake's slot, released at `ready`, and its address's).
 pub(crate) async fn serve<S, U>(
     stream: S,
     mut peer: PeerInfo,
     shared: Arc<Shared>,
     upgrade: Arc<U>,
-    permit: OwnedSemaphorePermit,
+    slots: (OwnedSemaphorePermit, Admitted),
 ) where
     S: Stream,
     U: Upgrade<S>,
@@ -127,7 +129,8 @@ pub(crate) async fn serve<S, U>(
             return;
         }
     };
-    Handler::new(stream, peer, shared, closer)
+    let (permit, admitted) = slots;
+    Handler::new(stream, peer, shared, closer, admitted)
         .run(deadline)
         .await;
     drop(permit);
@@ -142,6 +145,13 @@ pub(crate) struct Handler<S> {
     outbox: Outbox,
     /// The limits, the service, the auth mode and the shutdown signals.
     shared: Arc<Shared>,
+    /// Its handshake's slot until `ready`, then `None`.
+    startup: Option<OwnedSemaphorePermit>,
+    /// Its place in its address's count, for as long as it lives.
+    _address: Option<AddressSlot>,
+    /// Its place among the live connections once identified, and the
+    /// signal an operator ends it with.
+    live: Option<(LiveEntry, Dismissal)>,
 }
 
 /// How a connection's conversation ended.
@@ -159,12 +169,14 @@ impl Ending {
 }
 
 impl<S: Stream> Handler<S> {
-    /// A handler for `stream` from `peer`, ended by `closer`.
+    /// A handler for `stream` from `peer`, ended by `closer`, holding what
+    /// admission gave it.
     pub(crate) fn new(
         stream: S,
         peer: PeerInfo,
         shared: Arc<Shared>,
         closer: Closer,
+        admitted: Admitted,
     ) -> Handler<S> {
         let queue = shared.config.outgoing_queue;
         let (outbox, inbox) = outbox::channel(queue, closer.clone(), peer.addr);
@@ -182,6 +194,9 @@ impl<S: Stream> Handler<S> {
             client: Client::new(conn, peer, closer),
             outbox,
             shared,
+            startup: Some(admitted.startup),
+            _address: admitted.address,
+            live: None,
         }
     }
 
@@ -197,6 +212,8 @@ impl<S: Stream> Handler<S> {
             Reason::Protocol(_)
             | Reason::QueueFull
             | Reason::Timeout
+            | Reason::Idle
+            | Reason::SlowFrame
             | Reason::Io(_)
             | Reason::Upgrade(_)
             | Reason::ServerError => {
@@ -269,6 +286,28 @@ impl<S: Stream> Handler<S> {
             }
             Step::Identified(Ok(identity)) => identity,
         };
+        // Registered before `ready`, so that the per-user cap refuses before
+        // anything is served, and an operator can reach it from the start.
+        let cap = shared.config.max_sessions_per_user;
+        let Some(live) =
+            shared
+                .live
+                .register(&identity.user, identity.session, (cap > 0).then_some(cap))
+        else {
+            info!(peer = %self.client.peer(), user = %identity.user, limit = cap,
+                "too many connections for one user, refusing");
+            let _ = self.client.send(&ServerMessage::error(
+                ErrorCode::Busy,
+                "too many connections for this user, try again later",
+            ));
+            return Err(Reason::Refused("too many connections for one user"));
+        };
+        self.live = Some(live);
+        self.client.send(&ServerMessage::Ready {
+            user: identity.user.clone(),
+        })?;
+        // The handshake's slot is free for the next stranger.
+        self.startup = None;
         info!(peer = %self.client.peer(), user = %identity.user, auth = %shared.auth.mode(), "handshake complete");
         self.client
             .conn_mut()
@@ -281,9 +320,12 @@ impl<S: Stream> Handler<S> {
         let shared = self.shared.clone();
         let graceful = &shared.shutdown.graceful;
         let closer = self.client.closer().clone();
-        // Registered for operators first, so that nothing said in the room
-        // can come from a connection an operator cannot reach.
-        let (_live, dismissal) = shared.live.register(&identity.user, identity.session);
+        // Registered at `ready`: nothing said in the room can come from a
+        // connection an operator cannot reach.
+        let Some((_, dismissal)) = &self.live else {
+            return Reason::ServerError;
+        };
+        let dismissal = dismissal.clone();
         let participant = shared.service.join(&identity.user, &self.outbox);
         // The stop signals, made once: a fresh `cancelled()` future per
         // message registered and dropped a waiter each time (about 6% of the
@@ -297,6 +339,11 @@ impl<S: Stream> Handler<S> {
             }
         };
         tokio::pin!(stop);
+        // Idleness and slow frames are looked at when this fires, which is
+        // rarely: the clock is read once per read, not per message.
+        let limits = Deadlines::of(&shared.config);
+        let timer = tokio::time::sleep_until(limits.next(self.client.conn_mut(), Instant::now()));
+        tokio::pin!(timer);
         let mut served: u32 = 0;
         loop {
             // A message already read (the rest of a pipelined batch) is
@@ -319,6 +366,7 @@ impl<S: Stream> Handler<S> {
                 tokio::select! {
                     biased;
                     next = &mut stop => next,
+                    () = &mut timer => Next::Timer,
                     m = self.client.next_message() => Next::Message(m),
                 }
             };
@@ -326,6 +374,16 @@ impl<S: Stream> Handler<S> {
                 Next::Shutdown => return self.farewell(),
                 Next::Closed => return closer.reason(),
                 Next::Dismissed => return self.dismissed(&dismissal),
+                Next::Timer => {
+                    let now = Instant::now();
+                    if let Some(overdue) = limits.overdue(self.client.conn_mut(), now) {
+                        return self.overdue(overdue);
+                    }
+                    timer
+                        .as_mut()
+                        .reset(limits.next(self.client.conn_mut(), now));
+                    continue;
+                }
                 Next::Message(Err(reason)) => return reason,
                 Next::Message(Ok(message)) => message,
             };
@@ -414,6 +472,19 @@ impl<S: Stream> Handler<S> {
         Reason::Operator(why.reason)
     }
 
+    /// Tells a client it was too slow (`error{timeout}`) and ends it.
+    fn overdue(&mut self, overdue: Overdue) -> Reason {
+        let (text, reason) = match overdue {
+            Overdue::Idle => ("idle for too long", Reason::Idle),
+            Overdue::Frame => ("a frame took too long to arrive", Reason::SlowFrame),
+        };
+        warn!(peer = %self.client.peer(), reason = %reason, "closing a slow client");
+        let _ = self
+            .client
+            .send(&ServerMessage::error(ErrorCode::Timeout, text));
+        reason
+    }
+
     /// Queues `bye` for a server shutdown.
     fn farewell(&mut self) -> Reason {
         let _ = self.client.send(&ServerMessage::Bye {
@@ -453,6 +524,59 @@ impl<S: Stream> Handler<S> {
     }
 }
 
+/// The time limits of a ready client.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    /// Without a byte from the client for this long, it is closed; `None`
+    /// never.
+    idle: Option<Duration>,
+    /// A frame whose first byte arrived this long ago and is still not
+    /// whole closes the client.
+    frame: Duration,
+}
+
+/// Which limit a client overran.
+#[derive(Debug, Clone, Copy)]
+enum Overdue {
+    Idle,
+    Frame,
+}
+
+impl Deadlines {
+    fn of(config: &Config) -> Deadlines {
+        Deadlines {
+            idle: (!config.idle_timeout.is_zero()).then_some(config.idle_timeout),
+            frame: config.frame_timeout,
+        }
+    }
+
+    /// Which limit `conn` overran at `now`, if any.
+    fn overdue<S: Stream>(&self, conn: &Connection<S>, now: Instant) -> Option<Overdue> {
+        if self
+            .idle
+            .is_some_and(|idle| now.saturating_duration_since(conn.last_read()) >= idle)
+        {
+            return Some(Overdue::Idle);
+        }
+        conn.partial_since()
+            .filter(|since| now.saturating_duration_since(*since) >= self.frame)
+            .map(|_| Overdue::Frame)
+    }
+
+    /// When to look again: at the next deadline, and at least every half
+    /// frame limit, since a frame may start arriving meanwhile.
+    fn next<S: Stream>(&self, conn: &Connection<S>, now: Instant) -> Instant {
+        let mut next = now + self.frame / 2;
+        if let Some(idle) = self.idle {
+            next = next.min(conn.last_read() + idle);
+        }
+        if let Some(since) = conn.partial_since() {
+            next = next.min(since + self.frame);
+        }
+        next
+    }
+}
+
 enum Step {
     Shutdown,
     Closed,
@@ -464,6 +588,8 @@ enum Next {
     Shutdown,
     Closed,
     Dismissed,
+    /// Time to look at idleness and slow frames.
+    Timer,
     Message(Result<ClientMessage, Reason>),
 }
 
@@ -507,7 +633,7 @@ mod tests {
             ..Config::default()
         };
         let shared = shared(config);
-        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let permit = slots();
         let (server, mut client) = tokio::io::duplex(4096);
         let peer = PeerInfo::new(SocketAddr::from(([127, 0, 0, 1], 9)));
         let start = tokio::time::Instant::now();
@@ -530,7 +656,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_prompt_client_is_not_timed_out() {
         let shared = shared(Config::default());
-        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let permit = slots();
         let (server, mut client) = tokio::io::duplex(4096);
         let peer = PeerInfo::new(SocketAddr::from(([127, 0, 0, 1], 9)));
         let serving = tokio::spawn(serve(server, peer, shared, Arc::new(Plain), permit));
@@ -555,6 +681,105 @@ mod tests {
             ServerMessage::Ready {
                 user: "127.0.0.1:9".into()
             }
+        );
+        drop(client);
+        serving.await.unwrap();
+    }
+
+    /// A connection slot and what admission gives, for one connection.
+    fn slots() -> (OwnedSemaphorePermit, Admitted) {
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let admitted = crate::admission::Admission::new(1, 1, None)
+            .admit(std::net::IpAddr::from([127, 0, 0, 1]), || 0)
+            .unwrap();
+        (permit, admitted)
+    }
+
+    /// A frame with its header.
+    fn frame(json: &str) -> Vec<u8> {
+        let mut bytes = (json.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(json.as_bytes());
+        bytes
+    }
+
+    /// A ready client on a paused clock: serves it with `config`, says
+    /// hello, and returns once `ready` has arrived.
+    async fn ready_client(
+        config: Config,
+    ) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
+        let shared = shared(config);
+        let permit = slots();
+        let (server, mut client) = tokio::io::duplex(4096);
+        let peer = PeerInfo::new(SocketAddr::from(([127, 0, 0, 1], 9)));
+        let serving = tokio::spawn(serve(server, peer, shared, Arc::new(Plain), permit));
+        client
+            .write_all(&frame(r#"{"type":"hello"}"#))
+            .await
+            .unwrap();
+        (client, serving)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ready_client_that_sends_nothing_is_closed_after_the_idle_timeout() {
+        let config = Config {
+            idle_timeout: Duration::from_secs(600),
+            ..Config::default()
+        };
+        let start = tokio::time::Instant::now();
+        let (mut client, serving) = ready_client(config).await;
+        // A keep-alive half-way through postpones it.
+        tokio::time::sleep(Duration::from_secs(400)).await;
+        client.write_all(&0u32.to_be_bytes()).await.unwrap();
+        let frames = frames_until_close(&mut client).await;
+        assert!(
+            start.elapsed() >= Duration::from_secs(1000),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            matches!(
+                frames.last(),
+                Some(ServerMessage::Error {
+                    code: ErrorCode::Timeout,
+                    text,
+                }) if text.contains("idle")
+            ),
+            "{frames:?}"
+        );
+        drop(client);
+        serving.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_dribbled_a_byte_at_a_time_is_cut_at_the_frame_timeout() {
+        let config = Config {
+            frame_timeout: Duration::from_secs(30),
+            ..Config::default()
+        };
+        let (mut client, serving) = ready_client(config).await;
+        let start = tokio::time::Instant::now();
+        let say = frame(r#"{"type":"say","text":"slowly"}"#);
+        let mut cut = false;
+        for byte in say {
+            if client.write_all(&[byte]).await.is_err() {
+                cut = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let frames = frames_until_close(&mut client).await;
+        let elapsed = start.elapsed();
+        assert!(cut || elapsed < Duration::from_secs(60), "{elapsed:?}");
+        assert!(elapsed >= Duration::from_secs(30), "{elapsed:?}");
+        assert!(
+            matches!(
+                frames.last(),
+                Some(ServerMessage::Error {
+                    code: ErrorCode::Timeout,
+                    text,
+                }) if text.contains("frame")
+            ),
+            "{frames:?}"
         );
         drop(client);
         serving.await.unwrap();

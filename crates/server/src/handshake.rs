@@ -96,8 +96,9 @@ impl Authenticator for NoAuth {
     }
 }
 
-/// Runs the whole handshake after `welcome` was queued: waits for `hello`,
-/// lets `auth` identify the client, and queues `ready`.
+/// Runs the handshake after `welcome` was queued: waits for `hello` and
+/// lets `auth` identify the client. The caller sends `ready` once it admits
+/// the identity (the per-user cap).
 pub(crate) async fn handshake<S, A>(client: &mut Client<S>, auth: &A) -> Result<Identity, Ended>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -120,11 +121,7 @@ where
     };
     debug!(peer = %client.peer(), client = %hello.client.as_deref().unwrap_or("-"), "hello");
     let peer = client.peer().clone();
-    let identity = auth.authenticate(client, &peer, hello).await?;
-    client.send(&ServerMessage::Ready {
-        user: identity.user.clone(),
-    })?;
-    Ok(identity)
+    auth.authenticate(client, &peer, hello).await
 }
 
 impl<S> Dialog for Client<S>
@@ -211,6 +208,12 @@ mod tests {
         let mut conn = Client::new(conn, PeerInfo::new(peer), closer);
         let server = tokio::spawn(async move {
             let identity = handshake(&mut conn, &AskName).await;
+            if let Ok(identity) = &identity {
+                conn.send(&ServerMessage::Ready {
+                    user: identity.user.clone(),
+                })
+                .unwrap();
+            }
             // `ready` is in the write buffer until the connection writes.
             conn.conn_mut().finish().await.unwrap();
             identity

@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
+use crate::admission::{self, Admission, Refusal};
 use crate::handler::{self, Shared};
 use crate::linger::linger;
 use crate::peer::PeerInfo;
@@ -41,6 +42,11 @@ pub trait Accept: Send + 'static {
     /// # Errors
     /// When the address cannot be read.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Bounds what the system buffers for `stream` on its way out to
+    /// `send_buffer` bytes, where the stream has such a buffer. The default
+    /// does nothing.
+    fn bound_send_buffer(_stream: &Self::Stream, _send_buffer: usize) {}
 }
 
 impl Accept for TcpListener {
@@ -57,6 +63,15 @@ impl Accept for TcpListener {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         TcpListener::local_addr(self)
+    }
+
+    fn bound_send_buffer(stream: &TcpStream, send_buffer: usize) {
+        // Fixing SO_SNDBUF turns off the kernel's autotuning, which lets a
+        // client that never reads pin megabytes before the outgoing queue,
+        // which disconnects it, even starts to fill.
+        if let Err(err) = socket2::SockRef::from(stream).set_send_buffer_size(send_buffer) {
+            debug!(cause = %err, "cannot set SO_SNDBUF");
+        }
     }
 }
 
@@ -84,10 +99,36 @@ pub(crate) struct Listener<L, U> {
     pub(crate) limit: Arc<Semaphore>,
     /// Handed to every connection.
     pub(crate) shared: Arc<Shared>,
-    /// The refusal, encoded once: `welcome` (the first frame on every
+    /// Who else may take a slot: handshakes in progress, and per address.
+    admission: Admission,
+    /// The refusals, encoded once: `welcome` (the first frame on every
     /// connection, so a client always knows whom it reached) then
-    /// `error{busy}`.
-    pub(crate) busy: Bytes,
+    /// `error{busy}` saying which limit.
+    busy: Refusals,
+}
+
+/// The three `busy` refusals, as bytes ready to write.
+struct Refusals {
+    full: Bytes,
+    address: Bytes,
+    startups: Bytes,
+}
+
+impl Refusals {
+    fn new(shared: &Shared) -> Result<Refusals, porter_wire::Error> {
+        let encode = |text: &str| -> Result<Bytes, porter_wire::Error> {
+            let refusal =
+                EncodedFrame::message(&shared.codec, &ServerMessage::error(ErrorCode::Busy, text))?;
+            let mut busy = BytesMut::from(shared.welcome.as_bytes());
+            busy.extend_from_slice(refusal.as_bytes());
+            Ok(busy.freeze())
+        };
+        Ok(Refusals {
+            full: encode("server at its connection limit, try again later")?,
+            address: encode("too many connections from your address, try again later")?,
+            startups: encode("too many connections logging in, try again later")?,
+        })
+    }
 }
 
 impl<L, U> Listener<L, U>
@@ -100,22 +141,19 @@ where
         upgrade: U,
         shared: Arc<Shared>,
     ) -> Result<Listener<L, U>, porter_wire::Error> {
-        let refusal = EncodedFrame::message(
-            &shared.codec,
-            &ServerMessage::error(
-                ErrorCode::Busy,
-                "server at its connection limit, try again later",
-            ),
-        )?;
-        let mut busy = BytesMut::from(shared.welcome.as_bytes());
-        busy.extend_from_slice(refusal.as_bytes());
-        let busy = busy.freeze();
+        let config = &shared.config;
+        let admission = Admission::new(
+            config.max_startups,
+            config.max_connections,
+            (config.max_per_address > 0).then_some(config.max_per_address),
+        );
         Ok(Listener {
             listener,
             upgrade: Arc::new(upgrade),
-            limit: Arc::new(Semaphore::new(shared.config.max_connections)),
+            limit: Arc::new(Semaphore::new(config.max_connections)),
+            admission,
+            busy: Refusals::new(&shared)?,
             shared,
-            busy,
         })
     }
 
@@ -151,25 +189,45 @@ where
     }
 
     fn dispatch(&self, stream: L::Stream, peer: SocketAddr) {
-        let tracker = &self.shared.shutdown.tracker;
-        match self.limit.clone().try_acquire_owned() {
-            Ok(permit) => {
-                tracker.spawn(handler::serve(
+        let Ok(permit) = self.limit.clone().try_acquire_owned() else {
+            warn!(peer = %peer, limit = self.shared.config.max_connections,
+                "connection limit reached, refusing");
+            return self.refuse(stream, peer, &self.busy.full);
+        };
+        if self.shared.config.send_buffer > 0 {
+            L::bound_send_buffer(&stream, self.shared.config.send_buffer);
+        }
+        let peer = PeerInfo::new(peer);
+        match self.admission.admit(peer.ip(), admission::chance) {
+            Ok(admitted) => {
+                self.shared.shutdown.tracker.spawn(handler::serve(
                     stream,
-                    PeerInfo::new(peer),
+                    peer,
                     self.shared.clone(),
                     self.upgrade.clone(),
-                    permit,
+                    (permit, admitted),
                 ));
             }
-            Err(_) => {
-                warn!(peer = %peer, limit = self.shared.config.max_connections,
-                    "connection limit reached, refusing");
-                let busy = self.busy.clone();
-                let abort = self.shared.shutdown.abort.clone();
-                tracker.spawn(refuse_busy(stream, peer, busy, abort));
+            Err(Refusal::Address) => {
+                debug!(peer = %peer, limit = self.shared.config.max_per_address,
+                    "too many connections from one address, refusing");
+                self.refuse(stream, peer.addr, &self.busy.address);
+            }
+            Err(Refusal::Startups) => {
+                debug!(peer = %peer, limit = self.shared.config.max_startups,
+                    "too many handshakes in progress, refusing");
+                self.refuse(stream, peer.addr, &self.busy.startups);
             }
         }
+    }
+
+    /// Sends `busy` on its own task and closes.
+    fn refuse(&self, stream: L::Stream, peer: SocketAddr, busy: &Bytes) {
+        let abort = self.shared.shutdown.abort.clone();
+        self.shared
+            .shutdown
+            .tracker
+            .spawn(refuse_busy(stream, peer, busy.clone(), abort));
     }
 }
 

@@ -93,15 +93,25 @@ impl Live {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a connection of `user`, logged in with `session` if any.
+    /// Registers a connection of `user`, logged in with `session` if any;
+    /// `None` when `user` already has `cap` live connections.
     pub(crate) fn register(
         &self,
         user: &str,
         session: Option<TokenHash>,
-    ) -> (LiveEntry, Dismissal) {
+        cap: Option<usize>,
+    ) -> Option<(LiveEntry, Dismissal)> {
         let key = self.inner.next.fetch_add(1, Ordering::Relaxed);
         let dismissal = Dismissal::default();
-        self.entries().insert(
+        let mut entries = self.entries();
+        // A scan: the registry is as large as the connection cap, and this
+        // runs once per login.
+        if let Some(cap) = cap
+            && entries.values().filter(|e| e.user == user).count() >= cap
+        {
+            return None;
+        }
+        entries.insert(
             key,
             Entry {
                 user: user.to_owned(),
@@ -109,13 +119,13 @@ impl Live {
                 dismissal: dismissal.clone(),
             },
         );
-        (
+        Some((
             LiveEntry {
                 live: self.clone(),
                 key,
             },
             dismissal,
-        )
+        ))
     }
 
     /// Ends the connections `action` concerns; returns how many.
@@ -173,9 +183,9 @@ mod tests {
     #[test]
     fn an_action_ends_the_connections_it_concerns_and_no_other() {
         let live = Live::default();
-        let (_a1, a1) = live.register("ada", Some([1; 32]));
-        let (_a2, a2) = live.register("ada", Some([2; 32]));
-        let (_b, b) = live.register("bob", None);
+        let (_a1, a1) = live.register("ada", Some([1; 32]), None).unwrap();
+        let (_a2, a2) = live.register("ada", Some([2; 32]), None).unwrap();
+        let (_b, b) = live.register("bob", None, None).unwrap();
 
         assert_eq!(
             live.obey(&action(OperatorActionKind::Revoked, "ada", Some([1; 32]))),
@@ -202,7 +212,7 @@ mod tests {
     #[test]
     fn a_connection_that_ended_is_no_longer_concerned() {
         let live = Live::default();
-        let (entry, _dismissal) = live.register("ada", None);
+        let (entry, _dismissal) = live.register("ada", None, None).unwrap();
         drop(entry);
         assert_eq!(
             live.obey(&action(OperatorActionKind::Kicked, "ada", None)),

@@ -54,6 +54,25 @@ impl ThrottlePolicy {
     };
 }
 
+impl ThrottlePolicy {
+    /// New accounts per address: 3 an hour, then none for the rest of it.
+    /// Each costs a hash and a row; a person makes one.
+    pub const REGISTRATIONS: ThrottlePolicy = ThrottlePolicy {
+        allowed_failures: 3,
+        window: Duration::from_secs(3600),
+        penalty: Duration::from_secs(3600),
+        max_penalty: Duration::from_secs(3600),
+    };
+
+    /// [`ThrottlePolicy::REGISTRATIONS`] with another count per hour.
+    pub const fn registrations_per_hour(count: u32) -> ThrottlePolicy {
+        ThrottlePolicy {
+            allowed_failures: count,
+            ..ThrottlePolicy::REGISTRATIONS
+        }
+    }
+}
+
 /// Keys tracked at most, per table.
 pub const MAX_TRACKED_KEYS: usize = 100_000;
 

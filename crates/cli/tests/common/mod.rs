@@ -245,6 +245,12 @@ impl Raw {
         self.stream.send_message(message).unwrap();
     }
 
+    /// Writes `bytes` as they are: a part of a frame, or garbage.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.stream.write_all(bytes).unwrap();
+    }
+
     /// The next message; `None` when the server closed (or reset).
     pub fn recv(&mut self) -> Option<ServerMessage> {
         self.stream.recv_message().unwrap_or(None)

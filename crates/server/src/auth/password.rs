@@ -57,6 +57,9 @@ pub(crate) struct PasswordAuth {
     hasher: PasswordHasher,
     /// Whether unknown users may register.
     registration: Registration,
+    /// Accounts made per address, when limited
+    /// (`Config::registrations_per_address`).
+    registrations: Option<Throttle<IpAddr>>,
     /// Opens the session a login or registration earns, and closes it at
     /// `logout`.
     pub(super) sessions: Sessions,
@@ -116,6 +119,7 @@ impl PasswordAuth {
             max_attempts: config.max_auth_attempts,
             by_address: Throttle::new(config.throttle_per_address),
             by_user: Throttle::new(config.throttle_per_user),
+            registrations: config.registrations_per_address.map(Throttle::new),
         })
     }
 }
@@ -133,10 +137,20 @@ impl Authenticator for PasswordAuth {
     ) -> Result<Identity, Ended> {
         let addr = peer.ip();
         let peer = peer.addr;
-        if let Some(token) = hello.token
-            && let Some(identity) = self.sessions.resume(dialog, peer, &token).await?
-        {
-            return Ok(identity);
+        if let Some(token) = hello.token {
+            // A valid token is accepted even from a throttled address: it is
+            // not a guess.
+            if let Some(identity) = self.sessions.resume(dialog, peer, &token).await? {
+                return Ok(identity);
+            }
+            // An invalid one counts like a failed password, and from a
+            // refused address ends the connection at once.
+            let now = Instant::now();
+            if self.by_address.record_failure(&addr, now)
+                || self.by_address.check(&addr, now).is_err()
+            {
+                return Err(rate_limited(dialog, peer, None));
+            }
         }
         self.check_throttles(dialog, peer, addr, None)?;
         let name = self.ask_user(dialog, peer).await?;
@@ -290,6 +304,23 @@ impl PasswordAuth {
                 continue;
             }
             drop(second);
+            // Counted before the hash is spent, so that registrations parked
+            // at the prompt cannot all go through at once.
+            let registration = match &self.registrations {
+                None => None,
+                Some(throttle) => match throttle.reserve(&addr).await {
+                    Ok(attempt) => Some(attempt),
+                    Err(_) => {
+                        info!(peer = %peer, user = %name, result = "too many registrations",
+                            "authentication");
+                        let _ = dialog.send(&ServerMessage::error(
+                            ErrorCode::RateLimited,
+                            "too many new accounts from your address, try again later",
+                        ));
+                        return Err(Reason::Refused("too many registrations"));
+                    }
+                },
+            };
             let hash = match self.hasher.hash(first.expose()).await {
                 Ok(hash) => hash,
                 Err(err) => return Err(server_failed(dialog, peer, "hash", &err)),
@@ -297,6 +328,11 @@ impl PasswordAuth {
             drop(first);
             return match self.store.create_user(name, &hash, self.clock.now()).await {
                 Ok(()) => {
+                    // An account made: it counts against the address (the
+                    // throttle calls a counted attempt a failure).
+                    if let Some(registration) = registration {
+                        registration.fail();
+                    }
                     self.sessions
                         .open(dialog, peer, name, "registered", "Welcome")
                         .await
