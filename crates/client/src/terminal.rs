@@ -18,8 +18,8 @@
 //!
 //! So a secret is read with the terminal's signal keys off as well
 //! (non-canonical mode, no `ISIG`), byte by byte, and the keys are handled
-//! here: the interrupt key (Ctrl-C) restores the terminal and reports
-//! [`io::ErrorKind::Interrupted`]; the suspend key (Ctrl-Z) restores the
+//! here: the interrupt key (Ctrl-C) restores the terminal, discarding what
+//! was typed and not yet read, and reports [`io::ErrorKind::Interrupted`]; the suspend key (Ctrl-Z) restores the
 //! terminal, stops the process as the terminal would have, and once
 //! continued turns echo off again and asks anew; erase, kill-line and
 //! word-erase edit the answer; end-of-file on an empty answer reports
@@ -34,11 +34,12 @@
 //!
 //! The handshake's questions are read on a blocking thread that waits
 //! (`poll`) on both the terminal and a pipe. Dropping the future of the
-//! question restores the terminal at once, from the dropping thread, ends
-//! the prompt's line, and closes the pipe, which wakes the reader to leave
-//! without touching the terminal again. The handshake drops it when the
-//! server speaks (or closes) while a question is open, so the person sees
-//! why at once instead of after typing.
+//! question restores the terminal at once, from the dropping thread
+//! (discarding input not yet read: part of a password must not reach the
+//! shell), ends the prompt's line, and closes the pipe, which wakes the
+//! reader to leave without touching the terminal again. The handshake drops
+//! it when the server speaks (or closes) while a question is open, so the
+//! person sees why at once instead of after typing.
 
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -140,8 +141,10 @@ impl Drop for AbandonOnDrop {
         };
         let mut state = lock(&self.state);
         state.abandoned = true;
+        // Flush: a password typed in part stays out of the next reader's
+        // input.
         if let Some(saved) = state.saved.take() {
-            let _ = tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &saved);
+            let _ = tcsetattr(rustix::stdio::stdin(), OptionalActions::Flush, &saved);
         }
         if std::mem::take(&mut state.prompt_open) {
             let _ = writeln!(io::stderr());
@@ -254,12 +257,17 @@ fn read_hidden(
         | LocalModes::IEXTEN;
     quiet.special_codes[SpecialCodeIndex::VMIN] = 1;
     quiet.special_codes[SpecialCodeIndex::VTIME] = 0;
-    let restore = || {
+    // `Flush` when the answer is given up: what was typed and not yet read
+    // is part of a password, and must not reach whoever reads next (the
+    // shell).
+    let restore_with = |when: OptionalActions| {
         let mut state = lock(state);
         if let Some(saved) = state.saved.take() {
-            let _ = tcsetattr(tty, OptionalActions::Now, &saved);
+            let _ = tcsetattr(tty, when, &saved);
         }
     };
+    let restore = || restore_with(OptionalActions::Now);
+    let give_up = || restore_with(OptionalActions::Flush);
     'ask: loop {
         {
             let mut state = lock(state);
@@ -309,7 +317,7 @@ fn read_hidden(
                     return Ok(Some(answer));
                 }
                 _ if keys.interrupt(key) => {
-                    restore();
+                    give_up();
                     close_prompt(state);
                     return Err(io::ErrorKind::Interrupted.into());
                 }
