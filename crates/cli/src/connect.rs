@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use porter_client::interactive::{self, TerminalAnswerer};
-use porter_client::jar::{CookieJar, JarTokens};
+use porter_client::jar::{CookieJar, JarTokens, ServerKey};
 use porter_client::scripted::{self, ScriptedOptions};
 use porter_client::{
     ConnectOptions, Connection, Connector, DEFAULT_CONNECT_TIMEOUT, ScriptedAnswers,
@@ -41,7 +41,8 @@ const PASSWORD_IDS: [&str; 3] = ["password", "new_password", "repeat_password"];
 #[command(
     after_help = "Environment: PORTER_PASSWORD answers the server's password questions \
     (log in, or register with it); its value is never shown. Session tokens are kept per \
-    host:port in $XDG_STATE_HOME/porter/tokens.json (mode 0600)."
+    host:port in $XDG_STATE_HOME/porter/tokens.json (mode 0600); every loopback host \
+    (localhost, 127.0.0.1, ::1) counts as one."
 )]
 pub struct ConnectArgs {
     /// Server to connect to: an IP address or a host name [default:
@@ -73,6 +74,11 @@ pub struct ConnectArgs {
     /// Revoke the session held for this server and forget its token
     #[arg(long)]
     logout: bool,
+
+    /// Leave out the local time (HH:MM) shown at the start of each line at
+    /// a terminal
+    #[arg(long)]
+    no_timestamps: bool,
 }
 
 /// Runs `porter connect`.
@@ -97,13 +103,13 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
     )?;
     let password = read_password(args.password_file.as_deref())?;
     let answers = preset_answers(args.user.as_deref(), password);
-    let server = jar_key(&host, port);
+    let server = ServerKey::new(&host, port);
     let jar = match CookieJar::default_location() {
-        Ok(jar) => JarTokens::open(jar, &server),
+        Ok(jar) => JarTokens::open(jar, server.clone()),
         Err(why) if args.logout => {
             return Err(why).context("cannot find the session token to log out");
         }
-        Err(why) => JarTokens::unavailable(&server, why),
+        Err(why) => JarTokens::unavailable(server.clone(), why),
     };
     if args.logout && !jar.has_token() {
         report_jar_warnings(&mut { jar });
@@ -115,26 +121,21 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
         connect_timeout: Duration::from_secs(args.connect_timeout),
         ..ConnectOptions::new(host, port)
     };
+    let shown = interactive::Options {
+        timestamps: !args.no_timestamps,
+    };
     let runtime = crate::runtime()?;
     let result = runtime.block_on(async {
         if args.logout {
             logout(&options, jar).await
+        } else if interactive {
+            converse_at_terminal(&options, answers, jar, shown).await
         } else {
-            converse(&options, interactive, answers, jar).await
+            converse_scripted(&options, answers, jar).await
         }
     });
     runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
     result
-}
-
-/// The key of a server in the cookie jar: `host:port` as the user gave
-/// them, with an IPv6 address in brackets.
-fn jar_key(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 /// The password from `--password-file` (its first line) or
@@ -180,35 +181,44 @@ fn preset_answers(user: Option<&str>, password: Option<Secret>) -> ScriptedAnswe
     answers
 }
 
-/// The conversation over whatever stream `connector` opens.
-async fn converse(
+/// The conversation at a terminal, over whatever stream `connector` opens.
+async fn converse_at_terminal(
     connector: &impl Connector,
-    interactive: bool,
+    answers: ScriptedAnswers,
+    mut jar: JarTokens,
+    shown: interactive::Options,
+) -> anyhow::Result<()> {
+    let stream = porter_client::connect(connector).await?;
+    let mut conn = Connection::new(stream);
+    let mut answerer = TerminalAnswerer::with_preset(answers);
+    let handshake = porter_client::handshake(&mut conn, &mut answerer, &mut jar).await;
+    report_jar_warnings(&mut jar);
+    let info = handshake?;
+    interactive::run(conn, &info, shown).await?;
+    Ok(())
+}
+
+/// The conversation from piped input, over whatever stream `connector`
+/// opens.
+async fn converse_scripted(
+    connector: &impl Connector,
     answers: ScriptedAnswers,
     mut jar: JarTokens,
 ) -> anyhow::Result<()> {
     let stream = porter_client::connect(connector).await?;
     let mut conn = Connection::new(stream);
-    if interactive {
-        let mut answerer = TerminalAnswerer::with_preset(answers);
-        let handshake = porter_client::handshake(&mut conn, &mut answerer, &mut jar).await;
-        report_jar_warnings(&mut jar);
-        let info = handshake?;
-        interactive::run(conn, &info).await?;
-    } else {
-        let mut answerer = answers;
-        let handshake = porter_client::handshake(&mut conn, &mut answerer, &mut jar).await;
-        report_jar_warnings(&mut jar);
-        handshake?;
-        scripted::run(
-            conn,
-            tokio::io::stdin(),
-            &mut io::stdout(),
-            &mut io::stderr(),
-            ScriptedOptions::default(),
-        )
-        .await?;
-    }
+    let mut answerer = answers;
+    let handshake = porter_client::handshake(&mut conn, &mut answerer, &mut jar).await;
+    report_jar_warnings(&mut jar);
+    handshake?;
+    scripted::run(
+        conn,
+        tokio::io::stdin(),
+        &mut io::stdout(),
+        &mut io::stderr(),
+        ScriptedOptions::default(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -216,7 +226,7 @@ async fn converse(
 /// for `bye`, forget the token. Nothing is asked: logging in only to log
 /// out makes no sense, so a refused token just leaves the jar empty.
 async fn logout(connector: &impl Connector, mut jar: JarTokens) -> anyhow::Result<()> {
-    let server = jar.server().to_owned();
+    let server = jar.server().clone();
     let stream = porter_client::connect(connector).await?;
     let mut conn = Connection::new(stream);
     let mut nothing = ScriptedAnswers::new();
@@ -244,17 +254,5 @@ async fn logout(connector: &impl Connector, mut jar: JarTokens) -> anyhow::Resul
 fn report_jar_warnings(jar: &mut JarTokens) {
     for warning in jar.take_warnings() {
         eprintln!("porter: warning: {:#}", anyhow::Error::from(warning));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jar_keys_are_host_and_port_as_given() {
-        assert_eq!(jar_key("localhost", 9090), "localhost:9090");
-        assert_eq!(jar_key("127.0.0.1", 1), "127.0.0.1:1");
-        assert_eq!(jar_key("::1", 9090), "[::1]:9090");
     }
 }

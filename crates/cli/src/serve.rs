@@ -1,14 +1,22 @@
-//! `porter serve`: its options, and the start-up sequence: log file, address
-//! (flag, environment, prompt, default), the database (for `--auth ip` and
-//! `password`), bind with port hunting, the listening line, then the server
-//! until Ctrl-C or SIGTERM.
+//! `porter serve`: its options, and the start-up sequence: log file, the
+//! limits checked (named by their flags), address (flag, environment,
+//! prompt, default), the database (for `--auth ip` and `password`), bind
+//! with port hunting, the listening line, then the server until Ctrl-C or
+//! SIGTERM.
+//!
+//! At a terminal the server has a console: a line editor (rustyline-async,
+//! as `porter connect` uses) whose lines go to the chat room as from
+//! `server`, while the room's lines are printed above what is being typed,
+//! escaped like every remote text ([`porter_wire::text`]). The echo service
+//! has no room: the console says so once, at the first line typed.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use porter_client::view::CONTINUATION;
 use porter_server::throttle::ThrottlePolicy;
 use porter_server::{
     AuthMode, Config, Console, ConsoleLine, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
@@ -18,8 +26,11 @@ use porter_server::{
     DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN,
     DEFAULT_SEND_BUFFER, DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
 };
+use porter_wire::text::{printable, printable_lines};
+use rustyline_async::{Readline, ReadlineEvent, SharedWriter};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::logging::{self, LogFormat};
 use crate::password::HashCostArgs;
@@ -35,6 +46,8 @@ const CONSOLE_INPUT_QUEUE: usize = 64;
 /// Chat lines waiting to be printed on the console. The server drops (and
 /// counts) lines rather than wait when this is full.
 const CONSOLE_OUTPUT_QUEUE: usize = 1024;
+/// The console's prompt.
+const CONSOLE_PROMPT: &str = "server> ";
 
 /// Options of `porter serve`.
 #[derive(Debug, Args)]
@@ -212,23 +225,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let open_files = raise_open_files_limit();
 
     let interactive = io::stdin().is_terminal();
-    let (host, port) = prompt::resolve_address(
-        args.host.clone(),
-        args.port,
-        interactive,
-        DEFAULT_HOST,
-        DEFAULT_PORT,
-    )?;
     let auth = args.auth;
-    // The database is only opened (and created) when the mode needs one.
-    let db = (auth != AuthMode::None).then(|| {
-        args.db.clone().unwrap_or_else(|| {
-            log_path.parent().map_or_else(
-                || store::DEFAULT_DB_FILE.into(),
-                |dir| dir.join(store::DEFAULT_DB_FILE),
-            )
-        })
-    });
     let config = Config {
         service: args.service,
         auth,
@@ -254,9 +251,27 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         ..Config::default()
     };
-    // The console reads stdin only when a person is there, and only chat
-    // has a room to speak to.
-    let with_console = interactive && config.service == ServiceKind::Chat;
+    // Before anything is asked, opened or bound: a limit that cannot work
+    // is refused by the name of its flag, and nothing says "listening".
+    check_limits(&config)?;
+    let (host, port) = prompt::resolve_address(
+        args.host.clone(),
+        args.port,
+        interactive,
+        DEFAULT_HOST,
+        DEFAULT_PORT,
+    )?;
+    // The database is only opened (and created) when the mode needs one.
+    let db = (auth != AuthMode::None).then(|| {
+        args.db.clone().unwrap_or_else(|| {
+            log_path.parent().map_or_else(
+                || store::DEFAULT_DB_FILE.into(),
+                |dir| dir.join(store::DEFAULT_DB_FILE),
+            )
+        })
+    });
+    // The console reads stdin only when a person is there.
+    let with_console = interactive;
 
     let runtime = crate::runtime()?;
     let result = runtime.block_on(serve(
@@ -272,6 +287,34 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::error!(error = %format_args!("{err:#}"), "server stopped with an error");
     }
     result
+}
+
+/// Checks the limits `porter_server::run` would refuse, naming the flag
+/// at fault. The store is not there yet (it is opened after), so the check
+/// runs as for `--auth none`; `run` checks the store itself.
+fn check_limits(config: &Config) -> anyhow::Result<()> {
+    let without_store = Config {
+        auth: AuthMode::None,
+        ..config.clone()
+    };
+    match without_store.validate() {
+        Ok(()) => Ok(()),
+        Err(porter_server::Error::InvalidConfig { field, reason }) => {
+            anyhow::bail!("{} {reason}", flag_of(field))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The flag that sets a [`Config`] field.
+fn flag_of(field: &str) -> String {
+    match field {
+        "hash_cost" => "--argon2-memory-kib, --argon2-iterations or --argon2-parallelism".into(),
+        "outgoing_queue" => "--queue-len".into(),
+        "store" => "--db".into(),
+        // The other flags are their fields' names.
+        field => format!("--{}", field.replace('_', "-")),
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit. Every connection
@@ -393,37 +436,116 @@ async fn listen_and_serve(
         .and_then(|()| stdout.flush())
         .context("cannot write to stdout")?;
 
-    let console = with_console.then(start_console);
-    porter_server::run(bound.listener, config, console, shutdown).await?;
+    let (console, console_task) = match with_console {
+        true => {
+            let (console, task) = start_console(config.service)?;
+            (console, Some(task))
+        }
+        false => (None, None),
+    };
+    let served = porter_server::run(bound.listener, config, console, shutdown).await;
+    if let Some(task) = console_task {
+        // Dropping the line editor gives the terminal back (raw mode off).
+        task.abort();
+        let _ = task.await;
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// The server's console: lines typed at the terminal go to the room, lines
-/// said in the room are printed as `from: text`.
-fn start_console() -> Console {
+/// The server's console at a terminal: a line editor whose lines go to the
+/// chat room (as from `server`) and above which the room's lines are
+/// printed as `from: text`, escaped. With the echo service there is no
+/// room: the first line typed gets a note saying so, and no `Console` is
+/// handed to the server.
+///
+/// The editor holds the terminal in raw mode, where Ctrl-C is a key rather
+/// than a signal: it raises SIGINT, so it stops the server exactly as
+/// before. Ctrl-D closes the console and the server serves on.
+fn start_console(service: ServiceKind) -> anyhow::Result<(Option<Console>, JoinHandle<()>)> {
+    let (editor, writer) = Readline::new(CONSOLE_PROMPT.to_owned())
+        .context("cannot start the console's line editor")?;
+    if service != ServiceKind::Chat {
+        let task = tokio::spawn(run_console(editor, writer, None, None));
+        return Ok((None, task));
+    }
     let (input_tx, input) = mpsc::channel(CONSOLE_INPUT_QUEUE);
-    let (output, mut output_rx) = mpsc::channel::<ConsoleLine>(CONSOLE_OUTPUT_QUEUE);
-    // A plain thread, not `spawn_blocking`: a read of stdin never returns
-    // at shutdown, and the runtime must not wait for it.
-    let spawned = std::thread::Builder::new()
-        .name("porter-console".into())
-        .spawn(move || {
-            for line in io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if input_tx.blocking_send(line).is_err() {
+    let (output, output_rx) = mpsc::channel::<ConsoleLine>(CONSOLE_OUTPUT_QUEUE);
+    let task = tokio::spawn(run_console(editor, writer, Some(input_tx), Some(output_rx)));
+    Ok((Some(Console { input, output }), task))
+}
+
+/// The console's loop: typed lines to `input` (the room), the room's lines
+/// from `output` above the prompt. Without a room (`input` is `None`), a
+/// note once.
+async fn run_console(
+    mut editor: Readline,
+    mut shown: SharedWriter,
+    input: Option<mpsc::Sender<String>>,
+    mut output: Option<mpsc::Receiver<ConsoleLine>>,
+) {
+    let mut told_no_room = false;
+    loop {
+        tokio::select! {
+            // The editor first: polling it is what prints `shown`.
+            biased;
+            event = editor.readline() => match event {
+                Ok(ReadlineEvent::Line(line)) => {
+                    if line.is_empty() {
+                        continue;
+                    }
+                    editor.add_history_entry(line.clone());
+                    match &input {
+                        // Fails only once the server has stopped reading
+                        // the console, on its way out.
+                        Some(room) => {
+                            let _ = room.send(line).await;
+                        }
+                        None if !told_no_room => {
+                            told_no_room = true;
+                            let _ = writeln!(
+                                shown,
+                                "porter: the echo service has no room: lines typed here reach no one"
+                            );
+                        }
+                        None => {}
+                    }
+                }
+                Ok(ReadlineEvent::Interrupted) => interrupt_self(),
+                Ok(ReadlineEvent::Eof) => {
+                    let _ = writeln!(shown, "porter: console closed; the server serves on (Ctrl-C or SIGTERM stops it)");
                     break;
                 }
-            }
-        });
-    if let Err(err) = spawned {
-        tracing::warn!(error = %err, "console input unavailable");
-    }
-    tokio::spawn(async move {
-        while let Some(ConsoleLine { from, text }) = output_rx.recv().await {
-            // Not println!: a closed stdout must not panic the server.
-            let _ = writeln!(io::stdout(), "{from}: {text}");
+                Err(err) => {
+                    tracing::warn!(error = %err, "console input failed");
+                    break;
+                }
+            },
+            line = recv_line(&mut output) => match line {
+                Some(ConsoleLine { from, text }) => {
+                    let _ = writeln!(shown, "{}: {}", printable(&from), printable_lines(&text, CONTINUATION));
+                }
+                None => output = None,
+            },
         }
-    });
-    Console { input, output }
+    }
+    let _ = editor.flush();
+}
+
+/// The next line from `output`; pending for ever without one.
+async fn recv_line(output: &mut Option<mpsc::Receiver<ConsoleLine>>) -> Option<ConsoleLine> {
+    match output {
+        Some(output) => output.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ctrl-C at the console (a key in raw mode): the SIGINT the terminal would
+/// have sent, so that shutdown takes its one usual path.
+fn interrupt_self() {
+    use rustix::process::{Signal, getpid, kill_process};
+    if let Err(err) = kill_process(getpid(), Signal::INT) {
+        tracing::warn!(error = %err, "cannot stop the server from the console");
+    }
 }

@@ -240,3 +240,52 @@ fn idle_holds_connections_and_says_when_they_are_ready() {
     probe.set_read_timeout(Some(LIMIT)).unwrap();
     assert!(probe.recv_frame().unwrap().is_some(), "no welcome");
 }
+
+/// Issue 9: `--service chat` against an echo server counted each line's
+/// echo as a delivery and reported a chat run. It fails, and says why.
+#[test]
+fn chat_against_an_echo_server_fails_and_says_why() {
+    let server = start_server("echo");
+    let output = bench(
+        server.addr(),
+        &[
+            "--service",
+            "chat",
+            "--messages",
+            "90",
+            "--conns",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("echo server, not a chat room"), "{stderr}");
+    assert!(stderr.contains("--service echo"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "no report for a run that is not one"
+    );
+}
+
+/// A chat server replays its last lines to newcomers (protocol 1.1): a
+/// second run on the same server must not count the first run's lines,
+/// nor take them for its own.
+#[test]
+fn a_second_chat_run_on_the_same_server_counts_only_its_own_lines() {
+    let server = start_server("chat");
+    let args = [
+        "--service",
+        "chat",
+        "--messages",
+        "30",
+        "--conns",
+        "3",
+        "--json",
+    ];
+    for _ in 0..2 {
+        let report = json_report(&bench(server.addr(), &args));
+        assert!(report.contains(r#""deliveries":60,"#), "{report}");
+        assert!(report.contains(NO_ERRORS), "{report}");
+    }
+}

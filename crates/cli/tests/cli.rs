@@ -14,7 +14,9 @@ use std::thread;
 use porter_wire::{ClientMessage, ErrorCode, ReadFrameExt, ServerMessage, WriteFrameExt};
 use tempfile::TempDir;
 
-use common::{LIMIT, ServerProcess, connect_to, porter, serve_failing_at_start, welcomed};
+use common::{
+    HOSTILE_TEXTS, LIMIT, ServerProcess, connect_to, porter, serve_failing_at_start, welcomed,
+};
 
 /// A running `porter serve` in its own temporary folder, killed when
 /// dropped.
@@ -519,6 +521,46 @@ fn a_log_file_on_a_full_disk_fails_at_start_with_a_clear_message() {
     assert!(output.stdout.is_empty(), "nothing may listen");
 }
 
+/// Issue 9: `--max-connections 0` printed "listening on …", then
+/// "invalid configuration: max_connections must be at least 1", which named
+/// a field nobody typed.
+#[test]
+fn an_impossible_limit_is_refused_by_its_flag_before_listening() {
+    let cases = [
+        (
+            &["--max-connections", "0"][..],
+            "--max-connections must be at least 1",
+        ),
+        (
+            &["--handshake-timeout", "0"][..],
+            "--handshake-timeout must be longer than zero",
+        ),
+        (&["--queue-len", "0"][..], "--queue-len must be at least 1"),
+        (
+            &["--max-frame-len", "3"][..],
+            "--max-frame-len must be at least",
+        ),
+    ];
+    for (args, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = vec!["--auth", "password"];
+        all.extend_from_slice(args);
+        let output = serve_failing_at_start(dir.path(), &all);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("porter: {expected}")),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("invalid configuration"), "{stderr}");
+        assert!(output.stdout.is_empty(), "nothing may listen: {args:?}");
+        assert!(
+            !dir.path().join("porter.db").exists(),
+            "no database is created for a server that cannot start"
+        );
+    }
+}
+
 #[test]
 fn a_server_busy_error_makes_porter_connect_exit_non_zero() {
     let server = start_server(&["--service", "echo", "--max-connections", "1"]);
@@ -529,9 +571,140 @@ fn a_server_busy_error_makes_porter_connect_exit_non_zero() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("busy"), "{stderr}");
-    assert!(
-        stderr.contains("porter: the server ended the conversation"),
-        "{stderr}"
+    // A refusal, said once (it used to come as a "server error" and again
+    // as the ending).
+    assert_eq!(
+        stderr,
+        "porter: refused: server at its connection limit, try again later (busy)\n"
     );
+}
+
+/// Issue 9, scripted: what a participant says reaches a piped `porter
+/// connect` escaped, the only control character on its output being the
+/// newline; `/who` works from a pipe too. The client is in the room once the
+/// other participant sees it join (protocol 1.1 events).
+#[test]
+fn piped_connect_prints_hostile_lines_escaped_and_answers_who() {
+    let server = start_server(&["--service", "chat"]);
+    let mut peer = Client::ready(server.addr);
+    let mut child = connect_command_std(&server)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = loop {
+        match peer.recv() {
+            Some(ServerMessage::Event { user, .. }) => break user,
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    };
+    for (raw, _) in HOSTILE_TEXTS {
+        peer.say(raw);
+    }
+    peer.say("the end");
+    let printed = common::lines_of(child.stdout.take().unwrap());
+    let mut stdout = String::new();
+    while !stdout.ends_with("the end\n") {
+        let line = printed.recv_timeout(LIMIT).expect("the peer's lines");
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    // Then ask who is here, and end the input.
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "/who").unwrap();
+    drop(stdin);
+    let output = wait_with_output_bounded(child);
+    assert!(output.status.success(), "{output:?}");
+    while let Ok(line) = printed.recv_timeout(LIMIT) {
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let who = &peer.user;
+    for (raw, escaped) in HOSTILE_TEXTS {
+        if raw.contains('\n') {
+            assert!(
+                stdout.contains(&format!("{who}: line1\n  | bob: fake line\n")),
+                "{stdout:?}"
+            );
+        } else {
+            assert!(
+                stdout.contains(&format!("{who}: {escaped}\n")),
+                "{stdout:?}"
+            );
+        }
+    }
+    for c in stdout.chars() {
+        assert!(
+            c == '\n' || !porter_wire::text::is_escaped(c),
+            "{c:?} in {stdout:?}"
+        );
+    }
+    let mut names = [who.clone(), client];
+    names.sort();
+    assert!(
+        stdout.contains(&format!("in the room (2): {}, {}\n", names[0], names[1])),
+        "{stdout:?}"
+    );
+}
+
+/// The same command as [`connect_command`], as a `std` command to spawn.
+fn connect_command_std(server: &ServerProc) -> std::process::Command {
+    let mut command = connect_to(server.addr.port());
+    command.env("XDG_STATE_HOME", server.dir.path().join("state"));
+    command
+}
+
+/// Waits for `child` at most [`LIMIT`], killing it after.
+fn wait_with_output_bounded(mut child: std::process::Child) -> std::process::Output {
+    let deadline = std::time::Instant::now() + LIMIT;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("porter connect did not finish within {LIMIT:?}");
+        }
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Issue 9: the cookie jar kept `localhost` and `127.0.0.1` apart, so a
+/// session opened through one asked for the password again through the
+/// other.
+#[test]
+fn a_session_opened_through_localhost_resumes_through_127_0_0_1() {
+    let server = start_server(&[
+        "--service",
+        "echo",
+        "--auth",
+        "password",
+        "--argon2-memory-kib",
+        "64",
+        "--argon2-iterations",
+        "1",
+    ]);
+    let port = server.addr.port().to_string();
+    let state = server.dir.path().join("state");
+    let run = |host: &str, password: Option<&str>| {
+        let mut command = assert_cmd::Command::from_std(porter(&[
+            "connect", "--host", host, "--port", &port, "--user", "ada",
+        ]));
+        command
+            .env("XDG_STATE_HOME", &state)
+            .write_stdin("hi\n")
+            .timeout(LIMIT);
+        if let Some(password) = password {
+            command.env("PORTER_PASSWORD", password);
+        }
+        command.output().unwrap()
+    };
+    let registered = run("localhost", Some("correct horse battery"));
+    assert!(registered.status.success(), "{registered:?}");
+    // No password this time: only the token can log in.
+    let resumed = run("127.0.0.1", None);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(stderr.contains("Welcome back, ada"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&resumed.stdout), "server: hi\n");
 }

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::io::Write;
 
 use porter_wire::Secret;
+use porter_wire::text::printable;
 
 use crate::error::{Error, Result, ServerError};
 
@@ -135,12 +136,14 @@ impl Answerer for ScriptedAnswers {
 
 impl Notice {
     /// The notice as one line for people: a greeting from the server as its
-    /// text, anyone else's line as `from: text`, an error with its code.
+    /// text, anyone else's line as `from: text`, an error as
+    /// `refused: text (code)`. What the server sent is escaped
+    /// ([`porter_wire::text::printable`]).
     pub fn line(&self) -> String {
         match self {
-            Notice::Say { from, text } if from == SERVER_FROM => text.clone(),
-            Notice::Say { from, text } => format!("{from}: {text}"),
-            Notice::Error(error) => format!("server error: {error}"),
+            Notice::Say { from, text } if from == SERVER_FROM => printable(text).into_owned(),
+            Notice::Say { from, text } => format!("{}: {}", printable(from), printable(text)),
+            Notice::Error(error) => error.to_string(),
         }
     }
 }

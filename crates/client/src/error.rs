@@ -8,6 +8,10 @@
 //! binary only prints the message and exits non-zero, but tests (and later the
 //! benchmark and the cookie jar) branch on what happened. No variant ever
 //! carries an answer or a token: those may be passwords.
+//!
+//! Texts that came from the server are shown through
+//! [`porter_wire::text::printable`]: an error message is printed at a
+//! terminal like any other line.
 
 use std::fmt;
 use std::io;
@@ -15,9 +19,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use porter_wire::ErrorCode;
+use porter_wire::text::printable;
 
 /// An `error` frame the server sent: what programs branch on, and what people
 /// read.
+///
+/// Shown as `refused: TEXT (CODE)` when the server refused something on
+/// purpose (every code but `unavailable` and codes this version does not
+/// know), and as `server error: TEXT (CODE)` when it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerError {
     /// The code of the refusal.
@@ -26,9 +35,36 @@ pub struct ServerError {
     pub text: String,
 }
 
+impl ServerError {
+    /// Whether the server refused on purpose (a policy, a limit, a wrong
+    /// answer), rather than failed.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self.code, ErrorCode::Unavailable | ErrorCode::Unknown)
+    }
+
+    /// Whether the server closes the connection right after this error
+    /// (PROTOCOL.md section 5): such an error is the end of the story, told
+    /// once when the connection ends rather than also when it arrives.
+    pub fn ends_connection(&self) -> bool {
+        matches!(
+            self.code,
+            ErrorCode::FrameTooLarge
+                | ErrorCode::RateLimited
+                | ErrorCode::Timeout
+                | ErrorCode::Busy
+                | ErrorCode::Revoked
+        )
+    }
+}
+
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.text, self.code)
+        let label = if self.is_refusal() {
+            "refused"
+        } else {
+            "server error"
+        };
+        write!(f, "{label}: {} ({})", printable(&self.text), self.code)
     }
 }
 
@@ -38,17 +74,39 @@ pub struct Ending {
     /// The text of the server's `bye`, or `None` when it just closed.
     pub bye: Option<String>,
     /// The `error` the server sent right before ending, if any: `busy`,
-    /// `timeout`, `frame_too_large`, `rate_limited`...
+    /// `timeout`, `frame_too_large`, `rate_limited`, `revoked`...
     pub error: Option<ServerError>,
+    /// Whether `error` was already shown when it arrived (a refusal after
+    /// which the conversation went on, such as a wrong password before the
+    /// last attempt). The ending then leaves it out, so that nothing is
+    /// printed twice.
+    pub error_shown: bool,
+}
+
+impl Ending {
+    /// The server closed the connection without `bye`, right after `error`
+    /// if there was one (not yet shown).
+    pub fn closed(error: Option<ServerError>) -> Self {
+        Ending {
+            bye: None,
+            error,
+            error_shown: false,
+        }
+    }
 }
 
 impl fmt::Display for Ending {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.error, &self.bye) {
-            (Some(error), Some(bye)) if bye != &error.text => write!(f, "{error}; {bye}"),
+        let error = self.error.as_ref().filter(|_| !self.error_shown);
+        match (error, &self.bye) {
+            (Some(error), Some(bye)) if bye != &error.text => {
+                write!(f, "{error}; {}", printable(bye))
+            }
             (Some(error), _) => write!(f, "{error}"),
-            (None, Some(bye)) => write!(f, "{bye}"),
-            (None, None) => f.write_str("the server closed the connection"),
+            (None, Some(bye)) => write!(f, "the server ended the conversation: {}", printable(bye)),
+            (None, None) => {
+                f.write_str("the server ended the conversation: the server closed the connection")
+            }
         }
     }
 }
@@ -107,7 +165,7 @@ pub enum Error {
 
     /// The server ended the conversation with `bye`, or by closing, before
     /// the client was done; possibly right after an `error`.
-    #[error("the server ended the conversation: {0}")]
+    #[error("{0}")]
     Ended(Ending),
 
     /// The server sent something the protocol does not allow at this point,
@@ -122,12 +180,16 @@ pub enum Error {
 
     /// The server refused a request and kept the connection open (for
     /// example `logout` on a server without sessions).
-    #[error("the server refused: {0}")]
+    #[error("{0}")]
     Refused(ServerError),
 
     /// The server asked a question that nobody could answer (no terminal and
     /// no scripted answer for this id).
-    #[error("cannot answer the server's question {id:?} ({text:?}): {reason}")]
+    #[error(
+        "cannot answer the server's question \"{}\" (\"{}\"): {reason}",
+        printable(id),
+        printable(text)
+    )]
     NoAnswer {
         /// The id of the `ask`.
         id: String,
@@ -141,6 +203,11 @@ pub enum Error {
     /// was expected.
     #[error("no answer, giving up")]
     InputClosed,
+
+    /// The person at the terminal pressed Ctrl-C while an answer was
+    /// expected.
+    #[error("interrupted")]
+    Interrupted,
 
     /// Reading the local input (stdin, the terminal) failed.
     #[error("cannot read input")]
@@ -190,12 +257,63 @@ mod tests {
                 code: ErrorCode::Busy,
                 text: "server is busy".into(),
             }),
+            error_shown: false,
         };
-        assert_eq!(ending.to_string(), "server is busy (busy); closing");
-        let closed = Ending {
-            bye: None,
-            error: None,
+        assert_eq!(
+            ending.to_string(),
+            "refused: server is busy (busy); closing"
+        );
+        assert_eq!(
+            Ending::closed(None).to_string(),
+            "the server ended the conversation: the server closed the connection"
+        );
+    }
+
+    #[test]
+    fn an_error_already_shown_is_not_told_again() {
+        let ending = Ending {
+            bye: Some("too many failed attempts".into()),
+            error: Some(ServerError {
+                code: ErrorCode::BadCredentials,
+                text: "wrong user or password".into(),
+            }),
+            error_shown: true,
         };
-        assert_eq!(closed.to_string(), "the server closed the connection");
+        assert_eq!(
+            ending.to_string(),
+            "the server ended the conversation: too many failed attempts"
+        );
+    }
+
+    #[test]
+    fn refusals_and_failures_are_labelled_apart() {
+        let refusal = ServerError {
+            code: ErrorCode::UnknownUser,
+            text: "no one called bob is here".into(),
+        };
+        assert_eq!(
+            refusal.to_string(),
+            "refused: no one called bob is here (unknown_user)"
+        );
+        let failure = ServerError {
+            code: ErrorCode::Unavailable,
+            text: "try again".into(),
+        };
+        assert_eq!(failure.to_string(), "server error: try again (unavailable)");
+    }
+
+    #[test]
+    fn server_texts_in_errors_are_escaped() {
+        let ending = Ending {
+            bye: Some("bye\x1b[2J".into()),
+            error: Some(ServerError {
+                code: ErrorCode::Revoked,
+                text: "gone\r\x07".into(),
+            }),
+            error_shown: false,
+        };
+        let shown = ending.to_string();
+        assert!(!shown.contains(['\x1b', '\r', '\x07']), "{shown:?}");
+        assert_eq!(shown, r"refused: gone\r\u{7} (revoked); bye\u{1b}[2J");
     }
 }

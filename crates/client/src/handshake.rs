@@ -49,13 +49,49 @@ where
     J: TokenJar,
 {
     let mut welcome: Option<(String, AuthMode)> = None;
-    let mut last_error: Option<ServerError> = None;
+    let mut errors = Errors::default();
+    // The question being answered. While it is open the connection is
+    // still read: a server that gives up (`timeout`), says `bye` or closes
+    // ends the question at once, rather than after the person has typed an
+    // answer no one will read.
+    let mut open_ask: Option<Ask> = None;
     loop {
-        let Some(message) = conn.recv().await? else {
-            return Err(Error::Ended(Ending {
-                bye: None,
-                error: last_error,
-            }));
+        let received = match open_ask.take() {
+            None => conn.recv().await?,
+            Some(ask) => {
+                let answered = {
+                    let answering = answerer.answer(&ask);
+                    tokio::select! {
+                        // What the server already said comes first.
+                        biased;
+                        message = conn.recv() => Err(message),
+                        answer = answering => Ok(answer),
+                    }
+                };
+                match answered {
+                    Ok(answer) => {
+                        conn.send(&ClientMessage::Answer {
+                            id: ask.id,
+                            text: answer?,
+                        })
+                        .await?;
+                        continue;
+                    }
+                    // The answerer's future is gone: the prompt was
+                    // abandoned. Unless the server is ending things, the
+                    // question is asked again once the message is shown.
+                    Err(message) => {
+                        let message = message?;
+                        if message.as_ref().is_some_and(|m| !ends_question(m)) {
+                            open_ask = Some(ask);
+                        }
+                        message
+                    }
+                }
+            }
+        };
+        let Some(message) = received else {
+            return Err(Error::Ended(errors.ending(None)));
         };
         match message {
             // A server at its limit may refuse with `error` before any
@@ -65,14 +101,12 @@ where
                     jar.forget();
                 }
                 let error = ServerError { code, text };
-                answerer.notice(&Notice::Error(error.clone()));
-                last_error = Some(error);
+                if errors.note(&error) {
+                    answerer.notice(&Notice::Error(error));
+                }
             }
             ServerMessage::Bye { text } => {
-                return Err(Error::Ended(Ending {
-                    bye: Some(text),
-                    error: last_error,
-                }));
+                return Err(Error::Ended(errors.ending(Some(text))));
             }
             ServerMessage::Welcome {
                 server,
@@ -97,7 +131,7 @@ where
                     // and closes: our `hello` may hit the closed socket.
                     // What it said before closing explains more than
                     // "broken pipe".
-                    return Err(explain_send_failure(conn, answerer, last_error, err).await);
+                    return Err(explain_send_failure(conn, answerer, errors, err).await);
                 }
                 welcome = Some((server, auth));
             }
@@ -114,13 +148,7 @@ where
                 tracing::debug!("ignoring a second welcome");
             }
             ServerMessage::Ask { id, text, secret } => {
-                let ask = Ask { id, text, secret };
-                let answer = answerer.answer(&ask).await?;
-                conn.send(&ClientMessage::Answer {
-                    id: ask.id,
-                    text: answer,
-                })
-                .await?;
+                open_ask = Some(Ask { id, text, secret });
             }
             ServerMessage::Say { text, from, .. } => {
                 answerer.notice(&Notice::Say { from, text });
@@ -143,12 +171,54 @@ where
     }
 }
 
+/// Whether `message`, arriving while a question is open, makes the question
+/// moot: the server ends the connection, asks something else, or is done
+/// asking.
+fn ends_question(message: &ServerMessage) -> bool {
+    match message {
+        ServerMessage::Error { code, text } => ServerError {
+            code: *code,
+            text: text.clone(),
+        }
+        .ends_connection(),
+        ServerMessage::Bye { .. } | ServerMessage::Ask { .. } | ServerMessage::Ready { .. } => true,
+        _ => false,
+    }
+}
+
+/// The errors of a handshake: each refusal the server goes on after is shown
+/// when it arrives, and one it closes after is kept for the ending, so that
+/// each is told exactly once.
+#[derive(Debug, Default)]
+struct Errors {
+    last: Option<ServerError>,
+    last_shown: bool,
+}
+
+impl Errors {
+    /// Keeps `error` as the last one; `true` when it is to be shown now.
+    fn note(&mut self, error: &ServerError) -> bool {
+        self.last_shown = !error.ends_connection();
+        self.last = Some(error.clone());
+        self.last_shown
+    }
+
+    /// How the handshake ended, with `bye`'s text if there was one.
+    fn ending(self, bye: Option<String>) -> Ending {
+        Ending {
+            bye,
+            error: self.last,
+            error_shown: self.last_shown,
+        }
+    }
+}
+
 /// After a failed send: reads what the server sent before it closed (an
 /// `error`, a `bye`) and returns that ending, or `err` when it said nothing.
 async fn explain_send_failure<T, A>(
     conn: &mut Connection<T>,
     answerer: &mut A,
-    mut last_error: Option<ServerError>,
+    mut errors: Errors,
     err: Error,
 ) -> Error
 where
@@ -160,8 +230,9 @@ where
         match message {
             ServerMessage::Error { code, text } => {
                 let error = ServerError { code, text };
-                answerer.notice(&Notice::Error(error.clone()));
-                last_error = Some(error);
+                if errors.note(&error) {
+                    answerer.notice(&Notice::Error(error));
+                }
             }
             ServerMessage::Bye { text } => {
                 bye = Some(text);
@@ -170,13 +241,10 @@ where
             _ => {}
         }
     }
-    if last_error.is_none() && bye.is_none() {
+    if errors.last.is_none() && bye.is_none() {
         return err;
     }
-    Error::Ended(Ending {
-        bye,
-        error: last_error,
-    })
+    Error::Ended(errors.ending(bye))
 }
 
 /// Ends a session established by [`handshake`]: sends `logout` and waits for
@@ -200,6 +268,7 @@ where
                 return Err(Error::Ended(Ending {
                     bye: Some(text),
                     error: last_error,
+                    error_shown: false,
                 }));
             }
             Some(ServerMessage::Error { code, text }) => {
@@ -213,12 +282,7 @@ where
                 last_error = Some(error);
             }
             Some(_) => {}
-            None => {
-                return Err(Error::Ended(Ending {
-                    bye: None,
-                    error: last_error,
-                }));
-            }
+            None => return Err(Error::Ended(Ending::closed(last_error))),
         }
     }
 }

@@ -1,26 +1,44 @@
 //! The conversation at a terminal: a line editor (rustyline-async) with
-//! history, and the server's lines printed above the line being typed.
+//! history, and the server's lines printed above the line being typed, as
+//! [`crate::view`] shows them (a local time on each, unless
+//! [`Options::timestamps`] is off). Lines typed are read as
+//! [`crate::command`] says: a line for the room, or a slash command.
 //!
 //! Questions during the handshake are asked *before* the line editor starts,
-//! by [`TerminalAnswerer`]: rustyline-async cannot hide input, so a
-//! `secret` answer is read with `dialoguer::Password` (echo off), and a plain
-//! one with an ordinary line read, both on a blocking thread. That works
-//! because the protocol only asks before `ready`; once the editor owns the
-//! terminal (raw mode) nothing else reads it.
+//! by [`TerminalAnswerer`] through [`crate::terminal`]: a `secret` answer
+//! without echo (Ctrl-Z and `fg` keep it hidden), a plain one as a line,
+//! both on a blocking thread while the handshake keeps reading the
+//! connection. That works because the protocol only asks before `ready`;
+//! once the editor owns the terminal (raw mode) nothing else reads it.
 
-use std::io::{self, BufRead, Write};
+use std::io::Write;
 
-use porter_wire::{ClientMessage, Secret, ServerMessage};
+use jiff::Timestamp;
+use porter_wire::Secret;
+use porter_wire::text::printable;
 use rustyline_async::{Readline, ReadlineEvent, SharedWriter};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::answers::{Answerer, Ask, Notice, ScriptedAnswers};
+pub use crate::command::QUIT_COMMAND;
+use crate::command::{Command, HELP};
 use crate::connection::Connection;
-use crate::error::{Ending, Error, Result, ServerError};
+use crate::error::{Error, Result};
 use crate::handshake::SessionInfo;
+use crate::view::{Flow, Shown, View};
 
-/// The command that ends the conversation.
-pub const QUIT_COMMAND: &str = "/quit";
+/// How the conversation is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// A local time (`HH:MM`) at the start of each line received.
+    pub timestamps: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { timestamps: true }
+    }
+}
 
 /// Answers the server's questions at the terminal, hiding secret answers.
 ///
@@ -44,73 +62,48 @@ impl Answerer for TerminalAnswerer {
         if let Some(answer) = self.preset.take(ask) {
             return Ok(answer);
         }
-        let ask = ask.clone();
-        // Both dialoguer and a std line read block: keep them off the
-        // reactor so the connection is still served meanwhile.
-        tokio::task::spawn_blocking(move || read_answer(&ask))
-            .await
-            .map_err(|e| Error::Terminal(format!("the prompt failed: {e}")))?
+        let text = printable(&ask.text);
+        let separator = if text.ends_with(char::is_whitespace) {
+            ""
+        } else {
+            " "
+        };
+        // Dropped (the server spoke first), this abandons the prompt.
+        crate::terminal::ask(format!("{text}{separator}"), ask.secret).await
     }
 
     fn notice(&mut self, notice: &Notice) {
         match notice {
-            Notice::Say { from, text } => println!("{from}: {text}"),
-            Notice::Error(error) => eprintln!("porter: server error: {error}"),
+            Notice::Say { from, text } => println!("{}: {}", printable(from), printable(text)),
+            Notice::Error(error) => eprintln!("porter: {error}"),
         }
     }
 }
 
-fn read_answer(ask: &Ask) -> Result<Secret> {
-    if ask.secret {
-        let prompt = ask.text.trim_end().trim_end_matches(':');
-        // Empty answers are the server's to judge, and this keeps Ctrl-D
-        // from looping here (an empty read is all dialoguer sees of it).
-        return dialoguer::Password::new()
-            .with_prompt(prompt)
-            .allow_empty_password(true)
-            .interact()
-            .map(Secret::new)
-            .map_err(|e| Error::Input(io::Error::from(e)));
-    }
-    let mut stderr = io::stderr();
-    let separator = if ask.text.ends_with(char::is_whitespace) {
-        ""
-    } else {
-        " "
-    };
-    write!(stderr, "{}{separator}", ask.text)
-        .and_then(|()| stderr.flush())
-        .map_err(Error::Output)?;
-    let mut line = String::new();
-    match io::stdin().lock().read_line(&mut line) {
-        Ok(0) => Err(Error::InputClosed),
-        Ok(_) => Ok(Secret::new(line.trim_end_matches(['\r', '\n']))),
-        Err(e) => Err(Error::Input(e)),
-    }
-}
-
 /// Runs the conversation at the terminal until `/quit`, Ctrl-D, Ctrl-C or
-/// the end of the connection. Lines typed are sent as `say`; lines received
-/// are printed above the prompt.
+/// the end of the connection. Lines typed are sent as `say` (or are
+/// commands); what the server sends is printed above the prompt.
 ///
 /// # Errors
 /// [`Error::Terminal`] when the line editor cannot start (no terminal);
 /// [`Error::Ended`] when the server closes without `bye`, or ends the
 /// conversation right after an `error`; [`Error::Wire`].
-pub async fn run<T>(mut conn: Connection<T>, info: &SessionInfo) -> Result<()>
+pub async fn run<T>(mut conn: Connection<T>, info: &SessionInfo, options: Options) -> Result<()>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut editor, mut shown) = Readline::new(format!("{}> ", info.user))
+    let (mut editor, mut shown) = Readline::new(format!("{}> ", printable(&info.user)))
         .map_err(|e| Error::Terminal(format!("cannot start the line editor: {e}")))?;
     show(
         &mut shown,
         &format!(
-            "connected to {} as {} ({QUIT_COMMAND} or Ctrl-D to leave)",
-            info.server, info.user
+            "connected to {} as {} (/help lists the commands; {QUIT_COMMAND} or Ctrl-D to leave)",
+            printable(&info.server),
+            printable(&info.user)
         ),
     );
-    let outcome = converse(&mut conn, &mut editor, &mut shown).await;
+    let view = View::new(options.timestamps);
+    let outcome = converse(&mut conn, &mut editor, &mut shown, view).await;
     // Print whatever is still queued and give the terminal back (raw mode
     // ends when the editor is dropped) before the caller prints an error.
     let _ = editor.flush();
@@ -122,11 +115,12 @@ async fn converse<T>(
     conn: &mut Connection<T>,
     editor: &mut Readline,
     shown: &mut SharedWriter,
+    mut view: View,
 ) -> Result<()>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut last_error: Option<ServerError> = None;
+    let mut lines = Vec::new();
     loop {
         tokio::select! {
             // The editor first: polling it is what drains `shown` to the
@@ -134,49 +128,48 @@ where
             biased;
             event = editor.readline() => match event {
                 Ok(ReadlineEvent::Line(line)) => {
-                    if line.trim() == QUIT_COMMAND {
-                        return say_bye(conn).await;
-                    }
                     if line.is_empty() {
                         continue;
                     }
                     editor.add_history_entry(line.clone());
-                    match conn.send(&ClientMessage::Say { text: line, to: None }).await {
-                        Ok(()) => {}
-                        Err(Error::Wire(porter_wire::Error::FrameTooLarge { len, max })) => {
-                            show(shown, &format!("porter: not sent: {len} bytes is over the limit of {max}"));
+                    match Command::parse(&line) {
+                        Command::Quit => return say_bye(conn).await,
+                        Command::Help => {
+                            for help in HELP {
+                                show(shown, help);
+                            }
                         }
-                        Err(e) => return Err(e),
+                        command => {
+                            if let Some(message) = command.message() {
+                                match conn.send(&message).await {
+                                    Ok(()) => {}
+                                    Err(Error::Wire(porter_wire::Error::FrameTooLarge { len, max })) => {
+                                        show(shown, &format!("porter: not sent: {len} bytes is over the limit of {max}"));
+                                    }
+                                    Err(e) => return Err(e),
+                                }
+                            } else if let Some(complaint) = command.complaint() {
+                                show(shown, &format!("porter: {complaint}"));
+                            }
+                        }
                     }
                 }
                 Ok(ReadlineEvent::Eof | ReadlineEvent::Interrupted) => return say_bye(conn).await,
                 Err(e) => return Err(Error::Terminal(e.to_string())),
             },
-            message = conn.recv() => match message? {
-                Some(ServerMessage::Say { text, from, .. }) => {
-                    last_error = None;
-                    show(shown, &format!("{from}: {text}"));
+            message = conn.recv() => {
+                let flow = view.receive(message?, Timestamp::now(), &mut lines);
+                for line in lines.drain(..) {
+                    match line {
+                        Shown::Line(line) => show(shown, &line),
+                        Shown::Note(note) => show(shown, &format!("porter: {note}")),
+                    }
                 }
-                Some(ServerMessage::Error { code, text }) => {
-                    let error = ServerError { code, text };
-                    show(shown, &format!("porter: server error: {error}"));
-                    last_error = Some(error);
+                match flow? {
+                    Flow::Continue => {}
+                    Flow::Bye => return Ok(()),
                 }
-                Some(ServerMessage::Bye { text }) => {
-                    return match last_error {
-                        Some(error) => Err(Error::Ended(Ending { bye: Some(text), error: Some(error) })),
-                        None => {
-                            show(shown, &format!("porter: the server said goodbye: {text}"));
-                            Ok(())
-                        }
-                    };
-                }
-                Some(ServerMessage::Ask { id, .. }) => {
-                    show(shown, &format!("porter: the server asked {id:?} after the handshake; ignored"));
-                }
-                Some(_) => {}
-                None => return Err(Error::Ended(Ending { bye: None, error: last_error })),
-            },
+            }
         }
     }
 }
@@ -186,7 +179,7 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     // The server may already be gone; leaving is what the user asked for.
-    if let Err(e) = conn.send(&ClientMessage::Bye).await {
+    if let Err(e) = conn.send(&porter_wire::ClientMessage::Bye).await {
         tracing::debug!(error = %e, "bye not delivered");
     }
     Ok(())

@@ -19,6 +19,11 @@
 //!   replies are all in.
 //! - [`interactive`]: a terminal with a line editor and history; the
 //!   server's lines appear above the line being typed.
+//! - [`command`]: what a typed line means in both (`/msg`, `/me`, `/who`,
+//!   `/help`, `/quit`); [`view`]: how what the server sends reads on screen
+//!   in both, escaped through [`porter_wire::text`].
+//! - [`terminal`]: questions at the terminal, a secret one without echo
+//!   that stays hidden across Ctrl-Z and `fg` ([`terminal::read_secret`]).
 //! - [`bench`](mod@bench): `porter bench`, load and latency measurement, run from a
 //!   plain [`bench::Plan`] that the command line builds from its flags.
 //!
@@ -38,6 +43,7 @@
 
 mod answers;
 pub mod bench;
+pub mod command;
 mod connect;
 mod connection;
 mod error;
@@ -45,7 +51,9 @@ mod handshake;
 pub mod interactive;
 pub mod jar;
 pub mod scripted;
+pub mod terminal;
 mod tokens;
+pub mod view;
 
 pub use answers::{Answerer, Ask, Notice, ScriptedAnswers};
 pub use connect::{ConnectOptions, Connector, DEFAULT_CONNECT_TIMEOUT, connect};

@@ -1,5 +1,10 @@
 //! The conversation when standard input is not a terminal: every input line
-//! is one `say`, every `say` received is printed as `from: text`.
+//! is one `say` (or one of the commands of [`crate::command`]: `/msg`,
+//! `/me`, `/who`, `/quit`; `//` starts a line with `/`), and what the server
+//! sends is printed as [`crate::view`] shows it, without the time:
+//! `from: text` for a line, `--> ada joined` for an event. Porter's own
+//! notes (refusals, the server's goodbye) go to the error stream as
+//! `porter: …`, so the output holds only the conversation.
 //!
 //! # When to stop: the reply rule
 //!
@@ -7,9 +12,10 @@
 //! cannot know how many replies to expect. After the end of input it keeps
 //! reading until the first of:
 //!
-//! 1. as many `say` messages have arrived since `ready` as it sent: in echo
-//!    each `say` gets exactly one reply, so a piped echo session ends as soon
-//!    as its last reply is printed, with no waiting at all;
+//! 1. as many `say` messages have arrived since `ready` as it sent, and as
+//!    many `who` answers as it sent `/who`: in echo each `say` gets exactly
+//!    one reply, so a piped echo session ends as soon as its last reply is
+//!    printed, with no waiting at all;
 //! 2. nothing has arrived for [`ScriptedOptions::quiet`] (chat, where no one
 //!    owes us a reply, or a server that answers less than expected);
 //! 3. [`ScriptedOptions::max_wait`] has passed since the end of input, so a
@@ -26,8 +32,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::command::{Command, HELP};
 use crate::connection::{Connection, MessageReader, MessageWriter};
-use crate::error::{Ending, Error, Result, ServerError};
+use crate::error::{Error, Result};
+use crate::view::{Flow, Shown, View};
 
 /// How long the server may stay silent after the end of input before the
 /// client stops waiting for replies (rule 2). Far above a local echo round
@@ -58,13 +66,24 @@ impl Default for ScriptedOptions {
 /// What a finished scripted conversation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Summary {
-    /// `say` messages sent (lines too long to send are not counted).
+    /// `say` messages sent (lines too long to send, and commands that send
+    /// no `say`, are not counted).
     pub sent: u64,
     /// `say` messages received after `ready`.
     pub received: u64,
     /// Whether the server ended the conversation (with a plain `bye`) before
     /// the client did.
     pub ended_by_server: bool,
+}
+
+/// What the writer sent, told to the reader at the end of input: the
+/// replies rule 1 waits for.
+#[derive(Debug, Clone, Copy, Default)]
+struct Owed {
+    /// `say` messages sent.
+    says: u64,
+    /// `who` messages sent.
+    whos: u64,
 }
 
 /// Why the reader stopped, told to the writer.
@@ -77,13 +96,13 @@ enum Stop {
 }
 
 /// Runs a scripted conversation on an established session (after `ready`):
-/// sends each line of `input` as a `say`, prints each received `say` to
-/// `out` as `from: text` and errors to `err`, and stops by the reply rule
-/// described in the module docs.
+/// sends each line of `input` as a `say` (or runs it as a command), prints
+/// what the server says to `out` and Porter's notes to `err`, and stops by
+/// the reply rule described in the module docs.
 ///
 /// # Errors
 /// [`Error::Ended`] when the server ends the conversation right after an
-/// `error`, or closes without `bye` ([`Ending`] without a `bye` text);
+/// `error`, or closes without `bye` ([`crate::Ending`] without a `bye` text);
 /// [`Error::Input`] and [`Error::Output`] for local I/O; [`Error::Wire`].
 pub async fn run<T, I, O, E>(
     conn: Connection<T>,
@@ -99,7 +118,7 @@ where
     E: Write,
 {
     let (reader, writer) = conn.split();
-    let (eof_tx, eof_rx) = oneshot::channel::<u64>();
+    let (eof_tx, eof_rx) = oneshot::channel::<Owed>();
     let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
     let writing = write_lines(writer, input, eof_tx, stop_rx);
     let reading = read_replies(reader, out, &mut *err, eof_rx, stop_tx, options);
@@ -130,7 +149,7 @@ struct Written {
 async fn write_lines<T, I>(
     mut writer: MessageWriter<T>,
     input: I,
-    eof_tx: oneshot::Sender<u64>,
+    eof_tx: oneshot::Sender<Owed>,
     mut stop_rx: oneshot::Receiver<Stop>,
 ) -> Written
 where
@@ -139,6 +158,7 @@ where
 {
     let mut lines = BufReader::new(input).lines();
     let mut sent = 0u64;
+    let mut whos = 0u64;
     let mut line_no = 0u64;
     let mut warnings = Vec::new();
     let mut stop = None;
@@ -152,11 +172,35 @@ where
             line = lines.next_line() => line,
         };
         match line {
-            Ok(Some(text)) => {
+            Ok(Some(line)) => {
                 line_no += 1;
-                let message = ClientMessage::Say { text, to: None };
+                let command = Command::parse(&line);
+                let message = match command {
+                    // As if the input ended here.
+                    Command::Quit => match writer.flush().await {
+                        Ok(()) => break None,
+                        Err(e) => break Some(e),
+                    },
+                    Command::Help => {
+                        warnings.extend(HELP.iter().map(|line| (*line).to_owned()));
+                        continue;
+                    }
+                    ref command => match command.message() {
+                        Some(message) => message,
+                        None => {
+                            if let Some(complaint) = command.complaint() {
+                                warnings.push(format!("line {line_no}: {complaint}"));
+                            }
+                            continue;
+                        }
+                    },
+                };
                 match writer.feed(&message).await {
-                    Ok(()) => sent += 1,
+                    Ok(()) => match message {
+                        ClientMessage::Say { .. } => sent += 1,
+                        ClientMessage::Who => whos += 1,
+                        _ => {}
+                    },
                     Err(Error::Wire(porter_wire::Error::FrameTooLarge { len, max })) => {
                         warnings.push(format!(
                             "line {line_no} not sent: {len} bytes is over the limit of {max}"
@@ -181,7 +225,7 @@ where
         }
     };
     // Tell the reader how many replies to expect. It may already be gone.
-    let _ = eof_tx.send(sent);
+    let _ = eof_tx.send(Owed { says: sent, whos });
     let stop = match stop {
         Some(stop) => stop,
         None => stop_rx.await.unwrap_or(Stop::ServerGone),
@@ -204,7 +248,7 @@ async fn read_replies<T, O, E>(
     mut reader: MessageReader<T>,
     out: &mut O,
     err: &mut E,
-    mut eof_rx: oneshot::Receiver<u64>,
+    mut eof_rx: oneshot::Receiver<Owed>,
     stop_tx: oneshot::Sender<Stop>,
     options: ScriptedOptions,
 ) -> Result<Summary>
@@ -215,16 +259,18 @@ where
 {
     let mut summary = Summary::default();
     // Set when the input has ended: how many replies to expect.
-    let mut expected: Option<u64> = None;
+    let mut expected: Option<Owed> = None;
+    let mut who_answers = 0u64;
     // Whether `eof_rx` may still be polled (a finished oneshot must not be).
     let mut waiting_for_eof = true;
     let quiet = tokio::time::sleep(options.quiet);
     tokio::pin!(quiet);
     let mut deadline = Instant::now();
-    let mut last_error: Option<ServerError> = None;
+    let mut view = View::new(false);
+    let mut shown = Vec::new();
 
     let outcome: Result<Stop> = loop {
-        if expected.is_some_and(|n| summary.received >= n) {
+        if expected.is_some_and(|owed| summary.received >= owed.says && who_answers >= owed.whos) {
             break Ok(Stop::Finish);
         }
         tokio::select! {
@@ -233,7 +279,7 @@ where
                 // A writer that died without a count has failed: it reports
                 // that itself; stop waiting for replies then.
                 let now = Instant::now();
-                expected = Some(sent.unwrap_or(0));
+                expected = Some(sent.unwrap_or_default());
                 quiet.as_mut().reset(now + options.quiet);
                 deadline = now + options.max_wait;
             }
@@ -243,41 +289,30 @@ where
                 if expected.is_some() {
                     quiet.as_mut().reset(Instant::now() + options.quiet);
                 }
+                let message = match message {
+                    Ok(message) => message,
+                    Err(e) => break Err(e),
+                };
                 match message {
-                    Ok(Some(ServerMessage::Say { text, from, .. })) => {
-                        last_error = None;
-                        summary.received += 1;
-                        if let Err(e) = writeln!(out, "{from}: {text}") {
-                            break Err(Error::Output(e));
-                        }
+                    Some(ServerMessage::Say { .. }) => summary.received += 1,
+                    Some(ServerMessage::Who { .. }) => who_answers += 1,
+                    _ => {}
+                }
+                let flow = view.receive(message, jiff::Timestamp::now(), &mut shown);
+                // Notes are printed at once: they explain what comes next.
+                let written = shown.drain(..).try_for_each(|shown| match shown {
+                    Shown::Line(line) => writeln!(out, "{line}"),
+                    Shown::Note(note) => writeln!(err, "porter: {note}"),
+                });
+                if let Err(e) = written {
+                    break Err(Error::Output(e));
+                }
+                match flow {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Bye) => {
+                        summary.ended_by_server = true;
+                        break Ok(Stop::ServerGone);
                     }
-                    Ok(Some(ServerMessage::Error { code, text })) => {
-                        let error = ServerError { code, text };
-                        // Printed at once: it explains what comes next.
-                        if let Err(e) = writeln!(err, "porter: server error: {error}") {
-                            break Err(Error::Output(e));
-                        }
-                        last_error = Some(error);
-                    }
-                    Ok(Some(ServerMessage::Bye { text })) => {
-                        match last_error.take() {
-                            Some(error) => {
-                                break Err(Error::Ended(Ending { bye: Some(text), error: Some(error) }));
-                            }
-                            None => {
-                                let _ = writeln!(err, "porter: the server said goodbye: {text}");
-                                summary.ended_by_server = true;
-                                break Ok(Stop::ServerGone);
-                            }
-                        }
-                    }
-                    Ok(Some(ServerMessage::Ask { id, .. })) => {
-                        let _ = writeln!(err, "porter: the server asked {id:?}, which cannot be answered without a terminal");
-                    }
-                    Ok(Some(other)) => {
-                        tracing::debug!(message = other.type_name(), "ignored after ready");
-                    }
-                    Ok(None) => break Err(Error::Ended(Ending { bye: None, error: last_error.take() })),
                     Err(e) => break Err(e),
                 }
             }

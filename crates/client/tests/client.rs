@@ -557,7 +557,13 @@ async fn scripted_error_followed_by_bye_is_a_typed_error() {
         error.server_error().map(|e| e.code),
         Some(ErrorCode::FrameTooLarge)
     );
-    assert!(err.contains("frame too large"), "{err}");
+    // Told once: by the error the conversation ends with, not also as a
+    // note when it arrived.
+    assert_eq!(
+        error.to_string(),
+        "refused: frame too large (frame_too_large); closing"
+    );
+    assert!(!err.contains("frame too large"), "{err}");
 }
 
 #[tokio::test]
@@ -757,4 +763,249 @@ async fn into_parts_keeps_the_bytes_read_after_ready() {
     .await;
     let say: ServerMessage = porter_wire::decode_message(&payload).unwrap();
     assert_eq!(say, ServerMessage::say("early", "ann"));
+}
+
+/// Issue 9, scripted: the slash commands are read from the input (`/msg`,
+/// `/me`, `/who`, `//` for a leading slash, `/quit` ending the input), a
+/// mistyped command is sent nowhere, and what the 1.1 room sends is printed
+/// as a person reads it: the `who` answer, a join, a private line, a
+/// refusal as one note.
+#[tokio::test]
+async fn scripted_commands_are_sent_and_the_room_is_shown() {
+    let (addr, server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::None).await;
+        peer.ready("ada").await;
+        let mut heard = Vec::new();
+        while let Some(message) = peer.recv().await {
+            match &message {
+                ClientMessage::Who => {
+                    peer.send(ServerMessage::Event {
+                        kind: porter_wire::EventKind::Joined,
+                        user: "carl".into(),
+                        at: "2030-01-02T10:00:00Z".into(),
+                    })
+                    .await;
+                    peer.send(ServerMessage::Say {
+                        text: "psst".into(),
+                        from: "bob".into(),
+                        seq: None,
+                        at: None,
+                        to: Some("ada".into()),
+                        replay: false,
+                    })
+                    .await;
+                    peer.error(ErrorCode::UnknownUser, "no one called zed is here")
+                        .await;
+                    peer.send(ServerMessage::Who {
+                        users: vec!["carl".into(), "ada".into()],
+                    })
+                    .await;
+                }
+                ClientMessage::Bye => break,
+                _ => {}
+            }
+            heard.push(message);
+        }
+        heard
+    })
+    .await;
+    let options = ScriptedOptions::default();
+    let input = b"/msg zed hi\n/me waves\n/mgs oops\n//etc\n/who\n/quit\nnever sent\n";
+    let (result, out, err) = scripted_session(addr, input, options).await;
+    let summary = result.unwrap();
+    assert_eq!(summary.sent, 3);
+    assert_eq!(
+        out,
+        "--> carl joined\n[private] bob: psst\nin the room (2): ada, carl\n"
+    );
+    assert_eq!(
+        err,
+        "porter: refused: no one called zed is here (unknown_user)\n\
+         porter: line 3: unknown command /mgs; not sent (/help lists the commands; \
+         start with // to send a line that begins with /)\n"
+    );
+    let heard = server.await.unwrap();
+    assert_eq!(
+        heard,
+        [
+            ClientMessage::Say {
+                text: "hi".into(),
+                to: Some("zed".into())
+            },
+            ClientMessage::Say {
+                text: "/me waves".into(),
+                to: None
+            },
+            ClientMessage::Say {
+                text: "/etc".into(),
+                to: None
+            },
+            ClientMessage::Who,
+        ]
+    );
+}
+
+/// Rule 1 of the reply rule counts `/who` too: an echo-like server that
+/// answers every `say` and `who` at once ends a piped session without the
+/// quiet period.
+#[tokio::test]
+async fn scripted_mode_waits_for_the_who_answer_and_no_longer() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::None).await;
+        peer.ready("ada").await;
+        while let Some(message) = peer.recv().await {
+            match message {
+                ClientMessage::Who => {
+                    peer.send(ServerMessage::Who {
+                        users: vec!["ada".into()],
+                    })
+                    .await;
+                }
+                ClientMessage::Say { text, .. } => peer.say_from("server", &text).await,
+                _ => break,
+            }
+        }
+    })
+    .await;
+    // Only rule 1 can end this in time.
+    let options = ScriptedOptions {
+        quiet: Duration::from_secs(30),
+        max_wait: Duration::from_secs(60),
+    };
+    let (result, out, _) = scripted_session(addr, b"hi\n/who\n", options).await;
+    result.unwrap();
+    assert_eq!(out, "server: hi\nin the room (1): ada\n");
+}
+
+/// Issue 9: while a question is open the connection is still read. A
+/// server that gives up (`error{timeout}`, then closes) ends the question at
+/// once: the answerer's future is dropped (the terminal's prompt is
+/// abandoned that way), and the handshake ends with the server's reason,
+/// not shown twice.
+#[tokio::test]
+async fn an_open_question_gives_way_when_the_server_gives_up() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    /// Never answers, like a person who walked away; says when it starts.
+    struct Absent {
+        started: Option<tokio::sync::oneshot::Sender<()>>,
+        abandoned: Arc<AtomicBool>,
+        notices: Vec<Notice>,
+    }
+    impl Answerer for Absent {
+        async fn answer(&mut self, _ask: &Ask) -> porter_client::Result<Secret> {
+            let _guard = SetOnDrop(self.abandoned.clone());
+            if let Some(started) = self.started.take() {
+                let _ = started.send(());
+            }
+            std::future::pending().await
+        }
+        fn notice(&mut self, notice: &Notice) {
+            self.notices.push(notice.clone());
+        }
+    }
+
+    let (started, asking) = tokio::sync::oneshot::channel();
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::Password).await;
+        peer.ask("user", "User:", false).await;
+        // Once the question is being answered.
+        asking.await.unwrap();
+        peer.error(ErrorCode::Timeout, "handshake took too long")
+            .await;
+    })
+    .await;
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let mut absent = Absent {
+        started: Some(started),
+        abandoned: abandoned.clone(),
+        notices: Vec::new(),
+    };
+    let (_conn, err) = handshake_err(addr, &mut absent, &mut NoTokens).await;
+    assert!(
+        abandoned.load(Ordering::SeqCst),
+        "the question was not dropped"
+    );
+    assert_eq!(err.server_error().map(|e| e.code), Some(ErrorCode::Timeout));
+    assert_eq!(
+        err.to_string(),
+        "refused: handshake took too long (timeout)"
+    );
+    // Told once, by the ending.
+    assert!(absent.notices.is_empty(), "{:?}", absent.notices);
+}
+
+/// A line said while a question is open is shown, and the question is asked
+/// again: the server still waits for its answer.
+#[tokio::test]
+async fn a_line_said_during_a_question_is_shown_and_the_question_asked_again() {
+    let (addr, server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::Ip).await;
+        peer.ask("name", "Name:", false).await;
+        peer.say_from("server", "still waiting for your name").await;
+        let answer = peer.recv().await;
+        peer.ready("ada").await;
+        answer
+    })
+    .await;
+    let mut recorder = Recorder::default();
+    let (_conn, info) = handshake_ok(addr, &mut recorder, &mut NoTokens).await;
+    assert_eq!(info.user, "ada");
+    assert_eq!(
+        server.await.unwrap(),
+        Some(ClientMessage::Answer {
+            id: "name".into(),
+            text: Secret::new("answer-to-name")
+        })
+    );
+    assert_eq!(
+        recorder.notices,
+        [Notice::Say {
+            from: "server".into(),
+            text: "still waiting for your name".into()
+        }]
+    );
+}
+
+/// Issue 9: a refusal the handshake went on after is shown when it arrives
+/// and not told again when the server then ends the handshake: the last
+/// wrong password, then `bye`.
+#[tokio::test]
+async fn a_refusal_shown_during_the_handshake_is_not_repeated_by_its_ending() {
+    let (addr, _server) = fake_server(|mut peer| async move {
+        peer.greet(AuthMode::Password).await;
+        peer.error(ErrorCode::BadCredentials, "wrong user or password")
+            .await;
+        peer.bye("too many failed attempts").await;
+    })
+    .await;
+    let mut recorder = Recorder::default();
+    let (_conn, err) = handshake_err(addr, &mut recorder, &mut NoTokens).await;
+    assert_eq!(
+        recorder.notices,
+        [Notice::Error(porter_client::ServerError {
+            code: ErrorCode::BadCredentials,
+            text: "wrong user or password".into()
+        })]
+    );
+    assert_eq!(
+        recorder.notices[0].line(),
+        "refused: wrong user or password (bad_credentials)"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the server ended the conversation: too many failed attempts"
+    );
+    // Programs still see what the server said last.
+    assert_eq!(
+        err.server_error().map(|e| e.code),
+        Some(ErrorCode::BadCredentials)
+    );
 }

@@ -22,6 +22,10 @@
 //! Both speak exactly what tokio-util's `LengthDelimitedCodec` speaks with its
 //! default settings, and what Python's `struct.pack("!I", n)` writes. Errors
 //! are one typed [`Error`] enum whose variants callers match on.
+//!
+//! Beside the layers, [`text`] makes what arrives safe to show to a person:
+//! [`text::printable`] and [`text::printable_lines`] escape whatever a
+//! terminal would obey instead of display.
 
 #![deny(missing_docs)]
 
@@ -32,6 +36,7 @@ mod ext;
 pub mod frame;
 pub mod message;
 mod mode;
+pub mod text;
 
 pub use error::{Error, FramePart, Result};
 pub use ext::{ReadFrameExt, WriteFrameExt};

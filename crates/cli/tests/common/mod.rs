@@ -295,3 +295,92 @@ pub fn exit_code(session: &PtySession) -> Option<i32> {
         _ => None,
     }
 }
+
+/// Issue 9: texts a peer may send to take over a reader's terminal, each
+/// with how a one-line field shows it (`porter_wire::text::printable`). The
+/// fourth is a line that tries to pass for another sender's: in a chat line
+/// its second line is shown behind `  | ` instead.
+pub const HOSTILE_TEXTS: [(&str, &str); 6] = [
+    ("\x1b[2J\x1b[H", r"\u{1b}[2J\u{1b}[H"),
+    ("\x1b]0;TITLE\x07", r"\u{1b}]0;TITLE\u{7}"),
+    ("AAAA\rforged", r"AAAA\rforged"),
+    ("line1\nbob: fake line", r"line1\nbob: fake line"),
+    ("\x1b[41m", r"\u{1b}[41m"),
+    ("a\u{202e}gnp.exe", r"a\u{202e}gnp.exe"),
+];
+
+/// Asserts that none of [`HOSTILE_TEXTS`] reached `shown` (what a terminal
+/// received) in a form a terminal would obey: no screen clear, no title, no
+/// bell, no colour, no carriage return inside a line, no bidirectional
+/// override, and no line that starts as the fake one.
+#[track_caller]
+pub fn assert_nothing_hostile_obeyed(shown: &str) {
+    for raw in [
+        "\x1b[2J",
+        "\x1b[H",
+        "\x1b]0;",
+        "\x07",
+        "\x1b[41m",
+        "\u{202e}",
+        "AAAA\rforged",
+    ] {
+        assert!(
+            !shown.contains(raw),
+            "{raw:?} reached the terminal: {shown:?}"
+        );
+    }
+    for (at, _) in shown.match_indices("bob: fake line") {
+        let before = &shown[..at];
+        assert!(
+            before.ends_with("| ") || before.ends_with(r"line1\n"),
+            "a line passes for bob's: {shown:?}"
+        );
+    }
+}
+
+/// `command` run the way a terminal runs it: rexpect turns the terminal's
+/// echo off before it starts a program, which would hide a password however
+/// badly it were read; this puts the terminal back to its usual settings
+/// (`stty sane`) first. With `show_modes`, the terminal's settings are
+/// printed (`stty -a`) once the program has exited, and the exit status is
+/// the program's.
+pub fn at_usual_terminal(command: &Command, show_modes: bool) -> Command {
+    let script = if show_modes {
+        r#"stty sane; "$0" "$@"; status=$?; echo; echo "modes after:"; stty -a; exit $status"#
+    } else {
+        r#"stty sane; exec "$0" "$@""#
+    };
+    let mut shell = Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(script)
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => shell.env(key, value),
+            None => shell.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        shell.current_dir(dir);
+    }
+    shell
+}
+
+/// Asserts that `stty -a` output (after "modes after:") shows a terminal
+/// back to normal: echo on, line editing on, signal keys on.
+#[track_caller]
+pub fn assert_terminal_restored(output: &str) {
+    let modes = output
+        .rsplit_once("modes after:")
+        .map(|(_, modes)| modes)
+        .unwrap_or_else(|| panic!("no stty output in {output:?}"));
+    let words: Vec<&str> = modes.split_whitespace().collect();
+    for mode in ["echo", "icanon", "isig"] {
+        assert!(
+            words.contains(&mode) && !words.contains(&format!("-{mode}").as_str()),
+            "{mode} is not on after the program: {modes}"
+        );
+    }
+}

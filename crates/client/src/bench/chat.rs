@@ -12,9 +12,16 @@
 //! `pipeline` lines that have not yet reached every other participant.
 //! Receivers count deliveries per sender (one atomic per sender) and wake
 //! the sender when one of its lines is complete.
+//!
+//! A chat room never sends a participant its own line. A receiver that gets
+//! one is talking to an echo server, whose replies would otherwise pass for
+//! deliveries (with two connections, one each: the counts even add up). The
+//! run stops there and fails with [`BenchError::NotChat`]. Events, and the
+//! lines the room replays from its history to a newcomer (an earlier
+//! run's), are skipped.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -25,7 +32,7 @@ use tokio::sync::{Notify, watch};
 use super::conn::{Ready, incoming_codec};
 use super::echo::describe;
 use super::report::{Failure, FailureKind};
-use super::{ErrorSummary, LatencyHistogram, Limit, Measured, Plan, REPLY_TIMEOUT};
+use super::{BenchError, ErrorSummary, LatencyHistogram, Limit, Measured, Plan, REPLY_TIMEOUT};
 
 /// Digits of the sender index in the stamp.
 const INDEX_DIGITS: usize = 6;
@@ -56,10 +63,35 @@ struct Room {
     /// Receivers of each line: everyone but its sender.
     others: u64,
     start: Instant,
+    /// A participant got its own line back: the server echoes, it is no
+    /// chat room. Everyone stops.
+    echoed: AtomicBool,
+}
+
+impl Room {
+    /// Marks the run as talking to an echo server and wakes every sender.
+    fn echoed(&self) {
+        self.echoed.store(true, Ordering::Release);
+        for wake in &self.wake {
+            wake.notify_one();
+        }
+    }
+
+    fn is_echo(&self) -> bool {
+        self.echoed.load(Ordering::Acquire)
+    }
 }
 
 /// Runs the chat scenario on connections that are past `ready`.
-pub(super) async fn run<T>(plan: &Plan, ready: Vec<Ready<T>>, counter: Arc<AtomicU64>) -> Measured
+///
+/// # Errors
+/// [`BenchError::NotChat`] when the server sends a participant its own
+/// line: it is an echo server.
+pub(super) async fn run<T>(
+    plan: &Plan,
+    ready: Vec<Ready<T>>,
+    counter: Arc<AtomicU64>,
+) -> Result<Measured, BenchError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -70,13 +102,13 @@ where
             FailureKind::Connection,
             "chat needs two participants, and fewer connections opened",
         ));
-        return Measured {
+        return Ok(Measured {
             messages: 0,
             deliveries: Some(0),
             elapsed: Duration::ZERO,
             histogram: LatencyHistogram::new(),
             errors,
-        };
+        });
     }
     let start = Instant::now();
     let room = Arc::new(Room {
@@ -85,6 +117,7 @@ where
         total: counter,
         others: n as u64 - 1,
         start,
+        echoed: AtomicBool::new(false),
     });
     let deadline = match plan.limit {
         Limit::Duration(duration) => Some(start + duration),
@@ -109,7 +142,7 @@ where
         let stop = stop_rx.clone();
         let read_buf = conn.read_buf;
         receivers.push(tokio::spawn(async move {
-            receive(reader, read_buf, stop, &room_r).await
+            receive(reader, read_buf, index, stop, &room_r).await
         }));
     }
     let mut sent = 0u64;
@@ -130,7 +163,10 @@ where
     // Every line sent is owed to every other participant.
     let expected = sent * room.others;
     let drain_until = Instant::now() + REPLY_TIMEOUT;
-    while room.total.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
+    while room.total.load(Ordering::Relaxed) < expected
+        && Instant::now() < drain_until
+        && !room.is_echo()
+    {
         tokio::time::sleep(DRAIN_POLL).await;
     }
     let _ = stop_tx.send(true);
@@ -149,6 +185,9 @@ where
             )),
         }
     }
+    if room.is_echo() {
+        return Err(BenchError::NotChat);
+    }
     let delivered = room.total.load(Ordering::Relaxed);
     errors.add_n(
         Failure::new(
@@ -157,13 +196,13 @@ where
         ),
         expected.saturating_sub(delivered),
     );
-    Measured {
+    Ok(Measured {
         messages: sent,
         deliveries: Some(delivered),
         elapsed: finished - start,
         histogram,
         errors,
-    }
+    })
 }
 
 /// The `say` frame of sender `index`, with a zero time to patch.
@@ -215,7 +254,7 @@ async fn send<W: AsyncWrite>(
     let mut sent = 0u64;
     loop {
         let now = Instant::now();
-        if !super::may_send(quota, deadline, sent, now) {
+        if !super::may_send(quota, deadline, sent, now) || room.is_echo() {
             break;
         }
         let complete = room.delivered[index].load(Ordering::Acquire) / room.others;
@@ -264,10 +303,12 @@ struct Received {
     last: Instant,
 }
 
-/// Reads deliveries until told to stop.
+/// Reads the deliveries to participant `me` until told to stop, or until
+/// it gets its own line back.
 async fn receive<R: AsyncRead>(
     reader: ReadHalf<R>,
     mut rbuf: BytesMut,
+    me: usize,
     mut stop: watch::Receiver<bool>,
     room: &Room,
 ) -> Received {
@@ -283,6 +324,14 @@ async fn receive<R: AsyncRead>(
             match codec.decode(&mut rbuf) {
                 Ok(Some(payload)) if payload.is_empty() || is_not_live(&payload) => {}
                 Ok(Some(payload)) => match stamp(&payload) {
+                    Some((sender, _)) if sender == me => {
+                        room.echoed();
+                        return Received {
+                            histogram,
+                            errors,
+                            last,
+                        };
+                    }
                     Some((sender, nanos)) if sender < room.delivered.len() => {
                         let sent_at = room.start + Duration::from_nanos(nanos);
                         histogram.record(read_at.saturating_duration_since(sent_at));
@@ -343,16 +392,17 @@ async fn receive<R: AsyncRead>(
     }
 }
 
-/// The sender index and send time of a delivered line: `None` when the
-/// payload is not a `say` carrying a bench stamp.
 /// A frame the room sends besides the live lines: a join or leave event,
 /// or a line replayed from history (a bench line of an earlier run, whose
-/// stamp would count as a delivery with a meaningless latency). The server
-/// writes `replay` as a say's last field.
+/// stamp would count as a delivery with a meaningless latency, or be taken
+/// for the receiver's own line). The server writes `replay` as a say's last
+/// field.
 fn is_not_live(payload: &[u8]) -> bool {
     payload.starts_with(br#"{"type":"event""#) || payload.ends_with(br#","replay":true}"#)
 }
 
+/// The sender index and send time of a delivered line: `None` when the
+/// payload is not a `say` carrying a bench stamp.
 fn stamp(payload: &[u8]) -> Option<(usize, u64)> {
     if !payload.starts_with(br#"{"type":"say""#) {
         return None;
@@ -396,6 +446,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(stamp(relayed.payload()), Some((42, 123_456_789)));
+    }
+
+    #[test]
+    fn a_line_from_history_is_recognised_by_its_encoding() {
+        let replayed = EncodedFrame::message(
+            &FrameCodec::new(),
+            &ServerMessage::Say {
+                text: "000001 00000000000000000001 x".into(),
+                from: "guest-1".into(),
+                seq: Some(3),
+                at: Some("2030-01-01T00:00:00Z".into()),
+                to: None,
+                replay: true,
+            },
+        )
+        .unwrap();
+        assert!(is_not_live(replayed.payload()));
+        let live = EncodedFrame::message(
+            &FrameCodec::new(),
+            &ServerMessage::say("000001 00000000000000000001 x", "guest-1"),
+        )
+        .unwrap();
+        assert!(!is_not_live(live.payload()));
     }
 
     #[test]

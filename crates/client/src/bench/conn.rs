@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
+use porter_wire::text::printable;
 use porter_wire::{ErrorCode, FrameCodec, Secret};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -228,7 +229,8 @@ fn refused(error: &ServerError) -> Failure {
     } else {
         FailureKind::Protocol
     };
-    Failure::new(kind, format!("handshake refused: {error}"))
+    // "handshake refused: TEXT (CODE)", the server's text escaped.
+    Failure::new(kind, format!("handshake {error}"))
 }
 
 /// A handshake that failed, by kind.
@@ -241,7 +243,10 @@ fn failure(err: Error) -> Failure {
             bye: Some(text), ..
         }) => Failure::new(
             FailureKind::Connection,
-            format!("the server said bye during the handshake: {text}"),
+            format!(
+                "the server said bye during the handshake: {}",
+                printable(&text)
+            ),
         ),
         Error::Ended(Ending { bye: None, .. }) => Failure::new(
             FailureKind::Connection,
@@ -250,7 +255,10 @@ fn failure(err: Error) -> Failure {
         Error::Wire(err) => Failure::wire(&err),
         Error::NoAnswer { id, .. } => Failure::new(
             FailureKind::Protocol,
-            format!("the server asked {id:?}, which this bench mode cannot answer"),
+            format!(
+                "the server asked \"{}\", which this bench mode cannot answer",
+                printable(&id)
+            ),
         ),
         Error::Protocol(_) => Failure::new(FailureKind::Protocol, error_chain(&err)),
         err => Failure::new(FailureKind::Connection, error_chain(&err)),

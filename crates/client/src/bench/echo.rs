@@ -296,7 +296,9 @@ fn is_say(payload: &[u8]) -> bool {
 /// error. Never its whole payload.
 pub(super) fn describe(payload: &[u8]) -> String {
     match decode_message::<ServerMessage>(payload) {
-        Ok(ServerMessage::Error { code, text }) => format!("an error: {text} ({code})"),
+        Ok(ServerMessage::Error { code, text }) => {
+            format!("an error: {} ({code})", porter_wire::text::printable(&text))
+        }
         Ok(message) => format!("a {}", message.type_name()),
         Err(err) => format!("an invalid frame ({err})"),
     }

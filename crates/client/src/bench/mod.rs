@@ -74,6 +74,14 @@ pub enum BenchError {
     #[error(transparent)]
     Plan(#[from] PlanError),
 
+    /// `--service chat`, and the server sent participants their own lines
+    /// back: it runs the echo service, whose replies are no deliveries.
+    #[error(
+        "the server sends each line back to its sender: it is an echo server, not a chat \
+         room (measure it with --service echo)"
+    )]
+    NotChat,
+
     /// Not one connection could be set up, so nothing was measured.
     #[error("no connection could be set up ({failed} failed; first: {first})")]
     NoConnection {
@@ -98,8 +106,9 @@ impl BenchError {
 /// measured phase, and returns what it found.
 ///
 /// # Errors
-/// [`BenchError::Plan`] before anything is sent, and
-/// [`BenchError::NoConnection`] when no connection could be set up.
+/// [`BenchError::Plan`] before anything is sent,
+/// [`BenchError::NoConnection`] when no connection could be set up, and
+/// [`BenchError::NotChat`] when `--service chat` meets an echo server.
 pub async fn run(plan: &Plan) -> Result<Report, BenchError> {
     plan.check()?;
     let (login_report, logins) = match plan.auth {
@@ -124,12 +133,13 @@ pub async fn run(plan: &Plan) -> Result<Report, BenchError> {
     let request = plan.request_frame()?;
     let frame_len = request.as_bytes().len() as f64;
     let measured = match plan.service {
-        ServiceKind::Echo => echo::run(plan, request, ready, counter).await,
+        ServiceKind::Echo => Ok(echo::run(plan, request, ready, counter).await),
         ServiceKind::Chat => chat::run(plan, ready, counter).await,
     };
     if let Some(bar) = bar {
         bar.finish().await;
     }
+    let measured = measured?;
     errors.merge(measured.errors);
     let elapsed = measured.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
     Ok(Report {
