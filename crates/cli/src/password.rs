@@ -2,12 +2,12 @@
 //! and `users`, and asking for a new password.
 //!
 //! A new password is asked twice with hidden input at a terminal
-//! (`dialoguer::Password`), after the policy is stated, and the first entry
-//! is checked against it before the repeat is asked; without a terminal it
-//! comes from `PORTER_PASSWORD`, so scripts and tests need no terminal. It is asked
-//! before any tokio runtime or signal handler exists: dialoguer leaves the
-//! terminal without echo when Ctrl-C is caught by a tokio handler
-//! (dialoguer issue 352).
+//! (`porter_client::terminal::read_secret`, the client's own reader, which
+//! keeps the input hidden across Ctrl-Z and `fg`, and restores the terminal
+//! on Ctrl-C), after the policy is stated, and the first entry is checked
+//! against it before the repeat is asked; without a terminal it comes from
+//! `PORTER_PASSWORD`, so scripts and tests need no terminal. It is asked
+//! before any tokio runtime or signal handler exists.
 
 use std::io::{self, IsTerminal};
 
@@ -82,19 +82,17 @@ pub fn new_password(user: &str) -> anyhow::Result<Secret> {
     }
     eprintln!("A password needs {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters.");
     let ask = |prompt: &str| {
-        dialoguer::Password::new()
-            .with_prompt(prompt)
-            .interact()
+        porter_client::terminal::read_secret(&format!("{prompt}: "))
             .context("cannot read the password")
     };
     for _ in 0..MAX_TRIES {
         let prompt = format!("New password for {}", crate::store::printable(user));
-        let password = Secret::new(ask(&prompt)?);
+        let password = ask(&prompt)?;
         if let Err(why) = credentials::check_password_policy(password.expose()) {
             eprintln!("{why}; try again.");
             continue;
         }
-        let repeated = Secret::new(ask("Repeat the password")?);
+        let repeated = ask("Repeat the password")?;
         if repeated.expose() == password.expose() {
             return Ok(password);
         }
