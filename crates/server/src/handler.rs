@@ -389,11 +389,16 @@ impl<S: Stream> Handler<S> {
             };
             let outcome = match message {
                 ClientMessage::Say { text, to: None } => {
-                    let outcome = participant.say(self.client.conn_mut(), &text);
-                    self.said(outcome)
+                    // The refusal is out of line: an echo or a room line that
+                    // goes through costs nothing more than the say itself.
+                    match participant.say(self.client.conn_mut(), &text) {
+                        Ok(()) => Ok(()),
+                        Err(refused) => self.refused(refused),
+                    }
                 }
                 ClientMessage::Say { text, to: Some(to) } => match participant.say_to(&to, &text) {
-                    Some(outcome) => self.said(outcome),
+                    Some(Ok(())) => Ok(()),
+                    Some(Err(refused)) => self.refused(refused),
                     None => self.client.refuse_out_of_turn(
                         &ClientMessage::Say { text, to: Some(to) },
                         "a say without `to`: this server has no chat room",
@@ -432,12 +437,12 @@ impl<S: Stream> Handler<S> {
         }
     }
 
-    /// Answers the outcome of a line the client said: nothing when it went
-    /// through, the protocol's error when it was refused.
-    fn said(&mut self, outcome: Result<(), SayError>) -> Result<(), Reason> {
-        match outcome {
-            Ok(()) => Ok(()),
-            Err(SayError::TooLong(err)) => {
+    /// Answers a line the client said that was refused: the protocol's
+    /// error, or the end of the connection.
+    #[cold]
+    fn refused(&mut self, refused: SayError) -> Result<(), Reason> {
+        match refused {
+            SayError::TooLong(err) => {
                 if self.client.count_protocol_error() {
                     info!(peer = %self.client.peer(), cause = %err, "line too long to pass on");
                 }
@@ -446,11 +451,11 @@ impl<S: Stream> Handler<S> {
                     "line too long to pass on",
                 ))
             }
-            Err(SayError::UnknownUser) => self.client.send(&ServerMessage::error(
+            SayError::UnknownUser => self.client.send(&ServerMessage::error(
                 ErrorCode::UnknownUser,
                 "no one of that name is in the room",
             )),
-            Err(SayError::Bus(err)) => {
+            SayError::Bus(err) => {
                 warn!(peer = %self.client.peer(), cause = %err, "line not passed on");
                 Err(Reason::ServerError)
             }
