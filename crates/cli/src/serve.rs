@@ -20,11 +20,12 @@ use porter_client::view::CONTINUATION;
 use porter_server::throttle::ThrottlePolicy;
 use porter_server::{
     AuthMode, Config, Console, ConsoleLine, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_HISTORY, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_AUTH_ATTEMPTS,
-    DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
-    DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_MAX_STARTUPS,
-    DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN,
-    DEFAULT_SEND_BUFFER, DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
+    DEFAULT_HISTORY, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGGED_CONNECTIONS_PER_MINUTE,
+    DEFAULT_MAX_AUTH_ATTEMPTS, DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_FRAME_LEN, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS_PER_USER,
+    DEFAULT_MAX_STARTUPS, DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES,
+    DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SEND_BUFFER, DEFAULT_SHUTDOWN_GRACE, Registration,
+    ServiceKind,
 };
 use porter_wire::text::{printable, printable_lines};
 use rustyline_async::{Readline, ReadlineEvent, SharedWriter};
@@ -96,6 +97,11 @@ pub struct ServeArgs {
     /// Live connections of one user at once; 0 for no cap
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SESSIONS_PER_USER)]
     max_sessions_per_user: usize,
+
+    /// Connections per IP address per minute logged one by one; past it
+    /// they are counted and summarised; 0 logs every one
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LOGGED_CONNECTIONS_PER_MINUTE)]
+    log_connections_per_minute: u32,
 
     /// Bytes the system may buffer on the way out to one client
     /// (SO_SNDBUF); 0 for the system's autotuning
@@ -212,7 +218,10 @@ Limits (each a flag above; defaults for a small public server):
                                new accounts per address (0: no limit).
   --max-concurrent-hashes 2    Argon2 hashes at once, each in a reused buffer: the
                                memory of hashing is this many times the cost.
-  --history 20                 chat lines a newcomer is sent (at most --queue-len).";
+  --history 20                 chat lines a newcomer is sent (at most --queue-len).
+  --log-connections-per-minute 30
+                               connections per address logged one by one; past it,
+                               counted and summarised: a flood cannot fill the disk.";
 
 /// Runs `porter serve`.
 ///
@@ -242,6 +251,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_per_address: args.max_per_address,
         max_sessions_per_user: args.max_sessions_per_user,
         send_buffer: args.send_buffer,
+        logged_connections_per_minute: args.log_connections_per_minute,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
         frame_timeout: Duration::from_secs(args.frame_timeout),

@@ -403,3 +403,30 @@ fn an_open_files_limit_below_max_connections_is_said_at_start_and_the_cap_lowere
     assert!(stderr.contains("open-files limit (100)"), "{stderr}");
     assert!(stderr.contains("serving at most 36"), "{stderr}");
 }
+
+#[test]
+fn a_connection_flood_from_one_address_is_summarised_in_the_log_not_logged_line_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &["--auth", "none", "--log-connections-per-minute", "5"],
+    );
+    for _ in 0..40 {
+        let mut raw = ready_raw(&server);
+        raw.send(&porter_wire::ClientMessage::Bye);
+        while raw.recv().is_some() {}
+    }
+    server.stop();
+    let log = std::fs::read_to_string(dir.path().join("porter.log")).unwrap();
+    let connected = log.lines().filter(|l| l.contains(" connected")).count();
+    let disconnected = log.lines().filter(|l| l.contains("disconnected")).count();
+    assert!(connected <= 5, "{connected} connections logged one by one");
+    assert!(
+        disconnected <= 5,
+        "{disconnected} disconnections logged one by one"
+    );
+    assert!(
+        log.contains("counted, not logged"),
+        "no word that the rest were counted:\n{log}"
+    );
+}

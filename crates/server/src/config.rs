@@ -48,6 +48,11 @@ pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 32;
 /// system's autotuning.
 pub const DEFAULT_SEND_BUFFER: usize = 64 * 1024;
 
+/// Connections per address per minute whose comings and goings are logged
+/// one by one; past it they are counted and summarised, so a connection
+/// flood cannot grow the log without bound. 0 logs every one.
+pub const DEFAULT_LOGGED_CONNECTIONS_PER_MINUTE: u32 = 30;
+
 /// How long a ready client may send nothing (not even a keep-alive) before
 /// it is closed: generous for people, and the end of a squatter that logs
 /// in and holds its slot idle. Zero turns it off.
@@ -188,6 +193,8 @@ pub struct Config {
     pub max_sessions_per_user: usize,
     /// See [`DEFAULT_SEND_BUFFER`]; zero for the system's default.
     pub send_buffer: usize,
+    /// See [`DEFAULT_LOGGED_CONNECTIONS_PER_MINUTE`]; zero for every one.
+    pub logged_connections_per_minute: u32,
     /// See [`DEFAULT_HANDSHAKE_TIMEOUT`].
     pub handshake_timeout: Duration,
     /// See [`DEFAULT_IDLE_TIMEOUT`]; zero for none.
@@ -231,6 +238,7 @@ impl Default for Config {
             max_per_address: DEFAULT_MAX_PER_ADDRESS,
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
             send_buffer: DEFAULT_SEND_BUFFER,
+            logged_connections_per_minute: DEFAULT_LOGGED_CONNECTIONS_PER_MINUTE,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
@@ -265,6 +273,10 @@ impl fmt::Debug for Config {
             .field("max_per_address", &self.max_per_address)
             .field("max_sessions_per_user", &self.max_sessions_per_user)
             .field("send_buffer", &self.send_buffer)
+            .field(
+                "logged_connections_per_minute",
+                &self.logged_connections_per_minute,
+            )
             .field("handshake_timeout", &self.handshake_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("frame_timeout", &self.frame_timeout)

@@ -111,7 +111,9 @@ pub(crate) async fn serve<S, U>(
     let closer = Closer::child_of(&shared.shutdown.abort);
     // One deadline from accept to `ready`, the upgrade included.
     let deadline = Instant::now() + shared.config.handshake_timeout;
-    info!(peer = %peer, "connected");
+    if peer.logged {
+        info!(peer = %peer, "connected");
+    }
     let upgraded = tokio::select! {
         biased;
         () = shared.shutdown.graceful.cancelled() => Err(Reason::Shutdown),
@@ -125,7 +127,9 @@ pub(crate) async fn serve<S, U>(
     let stream = match upgraded {
         Ok(stream) => stream,
         Err(reason) => {
-            warn!(peer = %peer, user = "-", reason = %reason, protocol_errors = 0, "disconnected");
+            if peer.logged {
+                warn!(peer = %peer, user = "-", reason = %reason, protocol_errors = 0, "disconnected");
+            }
             return;
         }
     };
@@ -209,6 +213,11 @@ impl<S: Stream> Handler<S> {
         let protocol_errors = self.client.protocol_errors();
         let reason = ending.reason;
         match reason {
+            // Past its address's churn rate: counted by the listener, not
+            // logged here (a flood of connections cannot flood the log).
+            _ if !peer.logged => {
+                debug!(peer = %peer, user = %user, reason = %reason, protocol_errors, "disconnected");
+            }
             Reason::Protocol(_)
             | Reason::QueueFull
             | Reason::Timeout
@@ -308,7 +317,9 @@ impl<S: Stream> Handler<S> {
         })?;
         // The handshake's slot is free for the next stranger.
         self.startup = None;
-        info!(peer = %self.client.peer(), user = %identity.user, auth = %shared.auth.mode(), "handshake complete");
+        if self.client.peer().logged {
+            info!(peer = %self.client.peer(), user = %identity.user, auth = %shared.auth.mode(), "handshake complete");
+        }
         self.client
             .conn_mut()
             .set_max_frame_len(shared.config.max_frame_len);

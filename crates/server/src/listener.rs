@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use crate::admission::{self, Admission, Refusal};
+use crate::churn::ChurnLog;
 use crate::handler::{self, Shared};
 use crate::linger::linger;
 use crate::peer::PeerInfo;
@@ -101,6 +102,8 @@ pub(crate) struct Listener<L, U> {
     pub(crate) shared: Arc<Shared>,
     /// Who else may take a slot: handshakes in progress, and per address.
     admission: Admission,
+    /// How many connections per address are logged one by one.
+    churn: ChurnLog,
     /// The refusals, encoded once: `welcome` (the first frame on every
     /// connection, so a client always knows whom it reached) then
     /// `error{busy}` saying which limit.
@@ -152,6 +155,7 @@ where
             upgrade: Arc::new(upgrade),
             limit: Arc::new(Semaphore::new(config.max_connections)),
             admission,
+            churn: ChurnLog::new(config.logged_connections_per_minute),
             busy: Refusals::new(&shared)?,
             shared,
         })
@@ -189,15 +193,23 @@ where
     }
 
     fn dispatch(&self, stream: L::Stream, peer: SocketAddr) {
+        let logged = self
+            .churn
+            .logged(peer.ip().to_canonical(), tokio::time::Instant::now());
         let Ok(permit) = self.limit.clone().try_acquire_owned() else {
-            warn!(peer = %peer, limit = self.shared.config.max_connections,
-                "connection limit reached, refusing");
+            if logged {
+                warn!(peer = %peer, limit = self.shared.config.max_connections,
+                    "connection limit reached, refusing");
+            }
             return self.refuse(stream, peer, &self.busy.full);
         };
         if self.shared.config.send_buffer > 0 {
             L::bound_send_buffer(&stream, self.shared.config.send_buffer);
         }
-        let peer = PeerInfo::new(peer);
+        let peer = PeerInfo {
+            logged,
+            ..PeerInfo::new(peer)
+        };
         match self.admission.admit(peer.ip(), admission::chance) {
             Ok(admitted) => {
                 self.shared.shutdown.tracker.spawn(handler::serve(

@@ -13,12 +13,15 @@ use std::net::{IpAddr, SocketAddr};
 pub(crate) struct PeerInfo {
     /// The address and port the client connects from.
     pub(crate) addr: SocketAddr,
+    /// Whether this connection's comings and goings are logged one by one;
+    /// false past the churn rate of its address (see `churn`).
+    pub(crate) logged: bool,
 }
 
 impl PeerInfo {
     /// A client at `addr`.
     pub(crate) fn new(addr: SocketAddr) -> PeerInfo {
-        PeerInfo { addr }
+        PeerInfo { addr, logged: true }
     }
 
     /// The address the client is known by: an IPv4-mapped IPv6 address is
