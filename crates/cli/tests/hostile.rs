@@ -430,3 +430,28 @@ fn a_connection_flood_from_one_address_is_summarised_in_the_log_not_logged_line_
         "no word that the rest were counted:\n{log}"
     );
 }
+
+#[test]
+fn one_address_cannot_hold_every_slot_with_connections_parked_at_a_prompt_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &["--max-connections", "8", "--max-per-address", "3"],
+    );
+    // Said hello, then sit at the user prompt until the deadline.
+    let _parked: Vec<Raw> = (0..3)
+        .map(|_| {
+            let mut raw = Raw::hello(server.addr, None);
+            raw.expect_ask("user");
+            raw
+        })
+        .collect();
+    let mut fourth = Raw::open(server.addr);
+    match fourth.recv() {
+        Some(ServerMessage::Error { code, text }) => {
+            assert_eq!(code, ErrorCode::Busy);
+            assert!(text.contains("address"), "{text}");
+        }
+        other => panic!("expected busy, got {other:?}"),
+    }
+}

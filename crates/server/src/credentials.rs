@@ -290,10 +290,7 @@ fn lower_this_threads_priority() {
     }
     LOWERED.set(true);
     // On Linux, a thread id names the thread alone.
-    let _ = rustix::process::setpriority_process(
-        Some(rustix::thread::gettid()),
-        HASHING_NICENESS,
-    );
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASHING_NICENESS);
 }
 
 fn argon2(params: &Params) -> Argon2<'static> {
