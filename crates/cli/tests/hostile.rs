@@ -9,28 +9,11 @@ use std::thread;
 
 use porter_wire::{ErrorCode, ServerMessage};
 
-use common::{LIMIT, Raw, ServerProcess as Server, porter};
-
-/// Argon2 flags that make a hash take microseconds.
-const CHEAP: [&str; 4] = ["--argon2-memory-kib", "64", "--argon2-iterations", "1"];
-
-/// A password that passes the policy.
-const PASSWORD: &str = "correct horse battery";
+use common::{CHEAP, LIMIT, PASSWORD, Raw, ServerProcess as Server, porter, serve_in};
 
 /// `porter serve --service echo ARGS` in `dir`, cheap Argon2.
 fn start(dir: &Path, args: &[&str]) -> Server {
-    start_service(dir, "echo", args)
-}
-
-/// `porter serve --service SERVICE ARGS` in `dir`, cheap Argon2.
-fn start_service(dir: &Path, service: &str, args: &[&str]) -> Server {
-    let mut command = porter(&["serve", "--host", "127.0.0.1", "--port", "0"]);
-    command
-        .args(["--service", service])
-        .args(CHEAP)
-        .args(args)
-        .current_dir(dir);
-    Server::spawn(command)
+    serve_in(dir, "echo", args)
 }
 
 fn add_user(dir: &Path, name: &str) {
@@ -276,7 +259,7 @@ fn one_user_cannot_hold_every_slot_by_resuming_a_token_over_and_over() {
 #[test]
 fn a_participant_that_never_reads_is_cut_by_the_queue_not_after_megabytes_of_kernel_buffer() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_service(
+    let server = serve_in(
         dir.path(),
         "chat",
         &["--auth", "none", "--queue-len", "64", "--history", "0"],

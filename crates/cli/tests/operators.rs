@@ -11,27 +11,11 @@ use std::path::Path;
 
 use porter_wire::{ClientMessage, ErrorCode, ServerMessage};
 
-use common::{LIMIT, Raw, ServerProcess as Server, porter};
+use common::{LIMIT, PASSWORD, Raw, ServerProcess as Server, porter, serve_in};
 
-/// Argon2 flags that make a hash take microseconds.
-const CHEAP: [&str; 4] = ["--argon2-memory-kib", "64", "--argon2-iterations", "1"];
-
-/// A password that passes the policy.
-const PASSWORD: &str = "correct horse battery";
-
-/// `porter serve --service chat` on 127.0.0.1, port 0, working in `dir`.
+/// `porter serve --service chat ARGS` in `dir`.
 fn start(dir: &Path, args: &[&str]) -> Server {
-    let mut command = porter(&[
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--service",
-        "chat",
-    ]);
-    command.args(CHEAP).args(args).current_dir(dir);
-    Server::spawn(command)
+    serve_in(dir, "chat", args)
 }
 
 /// An admin command on the database in `dir`; its stdout, after checking

@@ -39,6 +39,25 @@ const PORTER_ENV: [&str; 6] = [
     "PORTER_PASSWORD",
 ];
 
+/// Argon2 flags that make a hash take microseconds.
+pub const CHEAP: [&str; 4] = ["--argon2-memory-kib", "64", "--argon2-iterations", "1"];
+
+/// A password that passes the policy.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// `porter serve --service SERVICE ARGS` on 127.0.0.1, port 0, working in
+/// `dir` (so its log and database are there), with cheap Argon2; returns
+/// once it listens.
+pub fn serve_in(dir: &std::path::Path, service: &str, args: &[&str]) -> ServerProcess {
+    let mut command = porter(&["serve", "--host", "127.0.0.1", "--port", "0"]);
+    command
+        .args(["--service", service])
+        .args(CHEAP)
+        .args(args)
+        .current_dir(dir);
+    ServerProcess::spawn(command)
+}
+
 /// `porter args…`, without any `PORTER_*` variable of the environment.
 pub fn porter(args: &[&str]) -> Command {
     let mut command = Command::new(PORTER);
