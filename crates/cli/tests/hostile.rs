@@ -120,13 +120,8 @@ fn parked_guesses_are_verified_at_most_up_to_the_allowance_and_none_logs_in_whil
 /// A raw client past `ready` on a server with `auth none`.
 fn ready_raw(server: &Server) -> Raw {
     let mut raw = Raw::hello(server.addr, None);
-    loop {
-        match raw.recv() {
-            Some(ServerMessage::Ready { .. }) => return raw,
-            Some(_) => {}
-            None => panic!("closed before ready"),
-        }
-    }
+    raw.ready_user();
+    raw
 }
 
 /// The error the server closes with, after any other frame.
@@ -197,22 +192,8 @@ fn one_address_cannot_hold_every_slot_with_connections_that_never_say_hello() {
         .bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into())
         .unwrap();
     socket.connect(&server.addr.into()).unwrap();
-    let mut other = Raw {
-        stream: socket.into(),
-    };
-    other.stream.set_read_timeout(Some(LIMIT)).unwrap();
-    other.send(&porter_wire::ClientMessage::Hello {
-        client: None,
-        token: None,
-        since: None,
-    });
-    loop {
-        match other.recv() {
-            Some(ServerMessage::Ready { user }) => break assert!(user.starts_with("127.0.0.2:")),
-            Some(ServerMessage::Welcome { .. }) => {}
-            other => panic!("expected ready, got {other:?}"),
-        }
-    }
+    let user = Raw::hello_on(socket).ready_user();
+    assert!(user.starts_with("127.0.0.2:"), "{user}");
 }
 
 #[test]
@@ -269,22 +250,8 @@ fn a_participant_that_never_reads_is_cut_by_the_queue_not_after_megabytes_of_ker
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&server.addr.into()).unwrap();
-    let mut sleeper = Raw {
-        stream: socket.into(),
-    };
-    sleeper.stream.set_read_timeout(Some(LIMIT)).unwrap();
-    sleeper.send(&porter_wire::ClientMessage::Hello {
-        client: None,
-        token: None,
-        since: None,
-    });
-    let sleeper_name = loop {
-        match sleeper.recv() {
-            Some(ServerMessage::Ready { user }) => break user,
-            Some(_) => {}
-            None => panic!("closed before ready"),
-        }
-    };
+    let mut sleeper = Raw::hello_on(socket);
+    let sleeper_name = sleeper.ready_user();
     let mut talker = ready_raw(&server);
     // 10,000 lines of about 150 bytes: 1.5 MB, less than the kernel's own
     // autotuned send buffer can grow to (4 MiB), far more than the bounded

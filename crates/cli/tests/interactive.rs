@@ -868,19 +868,7 @@ fn say_to(stream: &mut TcpStream, text: &str, to: Option<&str>) {
 #[test]
 fn the_chat_features_work_with_the_real_server() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = porter(&[
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--service",
-        "chat",
-        "--auth",
-        "none",
-    ]);
-    command.current_dir(dir.path());
-    let server = common::ServerProcess::spawn(command);
+    let server = common::serve_in(dir.path(), "chat", &["--auth", "none"]);
     let port = server.addr.port();
 
     let (mut ada, ada_name) = raw_participant(port);
@@ -966,19 +954,7 @@ fn the_chat_features_work_with_the_real_server() {
 #[test]
 fn a_kick_by_an_operator_is_one_line_and_a_non_zero_exit() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = porter(&[
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--service",
-        "chat",
-        "--auth",
-        "ip",
-    ]);
-    command.current_dir(dir.path());
-    let _server = common::ServerProcess::spawn(command);
+    let _server = common::serve_in(dir.path(), "chat", &["--auth", "ip"]);
     let port = _server.addr.port();
     let (mut p, _client_dir) = connect_at_terminal_with(port, &["--user", "mallory"], false);
     p.exp_string("mallory> ").unwrap();

@@ -128,13 +128,7 @@ fn a_kick_ends_the_connection_with_its_reason_and_the_session_still_works() {
     still_served(&mut erin);
     // Not revoked: the token still resumes.
     let mut back = Raw::hello(server.addr, Some(&token));
-    loop {
-        match back.recv() {
-            Some(ServerMessage::Ready { user }) => break assert_eq!(user, "dave"),
-            Some(ServerMessage::Say { .. }) => {}
-            other => panic!("expected ready, got {other:?}"),
-        }
-    }
+    assert_eq!(back.ready_user(), "dave");
 }
 
 #[test]
@@ -143,13 +137,7 @@ fn a_kick_reaches_a_chat_name_in_ip_mode() {
     let server = start(dir.path(), &["--auth", "ip"]);
     let mut raw = Raw::hello(server.addr, None);
     raw.answer_ask("name", "mallory");
-    loop {
-        match raw.recv() {
-            Some(ServerMessage::Ready { .. }) => break,
-            Some(_) => {}
-            None => panic!("closed before ready"),
-        }
-    }
+    raw.ready_user();
     admin(dir.path(), &["kick", "mallory"]);
     let text = expect_dismissed(&mut raw);
     assert!(text.contains("removed you from the room"), "{text}");

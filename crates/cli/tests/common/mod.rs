@@ -252,12 +252,43 @@ impl Raw {
     /// Connects, reads `welcome`, says `hello` with `token`.
     pub fn hello(addr: SocketAddr, token: Option<&str>) -> Raw {
         let mut raw = Raw::open(addr);
-        raw.send(&ClientMessage::Hello {
+        raw.say_hello(token);
+        raw
+    }
+
+    /// A raw client on `socket`, already connected (from a chosen source
+    /// address, with chosen buffers): reads `welcome`, says `hello`.
+    pub fn hello_on(socket: socket2::Socket) -> Raw {
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut raw = Raw { stream };
+        match raw.recv() {
+            Some(ServerMessage::Welcome { .. }) => {}
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        raw.say_hello(None);
+        raw
+    }
+
+    fn say_hello(&mut self, token: Option<&str>) {
+        self.send(&ClientMessage::Hello {
             client: Some("test".into()),
             token: token.map(Secret::new),
             since: None,
         });
-        raw
+    }
+
+    /// Reads up to `ready`, passing over greetings and the like; returns
+    /// the name the client is known by.
+    #[track_caller]
+    pub fn ready_user(&mut self) -> String {
+        loop {
+            match self.recv() {
+                Some(ServerMessage::Ready { user }) => return user,
+                Some(_) => {}
+                None => panic!("closed before ready"),
+            }
+        }
     }
 
     pub fn send(&mut self, message: &ClientMessage) {
