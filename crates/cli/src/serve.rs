@@ -232,6 +232,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (_log_guard, log_path) = logging::init(&args.log_file, &args.log_level, args.log_format)?;
     eprintln!("porter: logging to {}", log_path.display());
     let open_files = raise_open_files_limit();
+    return_large_frees_to_the_system();
 
     let interactive = io::stdin().is_terminal();
     let auth = args.auth;
@@ -362,6 +363,26 @@ fn raise_open_files_limit() -> Option<u64> {
         }
     }
 }
+
+/// Allocations of 1 MiB or more (the password hashing buffers, 19 MiB each)
+/// are mapped on their own, always, so that freeing one gives it back to
+/// the system. By default glibc raises this threshold after the first such
+/// free and serves later ones from arenas it keeps: a login flood then left
+/// the server at hundreds of MiB for good.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_large_frees_to_the_system() {
+    const THRESHOLD: libc::c_int = 1024 * 1024;
+    // SAFETY: mallopt only changes an allocator setting; it is called once,
+    // at start, before the server's threads exist.
+    let set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD) };
+    if set != 1 {
+        tracing::warn!("cannot set glibc's mmap threshold; freed hashing memory may be kept");
+    }
+}
+
+/// Other allocators return large frees on their own.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_frees_to_the_system() {}
 
 /// Descriptors `porter serve` needs besides its clients: the listener, the
 /// log, the database and its WAL, the runtime's own, and room for a busy

@@ -6,11 +6,13 @@
 //! starving the connections that are already chatting.
 //!
 //! Each running hash works in one of a pool of memory buffers (19 MiB each at
-//! the default cost), one per permit, reused from hash to hash. Letting the
-//! argon2 crate allocate per hash left the memory to glibc's allocator, which
-//! after the first large free raises its mmap threshold and keeps later
-//! buffers in arenas: a login flood took the server to 482-658 MiB that it
-//! never gave back, for a pool of two hashes. The PHC strings are written and
+//! the default cost), at most one per permit, reused from hash to hash while
+//! hashes keep coming and freed when the last one ends. Letting the argon2
+//! crate allocate per hash left the memory to glibc's allocator, which after
+//! the first large free raises its mmap threshold and keeps later buffers in
+//! arenas: a login flood took the server to 482-658 MiB that it never gave
+//! back, for a pool of two hashes. (`porter serve` also fixes glibc's
+//! threshold, so that the freed buffers go back to the system.) The PHC strings are written and
 //! read here, in the format the argon2 crate uses, so stored hashes from
 //! either stay valid.
 //!
@@ -127,9 +129,12 @@ struct Inner {
     /// [`without_decoy`](PasswordHasher::without_decoy) (admin commands,
     /// which never verify unknown users) computes it on first use instead.
     decoy: OnceLock<String>,
-    /// Memory for the hashes running now, kept for the next ones: at most
-    /// one buffer per permit, each as large as the cost asks.
+    /// Memory for the hashes running now, kept for the next ones while any
+    /// runs: at most one buffer per permit, each as large as the cost asks.
     buffers: Mutex<Vec<Vec<Block>>>,
+    /// Hashes running now; when the last one ends the buffers are freed, so
+    /// that a server goes back to its base after a flood.
+    running: std::sync::atomic::AtomicUsize,
 }
 
 impl Inner {
@@ -137,6 +142,8 @@ impl Inner {
     /// current cost), else a new one that is kept afterwards only if it is
     /// of the current size.
     fn with_buffer<T>(&self, blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+        use std::sync::atomic::Ordering;
+        self.running.fetch_add(1, Ordering::SeqCst);
         let kept = {
             let mut buffers = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
             buffers.pop()
@@ -146,13 +153,15 @@ impl Inner {
             _ => vec![Block::new(); blocks],
         };
         let result = work(&mut buffer);
-        if buffer.len() == self.params.block_count() {
-            // No secret stays behind between hashes.
-            buffer.fill(Block::new());
-            self.buffers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(buffer);
+        // No secret stays behind, kept or freed.
+        buffer.fill(Block::new());
+        let mut buffers = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // The last hash running: nothing is kept between floods (the
+            // binary makes the allocator give large frees back).
+            buffers.clear();
+        } else if buffer.len() == self.params.block_count() {
+            buffers.push(buffer);
         }
         result
     }
@@ -200,6 +209,7 @@ impl PasswordHasher {
                 permits: Semaphore::new(max_concurrent.max(1)),
                 decoy: OnceLock::new(),
                 buffers: Mutex::new(Vec::new()),
+                running: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -459,7 +469,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_memory_of_hashes_is_reused_and_bounded_by_the_permits() {
+    async fn the_memory_of_hashes_is_freed_when_no_hash_runs() {
         let hasher = cheap();
         let hashes: Vec<_> = (0..16)
             .map(|i| {
