@@ -144,26 +144,45 @@ impl Inner {
     fn with_buffer<T>(&self, blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
         use std::sync::atomic::Ordering;
         self.running.fetch_add(1, Ordering::SeqCst);
-        let kept = {
-            let mut buffers = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
-            buffers.pop()
-        };
-        let mut buffer = match kept {
+        let kept = self
+            .buffers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let buffer = match kept {
             Some(buffer) if buffer.len() == blocks => buffer,
             _ => vec![Block::new(); blocks],
         };
-        let result = work(&mut buffer);
+        // Returned (zeroed) or freed by the guard, even if `work` panics.
+        let mut lent = Lent {
+            inner: self,
+            buffer,
+        };
+        work(&mut lent.buffer)
+    }
+}
+
+/// A buffer lent to one hash: on drop it is zeroed, and kept for the next
+/// hash while others run, or freed with the pool when it was the last.
+struct Lent<'a> {
+    inner: &'a Inner,
+    buffer: Vec<Block>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
         // No secret stays behind, kept or freed.
-        buffer.fill(Block::new());
-        let mut buffers = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+        self.buffer.fill(Block::new());
+        let inner = self.inner;
+        let mut buffers = inner.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.running.fetch_sub(1, Ordering::SeqCst) == 1 {
             // The last hash running: nothing is kept between floods (the
             // binary makes the allocator give large frees back).
             buffers.clear();
-        } else if buffer.len() == self.params.block_count() {
-            buffers.push(buffer);
+        } else if self.buffer.len() == inner.params.block_count() {
+            buffers.push(std::mem::take(&mut self.buffer));
         }
-        result
     }
 }
 

@@ -218,11 +218,47 @@ impl<K: Eq + Hash + Clone> Throttle<K> {
                 ..Entry::default_at(now)
             };
         }
-        if entry.failures.saturating_add(entry.pending) >= policy.allowed_failures {
+        // Busy only while attempts are in flight (each will end and wake
+        // the waiters). With none in flight and the penalty over, one
+        // attempt is granted even past the allowance: if it fails, the key
+        // is refused again, for twice as long.
+        if entry.pending > 0
+            && entry.failures.saturating_add(entry.pending) >= policy.allowed_failures
+        {
             return Reservation::Busy;
         }
         entry.pending += 1;
         Reservation::Granted(Attempt::new(self, key, true))
+    }
+
+    /// Reserves an attempt on `first` for `first_key` and on `second` for
+    /// `second_key`, without holding one while waiting for the other: a
+    /// wait that is cancelled (the handshake timed out) then costs neither
+    /// key a failure. `Err(wait)` when either key is refused.
+    pub async fn reserve_both<'a, K2: Eq + Hash + Clone>(
+        first: &'a Throttle<K>,
+        first_key: &K,
+        second: &'a Throttle<K2>,
+        second_key: &K2,
+    ) -> Result<(Attempt<'a, K>, Attempt<'a, K2>), Duration> {
+        loop {
+            let held = first.reserve(first_key).await?;
+            let ended = second.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            match second.try_reserve(second_key, Instant::now()) {
+                Reservation::Granted(other) => return Ok((held, other)),
+                Reservation::Refused(wait) => {
+                    // Not verified: the first key's attempt did not happen.
+                    held.succeed();
+                    return Err(wait);
+                }
+                Reservation::Busy => {
+                    held.succeed();
+                    ended.await;
+                }
+            }
+        }
     }
 
     /// One attempt of `key` is no longer being verified, and counts as a
@@ -244,7 +280,16 @@ impl<K: Eq + Hash + Clone> Throttle<K> {
     /// Forgets `key`'s failures (a user who logged in).
     pub fn record_success(&self, key: &K) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.remove(key);
+        // Attempts still being verified stay counted as such.
+        match entries.get_mut(key) {
+            Some(entry) if entry.pending > 0 => {
+                entry.failures = 0;
+                entry.blocked_until = None;
+            }
+            _ => {
+                entries.remove(key);
+            }
+        }
     }
 }
 
@@ -407,6 +452,62 @@ mod tests {
         let again = throttle.reserve(&"ada").await.unwrap();
         assert!(!again.fail(), "one failure is allowed");
         assert!(throttle.check(&"ada", Instant::now()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn after_the_penalty_one_attempt_is_granted_and_its_failure_refuses_for_longer() {
+        let throttle = Throttle::new(POLICY);
+        for _ in 0..POLICY.allowed_failures {
+            throttle.reserve(&"ada").await.unwrap().fail();
+        }
+        assert!(throttle.reserve(&"ada").await.is_err());
+        tokio::time::pause();
+        tokio::time::advance(POLICY.penalty).await;
+        // Granted at once, not left waiting for an attempt that never ends.
+        let again = tokio::time::timeout(Duration::from_secs(1), throttle.reserve(&"ada"))
+            .await
+            .expect("a reservation waited with nothing in flight")
+            .unwrap();
+        assert!(again.fail(), "its failure refuses again");
+        assert_eq!(
+            throttle.check(&"ada", Instant::now()),
+            Err(POLICY.penalty * 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_success_keeps_the_attempts_still_in_flight_counted() {
+        let throttle = Throttle::new(POLICY);
+        let in_flight = throttle.reserve(&"ada").await.unwrap();
+        let mine = throttle.reserve(&"ada").await.unwrap();
+        mine.succeed();
+        throttle.record_success(&"ada");
+        // One in flight: two more may start, not three.
+        let _a = throttle.reserve(&"ada").await.unwrap();
+        let _b = throttle.reserve(&"ada").await.unwrap();
+        assert!(matches!(
+            throttle.try_reserve(&"ada", Instant::now()),
+            Reservation::Busy
+        ));
+        drop(in_flight);
+    }
+
+    #[tokio::test]
+    async fn waiting_for_the_second_key_holds_nothing_of_the_first() {
+        let addresses = Throttle::new(POLICY);
+        let users = Throttle::new(POLICY);
+        let held: Vec<_> = (0..3)
+            .map(|_| users.try_reserve(&"ada", Instant::now()))
+            .collect();
+        // The user's allowance is in flight: the pair waits, and a cancelled
+        // wait costs the address nothing.
+        use futures_util::FutureExt;
+        let waited = Throttle::reserve_both(&addresses, &1, &users, &"ada").now_or_never();
+        assert!(waited.is_none(), "granted past the allowance");
+        for _ in 0..POLICY.allowed_failures - 1 {
+            assert!(!addresses.reserve(&1).await.unwrap().fail());
+        }
+        drop(held);
     }
 
     #[tokio::test]

@@ -207,17 +207,10 @@ impl PasswordAuth {
             // Reserved right before the verification, so that attempts
             // parked at the prompt cannot all be verified at once, nor one
             // succeed while the address or the user is refused.
-            let by_address = match self.by_address.reserve(&addr).await {
-                Ok(attempt) => attempt,
-                Err(_) => return Err(rate_limited(dialog, peer, Some(name))),
-            };
-            let by_user = match self.by_user.reserve(&user).await {
-                Ok(attempt) => attempt,
-                Err(_) => {
-                    // Not verified: the address's attempt did not happen.
-                    by_address.succeed();
-                    return Err(rate_limited(dialog, peer, Some(name)));
-                }
+            let Ok((by_address, by_user)) =
+                Throttle::reserve_both(&self.by_address, &addr, &self.by_user, &user).await
+            else {
+                return Err(rate_limited(dialog, peer, Some(name)));
             };
             let verified = match &known {
                 Known::Hash(hash) => self.hasher.verify(password.expose(), hash).await,
@@ -323,7 +316,13 @@ impl PasswordAuth {
             };
             let hash = match self.hasher.hash(first.expose()).await {
                 Ok(hash) => hash,
-                Err(err) => return Err(server_failed(dialog, peer, "hash", &err)),
+                Err(err) => {
+                    // No account made: not counted.
+                    if let Some(registration) = registration {
+                        registration.succeed();
+                    }
+                    return Err(server_failed(dialog, peer, "hash", &err));
+                }
             };
             drop(first);
             return match self.store.create_user(name, &hash, self.clock.now()).await {
@@ -338,6 +337,11 @@ impl PasswordAuth {
                         .await
                 }
                 Err(err) if err.kind() == StoreErrorKind::UserExists => {
+                    // No account made here: not counted, and not held
+                    // through the login that follows.
+                    if let Some(registration) = registration {
+                        registration.succeed();
+                    }
                     // Someone registered the name between our lookup and our
                     // write: it is an existing user now, whose password is
                     // asked like anyone's.
