@@ -19,6 +19,7 @@ mod prompt;
 mod serve;
 mod sessions;
 mod store;
+mod tls;
 mod users;
 
 use std::process::ExitCode;
@@ -50,6 +51,9 @@ enum Command {
     /// Remove someone from the chat room of a running server, now, without
     /// revoking their session.
     Kick(kick::KickArgs),
+    /// Print the fingerprint of the certificate `porter serve --tls` serves,
+    /// without starting it.
+    Fingerprint(tls::FingerprintArgs),
     /// Load a server and measure it: messages/s, latency percentiles,
     /// logins/s (like redis-benchmark).
     Bench(bench::BenchArgs),
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Sessions(args) => sessions::run(args),
         Command::Names(args) => names::run(args),
         Command::Kick(args) => kick::run(args),
+        Command::Fingerprint(args) => tls::fingerprint(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

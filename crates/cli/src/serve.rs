@@ -35,10 +35,13 @@ use tokio::task::JoinHandle;
 
 use crate::logging::{self, LogFormat};
 use crate::password::HashCostArgs;
+use crate::tls::{TlsArgs, certificate_names};
 use crate::{duration, modes, prompt, store};
 
-/// The host a server listens on when none is given: every IPv4 interface.
-const DEFAULT_HOST: &str = "0.0.0.0";
+/// The host a server listens on when none is given: loopback only, as
+/// Mosquitto 2 does until it is configured, so that a server started
+/// without thought is not on the network (`--host 0.0.0.0` puts it there).
+const DEFAULT_HOST: &str = "127.0.0.1";
 /// The port a server listens on when none is given.
 const DEFAULT_PORT: u16 = 9090;
 /// Console lines typed but not yet taken by the server. Typing is slow; a
@@ -53,8 +56,8 @@ const CONSOLE_PROMPT: &str = "server> ";
 /// Options of `porter serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on: an IP address or a host name [default: 0.0.0.0;
-    /// asked at a terminal]
+    /// Address to listen on: an IP address or a host name; 0.0.0.0 for every
+    /// IPv4 interface [default: 127.0.0.1; asked at a terminal]
     #[arg(long, env = "PORTER_HOST")]
     host: Option<String>,
 
@@ -71,6 +74,15 @@ pub struct ServeArgs {
     /// File the log is appended to
     #[arg(long, value_name = "PATH", default_value = "porter.log")]
     log_file: PathBuf,
+
+    /// Directory of the server's own files: the database (porter.db) and
+    /// the generated TLS certificate and key [default: the log file's
+    /// directory]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    tls: TlsArgs,
 
     /// Log filter: a level (error, warn, info, debug, trace) or tracing
     /// directives such as "info,porter_server=debug"
@@ -149,8 +161,8 @@ pub struct ServeArgs {
     auth: AuthMode,
 
     /// Database of names, users and sessions (ip and password modes): an
-    /// SQLite file path or sqlite://PATH [default: porter.db next to the log
-    /// file]
+    /// SQLite file path or sqlite://PATH [default: porter.db in the data
+    /// directory]
     #[arg(long, value_name = "PATH", env = "PORTER_DB")]
     db: Option<PathBuf>,
 
@@ -236,7 +248,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let interactive = io::stdin().is_terminal();
     let auth = args.auth;
-    let config = Config {
+    let mut config = Config {
         service: args.service,
         auth,
         registration: args.registration,
@@ -272,15 +284,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         DEFAULT_HOST,
         DEFAULT_PORT,
     )?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| {
+        log_path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
     // The database is only opened (and created) when the mode needs one.
     let db = (auth != AuthMode::None).then(|| {
-        args.db.clone().unwrap_or_else(|| {
-            log_path.parent().map_or_else(
-                || store::DEFAULT_DB_FILE.into(),
-                |dir| dir.join(store::DEFAULT_DB_FILE),
-            )
-        })
+        args.db
+            .clone()
+            .unwrap_or_else(|| data_dir.join(store::DEFAULT_DB_FILE))
     });
+    config.tls = args.tls.identity(&data_dir, &certificate_names(&host))?;
     // The console reads stdin only when a person is there.
     let with_console = interactive;
 
@@ -292,6 +307,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         config,
         db.as_deref(),
         with_console,
+        &args.tls,
     ));
     runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
     if let Err(err) = &result {
@@ -420,6 +436,7 @@ async fn serve(
     mut config: Config,
     db: Option<&Path>,
     with_console: bool,
+    tls: &TlsArgs,
 ) -> anyhow::Result<()> {
     if let Some(path) = db {
         // As given: it may be a URL, which `absolute` would mangle (the store
@@ -429,7 +446,7 @@ async fn serve(
             "database opened");
     }
     let store = config.store.clone();
-    let result = listen_and_serve(host, port, tries, config, with_console).await;
+    let result = listen_and_serve(host, port, tries, config, with_console, tls).await;
     if let Some(store) = store {
         // A clean close checkpoints the WAL; every acknowledged write is
         // durable without it.
@@ -444,6 +461,7 @@ async fn listen_and_serve(
     tries: u16,
     config: Config,
     with_console: bool,
+    tls: &TlsArgs,
 ) -> anyhow::Result<()> {
     // Installed before the listening line, so a signal sent as soon as that
     // line is seen is already ours.
@@ -458,6 +476,11 @@ async fn listen_and_serve(
     };
 
     let bound = porter_server::bind(host, port, tries).await?;
+    // Before the listening line: a refused server never says it listens.
+    if let Some(notice) = tls.check_exposure(bound.local_addr, config.auth)? {
+        eprintln!("{notice}");
+        tracing::warn!(addr = %bound.local_addr, auth = %config.auth, "serving in clear text beyond loopback");
+    }
     let mut line = format!("porter: listening on {}", bound.local_addr);
     if bound.moved() {
         line.push_str(&format!(" ({} was busy)", bound.requested_port));
