@@ -20,6 +20,7 @@ mod serve;
 mod sessions;
 mod store;
 mod tls;
+mod trust;
 mod users;
 
 use std::process::ExitCode;
@@ -54,6 +55,9 @@ enum Command {
     /// Print the fingerprint of the certificate `porter serve --tls` serves,
     /// without starting it.
     Fingerprint(tls::FingerprintArgs),
+    /// List or forget the servers trusted by certificate fingerprint
+    /// (`porter connect --tls`).
+    KnownServers(trust::KnownServersArgs),
     /// Load a server and measure it: messages/s, latency percentiles,
     /// logins/s (like redis-benchmark).
     Bench(bench::BenchArgs),
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Names(args) => names::run(args),
         Command::Kick(args) => kick::run(args),
         Command::Fingerprint(args) => tls::fingerprint(args),
+        Command::KnownServers(args) => trust::known_servers(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -34,7 +34,8 @@ fn serve_host_prompt_keeps_the_default_on_enter() {
     let mut p = spawn_command(command, Some(TIMEOUT_MS)).unwrap();
     p.exp_string("Host [127.0.0.1]: ").unwrap();
     p.send_line("").unwrap();
-    p.exp_regex(r"porter: listening on 127\.0\.0\.1:\d+").unwrap();
+    p.exp_regex(r"porter: listening on 127\.0\.0\.1:\d+")
+        .unwrap();
     p.process_mut().signal(Signal::SIGINT).unwrap();
     p.exp_eof().unwrap();
     assert_eq!(exit_code(&p), Some(0));
