@@ -22,7 +22,6 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
 
 use common::{
     LIMIT, PASSWORD, ServerProcess, TIMEOUT_MS, at_usual_terminal, exit_code, porter, serve_in,
