@@ -63,17 +63,33 @@ impl ClientTlsArgs {
     }
 
     /// The TLS connector for the server of `tcp`, trust settled: `None`
-    /// without TLS. A server met for the first time is probed and, at a
-    /// terminal (`ask`), the person is asked.
+    /// without TLS. See [`ClientTlsArgs::trust`].
     ///
     /// # Errors
-    /// A CA file that cannot be used, an unreadable `known_servers`, a
-    /// server not trusted, or one whose probe fails.
+    /// As [`ClientTlsArgs::trust`].
     pub async fn connector(
         &self,
         tcp: &ConnectOptions,
         ask: bool,
     ) -> anyhow::Result<Option<(TlsConnector, Pin)>> {
+        Ok(self
+            .trust(tcp, ask)
+            .await?
+            .map(|(trust, pin)| (TlsConnector::new(tcp.clone(), trust), pin)))
+    }
+
+    /// How the server of `tcp` is trusted: `None` without TLS. A server
+    /// met for the first time is probed and, at a terminal (`ask`), the
+    /// person is asked.
+    ///
+    /// # Errors
+    /// A CA file that cannot be used, an unreadable `known_servers`, a
+    /// server not trusted, or one whose probe fails.
+    pub async fn trust(
+        &self,
+        tcp: &ConnectOptions,
+        ask: bool,
+    ) -> anyhow::Result<Option<(Trust, Pin)>> {
         if !self.enabled() {
             return Ok(None);
         }
@@ -84,7 +100,7 @@ impl ClientTlsArgs {
                 server,
                 remembered: None,
             };
-            return Ok(Some((TlsConnector::new(tcp.clone(), trust), pin)));
+            return Ok(Some((trust, pin)));
         }
         let known = KnownServers::default_location()?;
         let remembered = known
@@ -103,10 +119,7 @@ impl ClientTlsArgs {
             server,
             remembered: remembered.map(|entry| (entry, known.path().to_path_buf())),
         };
-        Ok(Some((
-            TlsConnector::new(tcp.clone(), Trust::Pinned(fingerprint)),
-            pin,
-        )))
+        Ok(Some((Trust::Pinned(fingerprint), pin)))
     }
 
     /// Meets a server not yet known: learns its fingerprint, decides, and

@@ -628,3 +628,34 @@ while True:
         break
 send({"type": "bye"})
 "#;
+
+#[test]
+fn porter_bench_measures_a_tls_server_trusted_by_its_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = tls_echo(dir.path(), &[]);
+    let fingerprint = fingerprint_in(dir.path());
+    let bench = |state: &str, args: &[&str]| {
+        let mut command = porter(&["bench", "--host", "127.0.0.1", "--port", &server.port()]);
+        command
+            .args([
+                "--conns",
+                "4",
+                "--pipeline",
+                "4",
+                "--messages",
+                "400",
+                "--json",
+            ])
+            .args(args)
+            .env("XDG_STATE_HOME", dir.path().join(state));
+        run(command, "")
+    };
+    let (ok, out, err) = bench("a", &["--fingerprint", &fingerprint]);
+    assert!(ok, "{err}");
+    assert!(out.contains(r#""transport":"tls""#), "{out}");
+    assert!(out.contains(r#""messages":400"#), "{out}");
+    // Without a way to trust it, the bench refuses before measuring.
+    let (ok, out, err) = bench("b", &["--tls"]);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("not a known server"), "{err}");
+}
