@@ -49,7 +49,7 @@ from porter_client.messages import (
     Who,
     parse_server_message,
 )
-from porter_client.tls import establish
+from porter_client.tls import check_trust_options, establish
 
 __version__ = "0.1.0"
 
@@ -315,6 +315,9 @@ def connect(
     the frame errors, and ``OSError`` for the network.
     """
     use_tls = tls or fingerprint is not None or cafile is not None
+    if use_tls:
+        # Before connecting: a mistake in the options costs no connection.
+        check_trust_options(fingerprint, cafile, trust_on_first_use)
     raw = socket.create_connection((host, port), timeout=timeout)
     sock: PorterSocket
     server_fingerprint: Optional[str] = None

@@ -85,6 +85,17 @@ def client_context(cafile: Optional[str] = None) -> ssl.SSLContext:
     return context
 
 
+def check_trust_options(
+    fingerprint: Optional[str], cafile: Optional[str], trust_on_first_use: bool
+) -> Optional[str]:
+    """Checks that at most one way of trusting is chosen, and returns the
+    normalised fingerprint if one is given. Raises ``ValueError``."""
+    chosen = [fingerprint is not None, cafile is not None, trust_on_first_use]
+    if sum(chosen) > 1:
+        raise ValueError("choose one of fingerprint=, cafile= and trust_on_first_use=True")
+    return normalise_fingerprint(fingerprint) if fingerprint is not None else None
+
+
 def establish(
     sock: socket.socket,
     host: str,
@@ -102,10 +113,7 @@ def establish(
     one way of trusting, :class:`FingerprintMismatch`,
     :class:`UnverifiedServer`, and :class:`TlsError` when TLS fails.
     """
-    chosen = [fingerprint is not None, cafile is not None, trust_on_first_use]
-    if sum(chosen) > 1:
-        raise ValueError("choose one of fingerprint=, cafile= and trust_on_first_use=True")
-    expected = normalise_fingerprint(fingerprint) if fingerprint is not None else None
+    expected = check_trust_options(fingerprint, cafile, trust_on_first_use)
     context = client_context(cafile)
     try:
         tls = context.wrap_socket(sock, server_hostname=host)
