@@ -3,14 +3,9 @@ its certificate's fingerprint, checked before anything is sent."""
 
 from __future__ import annotations
 
-import socket
-import ssl
-import struct
-import threading
-from pathlib import Path
-
 import pytest
 from conftest import LIMIT, PASSWORD, Server, StartServer
+from fake_tls import CERT, DATA, FakeTlsServer, cert_fingerprint
 
 from porter_client import (
     FingerprintMismatch,
@@ -102,61 +97,7 @@ def test_trust_on_first_use_must_be_asked_for_and_reports_the_fingerprint(
 
 # --- against a fake TLS server: what reaches the server --------------------
 #
-# These need no `porter serve --tls`: a server made of the standard library
-# and the certificate in tests/data records every byte it receives after the
-# TLS handshake, so a test can check that a refused server was sent nothing.
-
-DATA = Path(__file__).resolve().parent / "data"
-CERT = DATA / "test-cert.pem"
-WELCOME = b'{"type":"welcome","server":"fake/0","protocol":1,"auth":"none"}'
-READY = b'{"type":"ready","user":"fake"}'
-
-
-class FakeTlsServer:
-    """Accepts one TLS client, sends ``welcome``, answers a ``hello`` with
-    ``ready``, and records everything it received."""
-
-    def __init__(self) -> None:
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(CERT, DATA / "test-key.pem")
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(LIMIT)
-        self.port: int = self.listener.getsockname()[1]
-        self.received = bytearray()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        with self.listener:
-            conn, _ = self.listener.accept()
-            conn.settimeout(LIMIT)
-            try:
-                tls = self.context.wrap_socket(conn, server_side=True)
-            except (ssl.SSLError, OSError):
-                conn.close()
-                return
-            with tls:
-                try:
-                    tls.sendall(struct.pack("!I", len(WELCOME)) + WELCOME)
-                    while True:
-                        chunk = tls.recv(4096)
-                        if not chunk:
-                            return
-                        self.received += chunk
-                        if b'"hello"' in self.received:
-                            tls.sendall(struct.pack("!I", len(READY)) + READY)
-                except (ssl.SSLError, OSError):
-                    return
-
-    def finish(self) -> bytes:
-        """What the server received, once the client has gone."""
-        self.thread.join(LIMIT)
-        assert not self.thread.is_alive()
-        return bytes(self.received)
-
-
-def cert_fingerprint() -> str:
-    return fingerprint_of(ssl.PEM_cert_to_DER_cert(CERT.read_text()))
+# These need no `porter serve --tls`: see fake_tls.py.
 
 
 def test_the_pinned_fingerprint_lets_the_handshake_start() -> None:

@@ -228,6 +228,12 @@ class Session:
             return self._inbox.popleft()
         return self._read(timeout)
 
+    def has_buffered(self) -> bool:
+        """Whether :meth:`recv` has a message at hand without reading the
+        socket (one kept while :meth:`who` waited). A caller that waits on
+        the socket with ``select`` checks this first."""
+        return bool(self._inbox)
+
     def __iter__(self) -> Iterator[ServerMessage]:
         while True:
             message = self.recv()
