@@ -73,8 +73,10 @@ class Server:
     def __init__(self, directory: Path, args: list[str]) -> None:
         self.dir = directory
         self.args = args
+        # Port 0 (the system chooses) unless the test chooses.
+        port = [] if "--port" in args else ["--port", "0"]
         self.process = subprocess.Popen(
-            [str(porter_bin()), "serve", "--host", "127.0.0.1", "--port", "0", *CHEAP, *args],
+            [str(porter_bin()), "serve", "--host", "127.0.0.1", *port, *CHEAP, *args],
             cwd=directory,
             env=clean_env(),
             stdin=subprocess.DEVNULL,
@@ -127,6 +129,8 @@ class Server:
                 )
             match = _LISTENING.match(line)
             if match:
+                #: The whole listening line, as printed.
+                self.listening = line
                 return int(match.group(2))
 
     def printed_fingerprint(self) -> str:
