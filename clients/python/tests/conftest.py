@@ -91,7 +91,8 @@ class Server:
         assert self.process.stdout is not None
         assert self.process.stderr is not None
         threading.Thread(target=self._pump_stdout, daemon=True).start()
-        threading.Thread(target=self._pump_stderr, daemon=True).start()
+        self._stderr_pump = threading.Thread(target=self._pump_stderr, daemon=True)
+        self._stderr_pump.start()
         self.port = self._await_listening()
 
     def _pump_stdout(self) -> None:
@@ -123,6 +124,7 @@ class Server:
             line = self.next_line()
             if line is None:
                 self.process.wait(timeout=LIMIT)
+                self._stderr_pump.join(LIMIT)  # all of stderr, for the message
                 pytest.fail(
                     f"porter serve {' '.join(self.args)} exited with "
                     f"{self.process.returncode} before listening; stderr: {self.stderr()}"
