@@ -62,7 +62,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         session = open_session(args)
     except KeyboardInterrupt:
         return 130
-    except (PorterError, OSError, EOFError) as err:
+    except EOFError:
+        # Ctrl-D at a question: the person chose to leave.
+        print(file=sys.stderr)
+        return 1
+    except (PorterError, OSError) as err:
         print(f"porter_client: {err}", file=sys.stderr)
         return 1
     with session:

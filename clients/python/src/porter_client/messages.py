@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, TypeVar, Union
 
-from porter_client.errors import InvalidMessage, ServerError
+from porter_client.errors import CLOSING_CODES, InvalidMessage, ServerError
 
 _T = TypeVar("_T")
 
@@ -92,7 +92,7 @@ class ErrorMessage:
     @property
     def ends_connection(self) -> bool:
         """Whether the server closes the connection right after it."""
-        return self.exception().ends_connection
+        return self.code in CLOSING_CODES
 
     def exception(self) -> ServerError:
         """The same, as an exception to raise."""
