@@ -79,6 +79,7 @@ impl Shared {
                 server: config.server_name.clone(),
                 protocol: porter_wire::PROTOCOL_VERSION,
                 auth: auth.mode(),
+                hint: None,
             },
         )?;
         Ok(Shared {
