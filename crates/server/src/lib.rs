@@ -89,8 +89,8 @@ pub use crate::config::{
     DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
     DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_MAX_STARTUPS,
     DEFAULT_OUTGOING_QUEUE, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SEND_BUFFER,
-    DEFAULT_SESSION_TTL, DEFAULT_SHUTDOWN_GRACE, MAX_SESSION_TTL, MIN_MAX_FRAME_LEN,
-    ParseRegistrationError, Registration, default_server_name,
+    DEFAULT_SESSION_TTL, DEFAULT_SHUTDOWN_GRACE, MAX_MAX_FRAME_LEN, MAX_SESSION_TTL,
+    MIN_MAX_FRAME_LEN, ParseRegistrationError, Registration, default_server_name,
 };
 pub use crate::console::{Console, ConsoleLine};
 pub use crate::error::{BindError, Error};
