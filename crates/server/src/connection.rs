@@ -36,7 +36,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::{Buf, BytesMut};
-use porter_wire::{EncodedFrame, FrameCodec, ServerMessage};
+use porter_wire::{FrameCodec, ServerMessage};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::Decoder;
 use tokio_util::io::poll_read_buf;
@@ -256,9 +256,12 @@ where
         self.encoder.encode_say(text, from, &mut self.write_buf)
     }
 
-    /// Puts an encoded frame into the write buffer.
-    pub(crate) fn write_frame(&mut self, frame: &EncodedFrame) {
-        self.write_buf.extend_from_slice(frame.as_bytes());
+    /// Takes `bytes` read from the stream before this connection existed
+    /// (the look at the first bytes that tells framed from line mode) as
+    /// the start of what it reads.
+    pub(crate) fn read_ahead(&mut self, bytes: BytesMut) {
+        debug_assert!(self.read_buf.is_empty());
+        self.read_buf = bytes;
     }
 
     /// Changes the largest frame accepted from now on: small before

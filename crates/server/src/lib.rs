@@ -13,6 +13,9 @@
 //!   accept backoff, the `busy` refusal.
 //! - `upgrade`: what an accepted stream becomes before `welcome`, in the
 //!   connection's own task: itself, or a TLS stream.
+//! - `line`: after `welcome`, a client whose first byte is not `0x00` is a
+//!   person with telnet or nc, served in plain lines through a stream that
+//!   looks framed to everything below.
 //! - [`tls`]: the server's certificate and key, generated or loaded, and
 //!   their fingerprint (public: `porter fingerprint` reads it too).
 //! - `handler`: one connection's task, from the upgrade to close.
@@ -54,6 +57,7 @@ pub mod credentials;
 mod error;
 mod handler;
 mod handshake;
+mod line;
 mod linger;
 mod listener;
 mod live;
