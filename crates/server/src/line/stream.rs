@@ -112,6 +112,11 @@ impl<S> Lines<S> {
     /// a line is whole; `false` when more must be read first.
     fn next_frame(&mut self) -> bool {
         loop {
+            // Lines answered here (`/help`) wait until the person has read
+            // what it is owed.
+            if self.owed.len() > OWED_LIMIT {
+                return false;
+            }
             let line = match self.held.take() {
                 Some(line) => line,
                 None => match self.input.next_line(self.limit(), self.eof) {
@@ -201,16 +206,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Lines<S> {
             if this.spent {
                 return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
+            if this.owed.len() > OWED_LIMIT {
+                // `poll_owed` is waiting for the client to read (it would
+                // have written everything otherwise), and wakes this task
+                // when it does.
+                return Poll::Pending;
+            }
             if this.next_frame() {
                 continue;
             }
             if this.eof {
                 return Poll::Ready(Ok(()));
-            }
-            if this.owed.len() > OWED_LIMIT {
-                // `poll_owed` is waiting for the client to read, and wakes
-                // this task when it does.
-                return Poll::Pending;
             }
             let mut chunk = [0u8; READ_CHUNK];
             let mut read = ReadBuf::new(&mut chunk);
@@ -269,7 +275,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Lines<S> {
 fn whole_frame(buf: &mut BytesMut) -> Option<BytesMut> {
     let header = buf.first_chunk::<HEADER_LEN>()?;
     let len = u32::from_be_bytes(*header) as usize;
-    if buf.len() < HEADER_LEN + len {
+    if buf.len() < HEADER_LEN.checked_add(len)? {
         return None;
     }
     buf.advance(HEADER_LEN);
@@ -413,6 +419,57 @@ mod tests {
             text.contains("line too long (the limit is 256 bytes here)"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_person_who_asks_for_help_without_reading_stops_being_read() {
+        let (server, person) = tokio::io::duplex(1024);
+        let mut lines = Lines::new(server, b"\n", LIMITS);
+        assert!(matches!(
+            next_message(&mut lines).await,
+            Some(ClientMessage::Hello { .. })
+        ));
+        send(&mut lines, &ServerMessage::Ready { user: "x".into() }).await;
+        // Far more help than the pipe and OWED_LIMIT hold, never read; the
+        // line after it is not made into a frame meanwhile.
+        let (mut person_reads, mut person_types) = tokio::io::split(person);
+        let flood = tokio::spawn(async move {
+            for _ in 0..1000 {
+                person_types.write_all(b"/help\n").await.unwrap();
+            }
+            person_types.write_all(b"after\n").await.unwrap();
+            person_types
+        });
+        let read = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            next_message(&mut lines),
+        )
+        .await;
+        assert!(
+            read.is_err(),
+            "read on while owing {} bytes",
+            lines.owed.len()
+        );
+        assert!(
+            lines.owed.len() <= OWED_LIMIT + 1024,
+            "{}",
+            lines.owed.len()
+        );
+        // Once the person reads, the rest is answered and `after` is said.
+        let reading = tokio::spawn(async move {
+            let mut sink = [0u8; 4096];
+            while person_reads.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        });
+        assert_eq!(
+            next_message(&mut lines).await,
+            Some(ClientMessage::Say {
+                text: "after".into(),
+                to: None
+            })
+        );
+        let person_types = flood.await.unwrap();
+        drop((lines, person_types));
+        reading.await.unwrap();
     }
 
     #[tokio::test]
