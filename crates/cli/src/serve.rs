@@ -216,7 +216,8 @@ Limits (each a flag above; defaults for a small public server):
   --frame-timeout 30           seconds a frame may take once its first byte came:
                                no dribbling a frame a byte at a time.
   --pre-login-max-frame-len 4096, --max-frame-len 65536
-                               bytes per frame before and after ready.
+                               bytes per frame (per line for telnet and nc)
+                               before and after ready; below 16 MiB.
   --queue-len 1024             frames waiting for a client that does not read;
                                full, it is disconnected.
   --send-buffer 65536          bytes the kernel may hold for one client (SO_SNDBUF),
