@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::connection::Connection;
 use crate::handshake::{Authenticator, Identity, handshake};
 use crate::live::{Dismissal, Live, LiveEntry};
+use crate::metrics::{self, Present, Traffic};
 use crate::outbox::{self, Outbox};
 use crate::peer::PeerInfo;
 use crate::protocol::Client;
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: Shutdown,
     /// The identified connections, for operators' actions to reach.
     pub(crate) live: Live,
+    /// The metrics every connection updates, registered once.
+    pub(crate) traffic: Traffic,
 }
 
 impl Shared {
@@ -82,12 +85,13 @@ impl Shared {
             },
         )?;
         Ok(Shared {
-            config,
             codec,
             pre_login_max_frame_len,
             welcome,
             service,
             auth,
+            traffic: Traffic::register(config.service),
+            config,
             shutdown,
             live: Live::default(),
         })
@@ -109,8 +113,12 @@ pub(crate) async fn serve<S, U>(
     U: Upgrade<S>,
 {
     let closer = Closer::child_of(&shared.shutdown.abort);
+    metrics::accepted();
+    let _serving = Present::new(&shared.traffic.connections);
+    let handshaking = Present::new(&shared.traffic.handshakes);
     // One deadline from accept to `ready`, the upgrade included.
-    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let accepted = Instant::now();
+    let deadline = accepted + shared.config.handshake_timeout;
     if peer.logged {
         info!(peer = %peer, "connected");
     }
@@ -127,6 +135,7 @@ pub(crate) async fn serve<S, U>(
     let stream = match upgraded {
         Ok(stream) => stream,
         Err(reason) => {
+            reason.count();
             if peer.logged {
                 warn!(peer = %peer, user = "-", reason = %reason, protocol_errors = 0, "disconnected");
             }
@@ -134,8 +143,8 @@ pub(crate) async fn serve<S, U>(
         }
     };
     let (permit, admitted) = slots;
-    Handler::new(stream, peer, shared, closer, admitted)
-        .run(deadline)
+    Handler::new(stream, peer, shared, closer, (admitted, handshaking))
+        .run(accepted, deadline)
         .await;
     drop(permit);
 }
@@ -149,8 +158,9 @@ pub(crate) struct Handler<S> {
     outbox: Outbox,
     /// The limits, the service, the auth mode and the shutdown signals.
     shared: Arc<Shared>,
-    /// Its handshake's slot until `ready`, then `None`.
-    startup: Option<OwnedSemaphorePermit>,
+    /// Its handshake's slot and its place in the handshakes gauge until
+    /// `ready`, then `None`.
+    startup: Option<(OwnedSemaphorePermit, Present)>,
     /// Its place in its address's count, for as long as it lives.
     _address: Option<AddressSlot>,
     /// Its place among the live connections once identified, and the
@@ -174,13 +184,13 @@ impl Ending {
 
 impl<S: Stream> Handler<S> {
     /// A handler for `stream` from `peer`, ended by `closer`, holding what
-    /// admission gave it.
+    /// admission gave it and its place among the handshakes.
     pub(crate) fn new(
         stream: S,
         peer: PeerInfo,
         shared: Arc<Shared>,
         closer: Closer,
-        admitted: Admitted,
+        (admitted, handshaking): (Admitted, Present),
     ) -> Handler<S> {
         let queue = shared.config.outgoing_queue;
         let (outbox, inbox) = outbox::channel(queue, closer.clone(), peer.addr);
@@ -194,24 +204,27 @@ impl<S: Stream> Handler<S> {
         );
         // Small until `ready`: a stranger cannot make us buffer much.
         conn.set_max_frame_len(shared.pre_login_max_frame_len);
+        conn.count_into(shared.traffic.clone());
         Handler {
             client: Client::new(conn, peer, closer),
             outbox,
             shared,
-            startup: Some(admitted.startup),
+            startup: Some((admitted.startup, handshaking)),
             _address: admitted.address,
             live: None,
         }
     }
 
-    /// Serves the client until the conversation ends with a handshake
-    /// finished by `deadline`, logs why it ended, and writes what is owed.
-    pub(crate) async fn run(mut self, deadline: Instant) {
-        let ending = self.converse(deadline).await;
+    /// Serves the client accepted at `accepted` until the conversation
+    /// ends with a handshake finished by `deadline`, logs and counts why it
+    /// ended, and writes what is owed.
+    pub(crate) async fn run(mut self, accepted: Instant, deadline: Instant) {
+        let ending = self.converse(accepted, deadline).await;
         let peer = self.client.peer().clone();
         let user = ending.user.as_deref().unwrap_or("-");
         let protocol_errors = self.client.protocol_errors();
         let reason = ending.reason;
+        reason.count();
         match reason {
             // Past its address's churn rate: counted by the listener, not
             // logged here (a flood of connections cannot flood the log).
@@ -238,8 +251,8 @@ impl<S: Stream> Handler<S> {
     /// The conversation until it must end. The farewell frame (`error`,
     /// `bye`) is written into the connection's buffer before returning when
     /// there is one.
-    async fn converse(&mut self, deadline: Instant) -> Ending {
-        let identity = match self.identify(deadline).await {
+    async fn converse(&mut self, accepted: Instant, deadline: Instant) -> Ending {
+        let identity = match self.identify(accepted, deadline).await {
             Ok(identity) => identity,
             Err(reason) => return Ending::before_ready(reason),
         };
@@ -250,8 +263,9 @@ impl<S: Stream> Handler<S> {
         }
     }
 
-    /// `welcome`, then the handshake under `deadline`.
-    async fn identify(&mut self, deadline: Instant) -> Result<Identity, Reason> {
+    /// `welcome`, then the handshake under `deadline`, for a client
+    /// accepted at `accepted`.
+    async fn identify(&mut self, accepted: Instant, deadline: Instant) -> Result<Identity, Reason> {
         let shared = self.shared.clone();
         let graceful = &shared.shutdown.graceful;
         let closer = self.client.closer().clone();
@@ -305,6 +319,7 @@ impl<S: Stream> Handler<S> {
         else {
             info!(peer = %self.client.peer(), user = %identity.user, limit = cap,
                 "too many connections for one user, refusing");
+            metrics::refused(metrics::Limit::User);
             let _ = self.client.send(&ServerMessage::error(
                 ErrorCode::Busy,
                 "too many connections for this user, try again later",
@@ -317,6 +332,7 @@ impl<S: Stream> Handler<S> {
         })?;
         // The handshake's slot is free for the next stranger.
         self.startup = None;
+        metrics::handshake_took(accepted.elapsed());
         if self.client.peer().logged {
             info!(peer = %self.client.peer(), user = %identity.user, auth = %shared.auth.mode(), "handshake complete");
         }
@@ -338,6 +354,7 @@ impl<S: Stream> Handler<S> {
         };
         let dismissal = dismissal.clone();
         let participant = shared.service.join(&identity.user, &self.outbox);
+        let _participating = Present::new(&shared.traffic.participants);
         // The stop signals, made once: a fresh `cancelled()` future per
         // message registered and dropped a waiter each time (about 6% of the
         // profile).
@@ -403,12 +420,18 @@ impl<S: Stream> Handler<S> {
                     // The refusal is out of line: an echo or a room line that
                     // goes through costs nothing more than the say itself.
                     match participant.say(self.client.conn_mut(), &text) {
-                        Ok(()) => Ok(()),
+                        Ok(()) => {
+                            self.client.conn_mut().count_line();
+                            Ok(())
+                        }
                         Err(refused) => self.refused(refused),
                     }
                 }
                 ClientMessage::Say { text, to: Some(to) } => match participant.say_to(&to, &text) {
-                    Some(Ok(())) => Ok(()),
+                    Some(Ok(())) => {
+                        self.client.conn_mut().count_line();
+                        Ok(())
+                    }
                     Some(Err(refused)) => self.refused(refused),
                     None => self.client.refuse_out_of_turn(
                         &ClientMessage::Say { text, to: Some(to) },
