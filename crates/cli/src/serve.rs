@@ -174,7 +174,8 @@ pub struct ServeArgs {
     /// Database of names, users and sessions (ip and password modes): an
     /// SQLite file path or sqlite://PATH [default: porter.db next to the log
     /// file]
-    #[arg(long, value_name = "PATH")]
+    // A URL may hold a password: `--help` does not show the variable's value.
+    #[arg(long, value_name = "PATH", hide_env_values = true)]
     db: Option<PathBuf>,
 
     /// Whether unknown user names may register themselves

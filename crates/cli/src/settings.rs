@@ -387,13 +387,13 @@ fn shown_value(arg: &Arg, matches: &ArgMatches) -> Option<String> {
         .map(|v| v.to_string_lossy())
         .collect::<Vec<_>>()
         .join(",");
+    if arg.get_long() == Some(DB_KEY) {
+        return Some(toml_string(&porter_store::redact_location(Path::new(
+            &text,
+        ))));
+    }
     if arg.is_hide_env_values_set() {
         return Some(toml_string("(hidden)"));
-    }
-    if arg.get_long() == Some(DB_KEY) {
-        return Some(toml_string(
-            &porter_store::redact_location(Path::new(&text)).to_string(),
-        ));
     }
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<i64>().is_ok() {
         return Some(text);
