@@ -70,10 +70,13 @@ enum Command {
 }
 
 /// The command line as clap parses it, `serve` with a `PORTER_…`
-/// environment variable for every option. Completions and the manual page
-/// are generated from it too.
+/// environment variable for every option (and its options' ties to each
+/// other checked once its config file is merged). Completions and the
+/// manual page are generated from it too.
 fn command() -> clap::Command {
-    Cli::command().mut_subcommand("serve", settings::with_env)
+    Cli::command().mut_subcommand("serve", |serve| {
+        settings::before_merge(settings::with_env(serve))
+    })
 }
 
 fn main() -> ExitCode {

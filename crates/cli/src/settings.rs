@@ -15,6 +15,8 @@
 //!   that clap has). Each value is checked by the option's own clap value
 //!   parser, so the file accepts exactly what the flag accepts, and an
 //!   error names the file, the line and the key.
+//! - The command line is first parsed without the rules that tie options
+//!   together ([`before_merge`]): a flag's partner may be in the file.
 //! - [`resolve`] asks clap where each value came from
 //!   (`ArgMatches::value_source`): what came from neither a flag nor the
 //!   environment is taken from the file, if the file has it, and the
@@ -31,6 +33,7 @@ use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
+use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use toml::Spanned;
@@ -62,6 +65,18 @@ pub fn with_env(cmd: Command) -> Command {
             _ => return arg,
         };
         arg.env(name)
+    })
+}
+
+/// `cmd` as the command line is first parsed, before the config file is
+/// merged: what one option needs of another (`--tls-cert` requires
+/// `--tls-key`, say) is not checked yet, since the partner may be in the
+/// file. [`resolve`] parses again with `cmd` itself, which checks it.
+pub fn before_merge(cmd: Command) -> Command {
+    cmd.mut_args(|arg| {
+        arg.requires(clap::builder::Resettable::<clap::Id>::Reset)
+            .conflicts_with(clap::builder::Resettable::<clap::Id>::Reset)
+            .required(false)
     })
 }
 
@@ -234,11 +249,21 @@ fn file_args(arg: &Arg, key: &str, value: &toml::Value) -> Result<Vec<OsString>,
 }
 
 /// Parses `args` alone with `cmd` (whose options have no environment
-/// variables): the option's own value parser judges the value.
+/// variables): the option's own value parser judges the value. What one
+/// option needs of another (`--tls-cert` requires `--tls-key`) cannot be
+/// judged alone: that is left to [`resolve`], which sees them all.
 fn check_args(cmd: &Command, args: &[OsString]) -> Result<(), String> {
     let argv = std::iter::once(OsString::from(cmd.get_name())).chain(args.iter().cloned());
     match cmd.clone().try_get_matches_from(argv) {
         Ok(_) => Ok(()),
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::MissingRequiredArgument | ErrorKind::ArgumentConflict
+            ) =>
+        {
+            Ok(())
+        }
         Err(err) => Err(clap_reason(&err)),
     }
 }
@@ -343,7 +368,15 @@ pub fn resolve(
     let matches = cmd
         .clone()
         .try_get_matches_from(argv)
-        .map_err(|err| anyhow!("{}", clap_reason(&err)))?;
+        .map_err(|err| match file {
+            Some(file) => anyhow!(
+                "{} (with {}): {}",
+                cmd.get_name(),
+                file.path.display(),
+                clap_reason(&err)
+            ),
+            None => anyhow!("{}", clap_reason(&err)),
+        })?;
     let settings = sources
         .into_iter()
         .map(|(arg, source)| Setting {
@@ -465,24 +498,27 @@ mod tests {
         log_level: String,
         #[arg(long)]
         tls: bool,
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
         #[arg(long, hide_env_values = true)]
         token: Option<String>,
         #[arg(long)]
         config: Option<PathBuf>,
     }
 
-    fn demo() -> Command {
+    fn demo_command() -> Command {
         with_env(Demo::augment_args(Command::new("demo")))
     }
 
     fn file(text: &str) -> anyhow::Result<FileSettings> {
-        FileSettings::parse(Path::new("porter.toml"), text, &demo())
+        FileSettings::parse(Path::new("porter.toml"), text, &demo_command())
     }
 
     fn resolved(argv: &[&str], text: &str) -> (Demo, Resolved) {
-        let cmd = demo();
-        let given = cmd
-            .clone()
+        let cmd = demo_command();
+        let given = before_merge(cmd.clone())
             .try_get_matches_from(std::iter::once("demo").chain(argv.iter().copied()))
             .unwrap();
         let file = file(text).unwrap();
@@ -492,7 +528,7 @@ mod tests {
 
     #[test]
     fn every_option_but_help_and_print_config_gets_a_porter_variable() {
-        let cmd = demo();
+        let cmd = demo_command();
         let env = |id: &str| {
             cmd.get_arguments()
                 .find(|a| a.get_id() == id)
@@ -560,6 +596,24 @@ mod tests {
         assert!(err.contains("expected one value, found array"), "{err}");
         let err = file("config = \"other.toml\"\n").unwrap_err().to_string();
         assert!(err.contains("unknown key `config`"), "{err}");
+    }
+
+    #[test]
+    fn options_that_need_each_other_are_judged_together() {
+        let (demo, _) = resolved(&[], "cert = \"c.pem\"\nkey = \"k.pem\"\n");
+        assert_eq!(demo.cert.as_deref(), Some(Path::new("c.pem")));
+        // One from the file, its partner from a flag.
+        let (demo, _) = resolved(&["--key", "k.pem"], "cert = \"c.pem\"\n");
+        assert_eq!(demo.key.as_deref(), Some(Path::new("k.pem")));
+        // Alone, it is an error naming the file.
+        let cmd = demo_command();
+        let given = cmd.clone().try_get_matches_from(["demo"]).unwrap();
+        let file = file("cert = \"c.pem\"\n").unwrap();
+        let err = resolve(&cmd, &given, Some(&file)).unwrap_err().to_string();
+        assert!(
+            err.contains("(with porter.toml)") && err.contains("--key"),
+            "{err}"
+        );
     }
 
     #[test]
