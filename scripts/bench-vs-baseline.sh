@@ -17,6 +17,10 @@
 #   --chat     100 chat clients all sending: deliveries/s, p99 delivery latency
 #   --logins   --auth password: logins/s, resumes/s, and server CPU per login
 #              vs per resume (target ratio >= 100)
+#   --tls      `porter serve --tls` against the TLS baseline (`baseline_echo
+#              --tls`: bare tokio-rustls) at (50, 16) and (50, 1), targets
+#              >= 0.9 messages/s and <= 1.2 p99; what TLS costs against plain
+#              Porter; and RSS per idle TLS connection (target <= 40 KiB)
 #   --all      all of the above
 # Other flags: --seconds N (per run, default 3), --rounds N (default 3),
 #              --idle N (connections for --memory, default 10000),
@@ -38,6 +42,7 @@ SERVER_CPU=()
 BENCH_CPU=()
 CHAT=0
 LOGINS=0
+TLS=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) SECS="$2"; shift ;;
@@ -46,9 +51,10 @@ while [ $# -gt 0 ]; do
         --memory) MEMORY=1 ;;
         --chat) CHAT=1 ;;
         --logins) LOGINS=1 ;;
+        --tls) TLS=1 ;;
         --pin) PIN=1 ;;
-        --all) MEMORY=1; CHAT=1; LOGINS=1 ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        --all) MEMORY=1; CHAT=1; LOGINS=1; TLS=1 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -115,16 +121,26 @@ start_porter() {
     PORT="$(port_of "$TMP/$name/out")"
 }
 
-# start_baseline NAME: starts the baseline on loopback; sets PORT and PID.
+# start_baseline NAME [--tls]: starts the baseline on loopback; sets PORT
+# and PID.
 start_baseline() {
-    local name="$1"
+    local name="$1"; shift
     mkdir -p "$TMP/$name"
-    "${SERVER_CPU[@]}" "$BASELINE" --port 0 </dev/null >"$TMP/$name/out" 2>&1 &
+    "${SERVER_CPU[@]}" "$BASELINE" --port 0 "$@" </dev/null >"$TMP/$name/out" 2>&1 &
     PID=$!
     PIDS+=("$PID")
     wait_line "$TMP/$name/out" "listening on"
     PORT="$(port_of "$TMP/$name/out")"
 }
+
+# fingerprint_of FILE: the SHA256:... fingerprint a server printed.
+fingerprint_of() {
+    grep -o 'SHA256:[A-Za-z0-9+/]*' "$1" | head -1
+}
+
+# The bench trusts TLS servers by the fingerprint they printed; its
+# known_servers stay in the scratch directory.
+export XDG_STATE_HOME="$TMP/state"
 
 # field JSON NAME: a number from the bench's one-line JSON report.
 field() {
@@ -225,6 +241,61 @@ if [ "$MEMORY" = 1 ]; then
     echo "porter: $GROWTH KiB per idle connection (target <= 10): $memory_verdict"
     start_baseline memory-base
     idle_growth baseline "$PID" "$PORT" --raw
+fi
+
+# ---------------------------------------------------------------- TLS
+if [ "$TLS" = 1 ]; then
+    echo
+    echo "TLS: porter serve --tls against the bare tokio-rustls baseline, and against plain porter"
+    start_baseline tls-base --tls; TLS_BASE_PORT=$PORT; TLS_BASE_FP="$(fingerprint_of "$TMP/tls-base/out")"
+    start_porter tls --service echo --auth none --tls --data-dir "$TMP/tls"; TLS_PORT=$PORT
+    TLS_FP="$(fingerprint_of "$TMP/tls/out")"
+    printf '\n%-26s %12s %12s %9s %10s %10s %7s %14s\n' \
+        "case (64 B, ${SECS}s, median of $ROUNDS)" "tls-base/s" "porter-tls/s" "ratio" "base p99" "porter p99" "ratio" "tls/plain msg/s"
+    for case in "50 16" "50 1"; do
+        set -- $case
+        conns=$1 pipeline=$2
+        rates_base=() rates_tls=() rates_plain=() p99s_base=() p99s_tls=()
+        for round in $(seq "$ROUNDS"); do
+            json="$(bench "$TLS_BASE_PORT" --raw --fingerprint "$TLS_BASE_FP" --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"
+            rates_base+=("$(field "$json" messages_per_sec)")
+            p99s_base+=("$(field "$json" p99_us)")
+            json="$(bench "$TLS_PORT" --fingerprint "$TLS_FP" --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"
+            rates_tls+=("$(field "$json" messages_per_sec)")
+            p99s_tls+=("$(field "$json" p99_us)")
+            json="$(bench "$PORTER_PORT" --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"
+            rates_plain+=("$(field "$json" messages_per_sec)")
+        done
+        rate_base="$(median "${rates_base[@]}")" rate_tls="$(median "${rates_tls[@]}")"
+        rate_plain="$(median "${rates_plain[@]}")"
+        p99_base="$(median "${p99s_base[@]}")" p99_tls="$(median "${p99s_tls[@]}")"
+        rate_ratio="$(ratio "$rate_tls" "$rate_base")" p99_ratio="$(ratio "$p99_tls" "$p99_base")"
+        cost_ratio="$(ratio "$rate_tls" "$rate_plain")"
+        rate_verdict="$(verdict "$rate_ratio" 0.9 '>=')" p99_verdict="$(verdict "$p99_ratio" 1.2 '<=')"
+        [ "$rate_verdict" = PASS ] || MISSES=$((MISSES + 1))
+        [ "$p99_verdict" = PASS ] || MISSES=$((MISSES + 1))
+        printf '%-26s %12.0f %12.0f %5s %-4s %8.1fus %8.1fus %5s %-4s %8s\n' \
+            "conns $conns pipeline $pipeline" "$rate_base" "$rate_tls" "$rate_ratio" "$rate_verdict" \
+            "$p99_base" "$p99_tls" "$p99_ratio" "$p99_verdict" "$cost_ratio"
+        echo "  rounds: tls-base msg/s ${rates_base[*]}; porter-tls msg/s ${rates_tls[*]}; porter plain msg/s ${rates_plain[*]}; tls-base p99 ${p99s_base[*]}; porter-tls p99 ${p99s_tls[*]}" >&2
+    done
+    echo "targets: porter-tls/tls-base messages/s >= 0.9, p99 <= 1.2; tls/plain is what TLS costs Porter"
+
+    TLS_IDLE=$((IDLE < 5000 ? IDLE : 5000))
+    want=$((TLS_IDLE * 2 + 1000))
+    if [ "$(ulimit -n)" -lt "$want" ]; then
+        ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+    fi
+    echo "memory: $TLS_IDLE idle TLS connections past the handshake (target <= 40 KiB each)"
+    start_porter tls-memory --service echo --auth none --tls --data-dir "$TMP/tls" --max-connections $((TLS_IDLE + 100))
+    IDLE_SAVED=$IDLE; IDLE=$TLS_IDLE
+    idle_growth porter-tls "$PID" "$PORT" --fingerprint "$TLS_FP"
+    tls_memory_verdict="$(verdict "$GROWTH" 40 '<=')"
+    [ "$tls_memory_verdict" = PASS ] || MISSES=$((MISSES + 1))
+    echo "porter-tls: $GROWTH KiB per idle TLS connection (target <= 40): $tls_memory_verdict"
+    start_baseline tls-memory-base --tls
+    idle_growth tls-base "$PID" "$PORT" --raw --fingerprint "$(fingerprint_of "$TMP/tls-memory-base/out")"
+    IDLE=$IDLE_SAVED
 fi
 
 # ---------------------------------------------------------------- chat

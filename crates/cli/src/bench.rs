@@ -13,6 +13,7 @@ use porter_client::bench::{self, IdlePlan, Limit, Plan, PlanError, Resumes};
 use porter_wire::{AuthMode, Secret, ServiceKind};
 
 use crate::modes;
+use crate::trust::ClientTlsArgs;
 
 /// The server benchmarked when none is given.
 const DEFAULT_HOST: &str = "localhost";
@@ -100,6 +101,9 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the summary
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -114,6 +118,17 @@ impl BenchArgs {
         ConnectOptions::new(self.host.clone(), self.port)
     }
 
+    /// How the server is trusted with TLS, settled before the run (asked
+    /// at a terminal the first time, as `porter connect` does).
+    async fn trust(&self) -> anyhow::Result<Option<porter_client::tls::Trust>> {
+        let ask = io::stdin().is_terminal();
+        Ok(self
+            .tls
+            .trust(&self.connect(), ask)
+            .await?
+            .map(|(trust, _)| trust))
+    }
+
     /// The plan these flags make, with the defaults of those not given; not
     /// checked yet.
     fn plan(&self) -> anyhow::Result<Plan> {
@@ -124,6 +139,7 @@ impl BenchArgs {
         };
         Ok(Plan {
             connect: self.connect(),
+            tls: None,
             conns: self.conns,
             pipeline: self.pipeline,
             size: self.size,
@@ -180,10 +196,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(conns) = args.idle {
         return run_idle(&args, conns);
     }
-    let plan = args.plan()?;
+    let mut plan = args.plan()?;
     plan.check().map_err(|err| anyhow!(flag_message(&err)))?;
     let runtime = crate::runtime()?;
-    let result = runtime.block_on(bench::run(&plan));
+    let result = runtime.block_on(async {
+        plan.tls = args.trust().await?;
+        anyhow::Ok(bench::run(&plan).await?)
+    });
     runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
     let report = result?;
     let mut stdout = io::stdout();
@@ -203,14 +222,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 fn run_idle(args: &BenchArgs, conns: usize) -> anyhow::Result<()> {
     let hold = args.hold.map(|s| seconds(s, "--hold")).transpose()?;
-    let plan = IdlePlan {
+    let mut plan = IdlePlan {
         connect: args.connect(),
         conns,
         raw: args.raw,
+        tls: None,
     };
     plan.check().map_err(|err| anyhow!(flag_message(&err)))?;
     let runtime = crate::runtime()?;
     let result = runtime.block_on(async {
+        plan.tls = args.trust().await?;
         let stop = async {
             match hold {
                 Some(hold) => tokio::time::sleep(hold).await,
@@ -240,6 +261,7 @@ fn run_idle(args: &BenchArgs, conns: usize) -> anyhow::Result<()> {
             stop,
         )
         .await
+        .map_err(anyhow::Error::from)
     });
     runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
     let report = result?;

@@ -25,6 +25,7 @@ use porter_wire::Secret;
 
 use crate::password::PASSWORD_ENV;
 use crate::prompt;
+use crate::trust::{self, ClientTlsArgs};
 
 /// The server a client talks to when none is given.
 const DEFAULT_HOST: &str = "localhost";
@@ -41,8 +42,10 @@ const PASSWORD_IDS: [&str; 3] = ["password", "new_password", "repeat_password"];
 #[command(
     after_help = "Environment: PORTER_PASSWORD answers the server's password questions \
     (log in, or register with it); its value is never shown. Session tokens are kept per \
-    host:port in $XDG_STATE_HOME/porter/tokens.json (mode 0600); every loopback host \
-    (localhost, 127.0.0.1, ::1) counts as one."
+    host:port in $XDG_STATE_HOME/porter/tokens.json (mode 0600), and the fingerprints of \
+    servers trusted over TLS in $XDG_STATE_HOME/porter/known_servers (mode 0600, see \
+    `porter known-servers`); in both, every loopback host (localhost, 127.0.0.1, ::1) \
+    at one port counts as one server."
 )]
 pub struct ConnectArgs {
     /// Server to connect to: an IP address or a host name [default:
@@ -79,6 +82,9 @@ pub struct ConnectArgs {
     /// a terminal
     #[arg(long)]
     no_timestamps: bool,
+
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 /// Runs `porter connect`.
@@ -124,18 +130,49 @@ pub fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let shown = interactive::Options {
         timestamps: !args.no_timestamps,
     };
+    let mode = if args.logout {
+        Mode::Logout
+    } else if interactive {
+        Mode::Terminal(shown)
+    } else {
+        Mode::Scripted
+    };
+    let ask = io::stdin().is_terminal();
     let runtime = crate::runtime()?;
     let result = runtime.block_on(async {
-        if args.logout {
-            logout(&options, jar).await
-        } else if interactive {
-            converse_at_terminal(&options, answers, jar, shown).await
-        } else {
-            converse_scripted(&options, answers, jar).await
+        match args.tls.connector(&options, ask).await? {
+            Some((tls, pin)) => converse(&tls, mode, answers, jar)
+                .await
+                .map_err(|err| trust::explain(err, &pin)),
+            None => converse(&options, mode, answers, jar).await,
         }
     });
     runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
     result
+}
+
+/// What `porter connect` does once connected.
+enum Mode {
+    /// `--logout`.
+    Logout,
+    /// A conversation at a terminal.
+    Terminal(interactive::Options),
+    /// A conversation from piped input.
+    Scripted,
+}
+
+/// Does what `mode` says over the streams `connector` opens.
+async fn converse(
+    connector: &impl Connector,
+    mode: Mode,
+    answers: ScriptedAnswers,
+    jar: JarTokens,
+) -> anyhow::Result<()> {
+    match mode {
+        Mode::Logout => logout(connector, jar).await,
+        Mode::Terminal(shown) => converse_at_terminal(connector, answers, jar, shown).await,
+        Mode::Scripted => converse_scripted(connector, answers, jar).await,
+    }
 }
 
 /// The password from `--password-file` (its first line) or

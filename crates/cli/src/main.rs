@@ -26,6 +26,8 @@ mod sessions;
 mod settings;
 mod store;
 mod systemd;
+mod tls;
+mod trust;
 mod users;
 
 use std::process::ExitCode;
@@ -57,6 +59,12 @@ enum Command {
     /// Remove someone from the chat room of a running server, now, without
     /// revoking their session.
     Kick(kick::KickArgs),
+    /// Print the fingerprint of the certificate `porter serve --tls` serves,
+    /// without starting it.
+    Fingerprint(tls::FingerprintArgs),
+    /// List or forget the servers trusted by certificate fingerprint
+    /// (`porter connect --tls`).
+    KnownServers(trust::KnownServersArgs),
     /// Load a server and measure it: messages/s, latency percentiles,
     /// logins/s (like redis-benchmark).
     Bench(bench::BenchArgs),
@@ -93,6 +101,8 @@ fn main() -> ExitCode {
         Command::Sessions(args) => sessions::run(args),
         Command::Names(args) => names::run(args),
         Command::Kick(args) => kick::run(args),
+        Command::Fingerprint(args) => tls::fingerprint(args),
+        Command::KnownServers(args) => trust::known_servers(args),
         Command::Bench(args) => bench::run(args),
         Command::Config(args) => config::run(&args),
         Command::Completions(args) => generate::completions(&args),

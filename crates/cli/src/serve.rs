@@ -38,10 +38,13 @@ use tokio::task::JoinHandle;
 use crate::logging::{self, Log, LogFormat, LogOptions, LogRotation};
 use crate::password::HashCostArgs;
 use crate::settings::{self, FileSettings, Resolved};
+use crate::tls::{TlsArgs, certificate_names};
 use crate::{duration, exporter, modes, prompt, store, systemd};
 
-/// The host a server listens on when none is given: every IPv4 interface.
-const DEFAULT_HOST: &str = "0.0.0.0";
+/// The host a server listens on when none is given: loopback only, as
+/// Mosquitto 2 does until it is configured, so that a server started
+/// without thought is not on the network (`--host 0.0.0.0` puts it there).
+const DEFAULT_HOST: &str = "127.0.0.1";
 /// The port a server listens on when none is given.
 const DEFAULT_PORT: u16 = 9090;
 /// Console lines typed but not yet taken by the server. Typing is slow; a
@@ -66,8 +69,8 @@ pub struct ServeArgs {
     #[arg(long)]
     print_config: bool,
 
-    /// Address to listen on: an IP address or a host name [default: 0.0.0.0;
-    /// asked at a terminal]
+    /// Address to listen on: an IP address or a host name; 0.0.0.0 for every
+    /// IPv4 interface [default: 127.0.0.1; asked at a terminal]
     #[arg(long)]
     host: Option<String>,
 
@@ -94,6 +97,15 @@ pub struct ServeArgs {
     /// With --log-rotate: log files kept, the oldest deleted; 0 keeps all
     #[arg(long, value_name = "N", default_value_t = logging::DEFAULT_LOG_KEEP)]
     log_keep: usize,
+
+    /// Directory of the server's own files: the database (porter.db) and
+    /// the generated TLS certificate and key [default: the log file's
+    /// directory]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    tls: TlsArgs,
 
     /// Log filter: a level (error, warn, info, debug, trace) or tracing
     /// directives such as "info,porter_server=debug"
@@ -172,8 +184,8 @@ pub struct ServeArgs {
     auth: AuthMode,
 
     /// Database of names, users and sessions (ip and password modes): an
-    /// SQLite file path or sqlite://PATH [default: porter.db next to the log
-    /// file]
+    /// SQLite file path or sqlite://PATH [default: porter.db in the data
+    /// directory]
     // A URL may hold a password: `--help` does not show the variable's value.
     #[arg(long, value_name = "PATH", hide_env_values = true)]
     db: Option<PathBuf>,
@@ -333,15 +345,17 @@ pub fn run(given: &ArgMatches) -> anyhow::Result<()> {
         DEFAULT_HOST,
         DEFAULT_PORT,
     )?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| {
+        log.dir()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
     // The database is only opened (and created) when the mode needs one.
     let db = (config.auth != AuthMode::None).then(|| {
-        args.db.clone().unwrap_or_else(|| {
-            log.dir().map_or_else(
-                || store::DEFAULT_DB_FILE.into(),
-                |dir| dir.join(store::DEFAULT_DB_FILE),
-            )
-        })
+        args.db
+            .clone()
+            .unwrap_or_else(|| data_dir.join(store::DEFAULT_DB_FILE))
     });
+    config.tls = args.tls.identity(&data_dir, &certificate_names(&host))?;
     let start = Start {
         host,
         port,
@@ -350,6 +364,7 @@ pub fn run(given: &ArgMatches) -> anyhow::Result<()> {
         // The console reads stdin only when a person is there.
         with_console: interactive,
         metrics: args.metrics,
+        tls: args.tls.clone(),
     };
     let mut reloader = Reloader {
         log: &log,
@@ -450,6 +465,8 @@ struct Start {
     db: Option<PathBuf>,
     with_console: bool,
     metrics: Option<SocketAddr>,
+    /// Whether clear text beyond loopback is allowed (checked once bound).
+    tls: TlsArgs,
 }
 
 /// What SIGHUP does: reopens the log file (for logrotate, or after it was
@@ -700,6 +717,11 @@ async fn listen_and_serve(
     };
 
     let bound = porter_server::bind(&start.host, start.port, start.tries).await?;
+    // Before the listening line: a refused server never says it listens.
+    if let Some(notice) = start.tls.check_exposure(bound.local_addr, config.auth)? {
+        eprintln!("{notice}");
+        tracing::warn!(addr = %bound.local_addr, auth = %config.auth, "serving in clear text beyond loopback");
+    }
     let mut line = format!("porter: listening on {}", bound.local_addr);
     if bound.moved() {
         line.push_str(&format!(" ({} was busy)", bound.requested_port));

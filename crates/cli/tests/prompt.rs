@@ -32,9 +32,10 @@ fn serve_host_prompt_keeps_the_default_on_enter() {
     let mut command = porter(&["serve", "--service", "echo"], dir.path());
     command.env("PORTER_PORT", "0");
     let mut p = spawn_command(command, Some(TIMEOUT_MS)).unwrap();
-    p.exp_string("Host [0.0.0.0]: ").unwrap();
+    p.exp_string("Host [127.0.0.1]: ").unwrap();
     p.send_line("").unwrap();
-    p.exp_regex(r"porter: listening on 0\.0\.0\.0:\d+").unwrap();
+    p.exp_regex(r"porter: listening on 127\.0\.0\.1:\d+")
+        .unwrap();
     p.process_mut().signal(Signal::SIGINT).unwrap();
     p.exp_eof().unwrap();
     assert_eq!(exit_code(&p), Some(0));
@@ -69,11 +70,11 @@ fn serve_host_prompt_reasks_on_a_name_that_does_not_resolve() {
     let mut command = porter(&["serve", "--service", "echo"], dir.path());
     command.env("PORTER_PORT", "0");
     let mut p = spawn_command(command, Some(TIMEOUT_MS)).unwrap();
-    p.exp_string("Host [0.0.0.0]: ").unwrap();
+    p.exp_string("Host [127.0.0.1]: ").unwrap();
     p.send_line("300.1.2.3").unwrap();
     p.exp_string("neither an IP address nor a host name that resolves")
         .unwrap();
-    p.exp_string("Host [0.0.0.0]: ").unwrap();
+    p.exp_string("Host [127.0.0.1]: ").unwrap();
     p.send_line("127.0.0.1").unwrap();
     p.exp_regex(r"porter: listening on 127\.0\.0\.1:\d+")
         .unwrap();
@@ -86,7 +87,7 @@ fn ctrl_d_at_a_prompt_exits_cleanly_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let command = porter(&["serve"], dir.path());
     let mut p = spawn_command(command, Some(TIMEOUT_MS)).unwrap();
-    p.exp_string("Host [0.0.0.0]: ").unwrap();
+    p.exp_string("Host [127.0.0.1]: ").unwrap();
     p.send_control('d').unwrap();
     let rest = p.exp_eof().unwrap();
     assert!(

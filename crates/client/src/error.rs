@@ -163,6 +163,42 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// The TLS handshake failed: the chain did not verify against the CA
+    /// file, the handshake signature was wrong (a certificate presented
+    /// without its key), or the server does not speak TLS.
+    #[error("TLS with {server} failed")]
+    Tls {
+        /// `host:port` of the server.
+        server: String,
+        /// What rustls said.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A server trusted by fingerprint presented another certificate. The
+    /// connection was refused during the TLS handshake: nothing of the
+    /// protocol was sent.
+    #[error(
+        "the server at {server} presented a certificate with fingerprint {presented}, not the trusted {expected}"
+    )]
+    CertificateChanged {
+        /// `host:port` of the server.
+        server: String,
+        /// The fingerprint trusted.
+        expected: porter_wire::Fingerprint,
+        /// The fingerprint presented.
+        presented: porter_wire::Fingerprint,
+    },
+
+    /// The CA file given to verify servers could not be used.
+    #[error("cannot use the CA file {}: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+
     /// The server ended the conversation with `bye`, or by closing, before
     /// the client was done; possibly right after an `error`.
     #[error("{0}")]

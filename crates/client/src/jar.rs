@@ -16,14 +16,12 @@
 //! in: its errors are kept as warnings for the caller to show.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-#[cfg(unix)]
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use porter_wire::Secret;
 
+use crate::state;
 use crate::tokens::TokenJar;
 
 /// File name of the jar inside the state directory.
@@ -171,14 +169,7 @@ impl CookieJar {
     /// # Errors
     /// [`JarError::NoStateDir`] when there is no home directory.
     pub fn default_location() -> Result<Self, JarError> {
-        use etcetera::app_strategy::{AppStrategy, AppStrategyArgs, Xdg};
-        let strategy = Xdg::new(AppStrategyArgs {
-            top_level_domain: String::new(),
-            author: String::new(),
-            app_name: "porter".into(),
-        })
-        .map_err(|_| JarError::NoStateDir)?;
-        let dir = strategy.state_dir().ok_or(JarError::NoStateDir)?;
+        let dir = state::state_dir().ok_or(JarError::NoStateDir)?;
         Ok(CookieJar::at(dir.join(JAR_FILE)))
     }
 
@@ -268,9 +259,9 @@ impl CookieJar {
     }
 
     fn load(&self) -> Result<BTreeMap<String, String>, JarError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        let bytes = match state::read_if_present(&self.path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(BTreeMap::new()),
             Err(source) => return Err(self.io_error(&self.path, source)),
         };
         serde_json::from_slice(&bytes).map_err(|_| JarError::Corrupt {
@@ -279,16 +270,9 @@ impl CookieJar {
     }
 
     fn save(&self, tokens: &BTreeMap<String, String>) -> Result<(), JarError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        create_private_dir(dir).map_err(|e| self.io_error(dir, e))?;
-        let tmp = dir.join(format!(".{JAR_FILE}.{}.tmp", std::process::id()));
-        let written = write_private(&tmp, &serde_json::to_vec_pretty(tokens).unwrap_or_default())
-            .and_then(|()| fs::rename(&tmp, &self.path));
-        if let Err(source) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(self.io_error(&self.path, source));
-        }
-        Ok(())
+        let bytes = serde_json::to_vec_pretty(tokens).unwrap_or_default();
+        state::write_private_atomically(&self.path, &bytes)
+            .map_err(|(path, source)| self.io_error(&path, source))
     }
 
     fn io_error(&self, path: &Path, source: io::Error) -> JarError {
@@ -408,27 +392,10 @@ impl TokenJar for JarTokens {
     }
 }
 
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    builder.mode(0o700);
-    builder.create(dir)
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file: File = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn put_get_remove_round_trip_per_server() {

@@ -50,8 +50,11 @@ mod error;
 mod handshake;
 pub mod interactive;
 pub mod jar;
+pub mod known_servers;
 pub mod scripted;
+mod state;
 pub mod terminal;
+pub mod tls;
 mod tokens;
 pub mod view;
 

@@ -5,44 +5,61 @@
 //! decoded and flushed once per batch (when no whole frame is left in the
 //! read buffer). This is the ceiling for this wire format on this runtime.
 //!
+//! With `--tls` it is the TLS baseline: the same echo inside a bare
+//! tokio-rustls server (ring provider, a self-signed certificate made in
+//! memory at start, TLS 1.3 by default), which `porter serve --tls` is
+//! compared with.
+//!
 //! ```text
 //! cargo run --release -p porter-server --example baseline_echo -- --port 0
 //! porter bench --raw --port PORT --conns 50 --pipeline 16
+//! cargo run --release -p porter-server --example baseline_echo -- --port 0 --tls
+//! porter bench --raw --port PORT --conns 50 --pipeline 16 --fingerprint SHA256:...
 //! ```
 //!
-//! It prints `baseline: listening on ADDR` once bound, and runs until killed.
+//! It prints `baseline: fingerprint SHA256:...` with `--tls`, then
+//! `baseline: listening on ADDR` once bound, and runs until killed.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 /// The largest frame accepted: Porter's default maximum.
 const MAX_FRAME_LEN: usize = 64 * 1024;
 
 fn main() -> std::io::Result<()> {
-    let port = match parse_port(std::env::args().skip(1)) {
-        Ok(port) => port,
+    let (addr, tls) = match parse_args(std::env::args().skip(1)) {
+        Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("baseline_echo: {message}");
-            eprintln!("usage: baseline_echo [--port PORT] [--host IP]");
+            eprintln!("usage: baseline_echo [--port PORT] [--host IP] [--tls]");
             std::process::exit(2);
         }
     };
+    let acceptor = tls.then(tls_acceptor).transpose()?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(serve(port))
+        .block_on(serve(addr, acceptor))
 }
 
-/// `--port N` (0: any free port; default 0) and `--host IP` (default
-/// 127.0.0.1: the baseline is for loopback benchmarks).
-fn parse_port(args: impl Iterator<Item = String>) -> Result<SocketAddr, String> {
+/// `--port N` (0: any free port; default 0), `--host IP` (default
+/// 127.0.0.1: the baseline is for loopback benchmarks) and `--tls`.
+fn parse_args(args: impl Iterator<Item = String>) -> Result<(SocketAddr, bool), String> {
     let mut addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let mut tls = false;
     let mut args = args;
     while let Some(arg) = args.next() {
+        if arg == "--tls" {
+            tls = true;
+            continue;
+        }
         let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
         match arg.as_str() {
             "--port" => addr.set_port(value.parse().map_err(|_| format!("bad port {value:?}"))?),
@@ -50,10 +67,30 @@ fn parse_port(args: impl Iterator<Item = String>) -> Result<SocketAddr, String> 
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
-    Ok(addr)
+    Ok((addr, tls))
 }
 
-async fn serve(addr: SocketAddr) -> std::io::Result<()> {
+/// A bare rustls server configuration: ring, a self-signed certificate
+/// made now, rustls's defaults for everything else.
+fn tls_acceptor() -> std::io::Result<TlsAcceptor> {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .map_err(std::io::Error::other)?;
+    let fingerprint = porter_wire::Fingerprint::of_der(made.cert.der());
+    println!("baseline: fingerprint {fingerprint}");
+    let key = rustls::pki_types::PrivateKeyDer::try_from(made.signing_key.serialize_der())
+        .map_err(std::io::Error::other)?;
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(vec![made.cert.der().clone()], key)
+        .map_err(std::io::Error::other)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn serve(addr: SocketAddr, tls: Option<TlsAcceptor>) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("baseline: listening on {}", listener.local_addr()?);
     loop {
@@ -61,13 +98,25 @@ async fn serve(addr: SocketAddr) -> std::io::Result<()> {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        tokio::spawn(echo(stream));
+        // The same latency setting as the Porter server and client.
+        let _ = stream.set_nodelay(true);
+        match &tls {
+            None => {
+                tokio::spawn(echo(stream));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        echo(stream).await;
+                    }
+                });
+            }
+        }
     }
 }
 
-async fn echo(stream: TcpStream) {
-    // The same latency setting as the Porter server and client.
-    let _ = stream.set_nodelay(true);
+async fn echo(stream: impl AsyncRead + AsyncWrite + Unpin) {
     let codec = LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME_LEN)
         .new_codec();

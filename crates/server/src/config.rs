@@ -11,6 +11,7 @@ use porter_wire::{AuthMode, ServiceKind};
 use crate::clock::Clock;
 use crate::credentials::{self, HashCost};
 use crate::throttle::ThrottlePolicy;
+use crate::tls::TlsIdentity;
 
 /// Connections served at once. Beyond it a newcomer gets `welcome` then
 /// `error{busy}` and is closed, so a flood cannot exhaust file descriptors
@@ -215,6 +216,10 @@ pub struct Config {
     /// Chat only: room lines a newcomer is sent on joining, marked as
     /// history; see [`DEFAULT_HISTORY`]. At most `outgoing_queue`.
     pub history: usize,
+    /// Serve over TLS with this identity; `None` (the default) for clear
+    /// text. The TLS handshake runs in each connection's task, under
+    /// `handshake_timeout`.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for Config {
@@ -248,6 +253,7 @@ impl Default for Config {
             server_name: default_server_name(),
             events: true,
             history: DEFAULT_HISTORY,
+            tls: None,
         }
     }
 }
@@ -286,6 +292,7 @@ impl fmt::Debug for Config {
             .field("server_name", &self.server_name)
             .field("events", &self.events)
             .field("history", &self.history)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -12,7 +12,9 @@
 //! - `listener`: the accept loop over any [`Accept`], the connection cap,
 //!   accept backoff, the `busy` refusal.
 //! - `upgrade`: what an accepted stream becomes before `welcome`, in the
-//!   connection's own task (the identity today; TLS next).
+//!   connection's own task: itself, or a TLS stream.
+//! - [`tls`]: the server's certificate and key, generated or loaded, and
+//!   their fingerprint (public: `porter fingerprint` reads it too).
 //! - `handler`: one connection's task, from the upgrade to close.
 //! - `protocol`: frames as messages, answers to bad ones, out-of-turn
 //!   refusals: the handshake and the service loop read through it.
@@ -70,6 +72,7 @@ mod shutdown;
 #[cfg(test)]
 mod test_support;
 pub mod throttle;
+pub mod tls;
 mod upgrade;
 
 use std::future::Future;
@@ -106,7 +109,7 @@ use crate::listener::Listener;
 use crate::room::{Room, RoomOptions};
 use crate::service::Service;
 use crate::shutdown::Shutdown;
-use crate::upgrade::Plain;
+use crate::upgrade::{Plain, Tls, Upgrade};
 
 /// Serves `listener` until `shutdown` completes, then stops accepting, sends
 /// every client `bye`, waits at most `config.shutdown_grace` for those
@@ -168,8 +171,29 @@ pub async fn run<L: Accept>(
             }
         })?,
     );
+    match shared.config.tls.as_ref().map(Tls::new) {
+        Some(tls) => accept(listener, tls, shared, &shutdown_state, shutdown).await?,
+        None => accept(listener, Plain, shared, &shutdown_state, shutdown).await?,
+    }
+    shutdown_state.finish(grace).await;
+    Ok(())
+}
+
+/// Accepts from `listener`, upgrading each stream with `upgrade`, until
+/// `shutdown` completes; starts the store's watches first.
+async fn accept<L, U>(
+    listener: L,
+    upgrade: U,
+    shared: Arc<Shared>,
+    shutdown_state: &Shutdown,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error>
+where
+    L: Accept,
+    U: Upgrade<L::Stream>,
+{
     let listener =
-        Listener::new(listener, Plain, shared.clone()).map_err(|err| Error::InvalidConfig {
+        Listener::new(listener, upgrade, shared.clone()).map_err(|err| Error::InvalidConfig {
             field: "max_frame_len",
             reason: format!("too small for the busy error: {err}"),
         })?;
@@ -183,14 +207,14 @@ pub async fn run<L: Accept>(
             shared.live.clone(),
             cursor,
             OPERATOR_POLL,
-            &shutdown_state,
+            shutdown_state,
         );
         purge::purge_sessions(store.as_ref(), &shared.config.clock).await;
         purge::spawn_session_purge(
             store.clone(),
             shared.config.clock.clone(),
             SESSION_PURGE_INTERVAL,
-            &shutdown_state,
+            shutdown_state,
         );
     }
 
@@ -203,12 +227,12 @@ pub async fn run<L: Accept>(
         auth = %shared.config.auth,
         registration = %shared.config.registration,
         max_connections = shared.config.max_connections,
+        tls_fingerprint = shared.config.tls.as_ref().map(|tls| display(tls.fingerprint())),
         "listening"
     );
     // Dropping the listener when the loop returns is what stops accepting.
     listener.run(shutdown).await;
     info!(addr, "stopped accepting");
-    shutdown_state.finish(grace).await;
     Ok(())
 }
 

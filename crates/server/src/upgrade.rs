@@ -1,19 +1,22 @@
 //! The first step of every connection, inside its own task and under the
 //! handshake deadline, before `welcome`: what the accepted stream becomes.
 //!
-//! Today the step is the identity ([`Plain`]). It is the seam where a TLS
-//! handshake goes (the stream becomes a TLS stream, and the [`PeerInfo`]
-//! learns what TLS told), and where a sniff of the first bytes can pick the
-//! framed protocol or a line mode. Because it runs in the connection's task,
-//! a client that stalls here costs one slot until the deadline and never
-//! holds up the accept loop.
+//! Two steps exist: the identity ([`Plain`]) and a TLS handshake ([`Tls`],
+//! `porter serve --tls`). It is also where a sniff of the first bytes can
+//! pick the framed protocol or a line mode. Because it runs in the
+//! connection's task, a client that stalls here (opens TCP and never
+//! finishes TLS, say) costs one slot until the deadline and never holds up
+//! the accept loop.
 
 use std::future::Future;
 use std::io;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use crate::peer::PeerInfo;
+use crate::tls::TlsIdentity;
 
 /// A stream a connection can be served on.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -44,5 +47,28 @@ impl<S: Stream> Upgrade<S> for Plain {
 
     async fn upgrade(&self, stream: S, _peer: &mut PeerInfo) -> io::Result<S> {
         Ok(stream)
+    }
+}
+
+/// A TLS handshake with the server's identity: the protocol is spoken
+/// inside TLS, unchanged.
+#[derive(Clone)]
+pub(crate) struct Tls {
+    acceptor: TlsAcceptor,
+}
+
+impl Tls {
+    pub(crate) fn new(identity: &TlsIdentity) -> Tls {
+        Tls {
+            acceptor: TlsAcceptor::from(identity.server_config()),
+        }
+    }
+}
+
+impl<S: Stream> Upgrade<S> for Tls {
+    type Output = TlsStream<S>;
+
+    async fn upgrade(&self, stream: S, _peer: &mut PeerInfo) -> io::Result<TlsStream<S>> {
+        self.acceptor.accept(stream).await
     }
 }

@@ -25,7 +25,8 @@
 //!
 //! Beside the layers, [`text`] makes what arrives safe to show to a person:
 //! [`text::printable`] and [`text::printable_lines`] escape whatever a
-//! terminal would obey instead of display.
+//! terminal would obey instead of display, and [`Fingerprint`] names a
+//! server's TLS certificate the way section 1a of the protocol writes it.
 
 #![deny(missing_docs)]
 
@@ -33,6 +34,7 @@
 mod codec;
 mod error;
 mod ext;
+mod fingerprint;
 pub mod frame;
 pub mod message;
 mod mode;
@@ -40,6 +42,7 @@ pub mod text;
 
 pub use error::{Error, FramePart, Result};
 pub use ext::{ReadFrameExt, WriteFrameExt};
+pub use fingerprint::{Fingerprint, ParseFingerprintError};
 pub use frame::{DEFAULT_MAX_FRAME_LEN, EncodedFrame, FrameCodec, HEADER_LEN};
 pub use message::{
     AuthMode, ClientMessage, ErrorCode, EventKind, PROTOCOL_VERSION, RoomSay, Secret,

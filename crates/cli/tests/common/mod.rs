@@ -98,6 +98,9 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     /// The whole listening line, as printed.
     pub listening: String,
+    /// Lines printed on stdout before the listening line (the TLS
+    /// certificate's, say).
+    pub preamble: Vec<String>,
     /// Lines printed on stdout after the listening line.
     pub stdout: Receiver<String>,
     /// Everything printed on stderr so far.
@@ -138,9 +141,16 @@ impl ServerProcess {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        let Ok(listening) = stdout.recv_timeout(LIMIT) else {
-            let _ = child.kill();
-            panic!("no listening line; stderr: {}", stderr.lock().unwrap());
+        let mut preamble = Vec::new();
+        let listening = loop {
+            let Ok(line) = stdout.recv_timeout(LIMIT) else {
+                let _ = child.kill();
+                panic!("no listening line; stderr: {}", stderr.lock().unwrap());
+            };
+            if line.starts_with("porter: listening on ") {
+                break line;
+            }
+            preamble.push(line);
         };
         let addr = listening
             .strip_prefix("porter: listening on ")
@@ -151,6 +161,7 @@ impl ServerProcess {
             child,
             addr,
             listening,
+            preamble,
             stdout,
             stderr,
             stderr_reader: Some(stderr_reader),

@@ -18,14 +18,41 @@ use porter_wire::text::printable;
 use porter_wire::{ErrorCode, FrameCodec, Secret};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
 
 use super::OPEN_CONCURRENCY;
 use super::report::{ErrorSummary, Failure, FailureKind};
 use crate::answers::{Answerer, Ask, Notice};
-use crate::connect::ConnectOptions;
+use crate::connect::{ConnectOptions, Connector};
 use crate::connection::{Connection, ConnectionParts, DEFAULT_MAX_INCOMING_FRAME_LEN};
 use crate::error::{Ending, Error, Result, ServerError};
+use crate::tls::{TlsConnector, Trust};
 use crate::tokens::TokenJar;
+
+/// A bench connection's stream: TCP, or TLS over TCP (`--tls`).
+pub(crate) type BenchStream = Either<TcpStream, TlsStream<TcpStream>>;
+
+/// Where bench connections go: the server, and the TLS trust when they
+/// speak TLS.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dial<'a> {
+    pub(crate) connect: &'a ConnectOptions,
+    pub(crate) tls: Option<&'a Trust>,
+}
+
+impl Dial<'_> {
+    /// Opens one stream.
+    async fn open(&self) -> crate::Result<BenchStream> {
+        match self.tls {
+            None => Ok(Either::Left(crate::connect(self.connect).await?)),
+            Some(trust) => {
+                let tls = TlsConnector::new(self.connect.clone(), trust.clone());
+                Ok(Either::Right(tls.connect().await?))
+            }
+        }
+    }
+}
 
 /// How long one handshake may take. Above the server's own default (30 s):
 /// during the login phase a bench user may queue behind many Argon2 hashes,
@@ -67,13 +94,14 @@ pub(crate) fn incoming_codec() -> FrameCodec {
 /// Opens one connection per login, [`OPEN_CONCURRENCY`] at a time: connect,
 /// then the handshake unless `raw`.
 pub(crate) async fn open_all(
-    connect: &ConnectOptions,
+    dial: Dial<'_>,
     logins: Vec<Login>,
     raw: bool,
-) -> (Vec<Ready<TcpStream>>, ErrorSummary) {
-    gather(logins, |login| async move {
-        open_one(connect, &login, raw).await
-    })
+) -> (Vec<Ready<BenchStream>>, ErrorSummary) {
+    gather(
+        logins,
+        |login| async move { open_one(dial, &login, raw).await },
+    )
     .await
 }
 
@@ -103,11 +131,12 @@ where
 
 /// Connects, then runs the handshake as `login` unless `raw`.
 pub(crate) async fn open_one(
-    connect: &ConnectOptions,
+    dial: Dial<'_>,
     login: &Login,
     raw: bool,
-) -> Result<Ready<TcpStream>, Failure> {
-    let stream = crate::connect(connect)
+) -> Result<Ready<BenchStream>, Failure> {
+    let stream = dial
+        .open()
         .await
         .map_err(|err| Failure::new(FailureKind::Connection, error_chain(&err)))?;
     if raw {

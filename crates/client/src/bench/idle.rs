@@ -7,6 +7,7 @@ use std::future::Future;
 use super::conn::{self, Login};
 use super::{BenchError, ErrorSummary, MAX_CONNS, PlanError};
 use crate::connect::ConnectOptions;
+use crate::tls::Trust;
 
 /// Most connections `--idle` holds: what one client's port range allows on
 /// one address pair, with room to spare.
@@ -21,6 +22,8 @@ pub struct IdlePlan {
     pub conns: usize,
     /// No handshake (the bare baseline).
     pub raw: bool,
+    /// Over TLS, trusting the server so.
+    pub tls: Option<Trust>,
 }
 
 impl IdlePlan {
@@ -69,7 +72,11 @@ pub async fn run_idle<S: Future>(
 ) -> Result<IdleReport, BenchError> {
     plan.check()?;
     let logins = vec![Login::Anonymous; plan.conns];
-    let (held, errors) = conn::open_all(&plan.connect, logins, plan.raw).await;
+    let dial = conn::Dial {
+        connect: &plan.connect,
+        tls: plan.tls.as_ref(),
+    };
+    let (held, errors) = conn::open_all(dial, logins, plan.raw).await;
     let report = IdleReport {
         ready: held.len(),
         errors,

@@ -16,9 +16,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use porter_wire::{ClientMessage, EncodedFrame, FrameCodec, Secret};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
-use super::conn::{self, Login, Ready};
+use super::conn::{self, BenchStream, Login, Ready};
 use super::report::{Failure, FailureKind, ServerCpu};
 use super::{ErrorSummary, LoginReport, Plan, Resumes};
 
@@ -109,11 +108,11 @@ async fn step(plan: &Plan, logins: Vec<Login>, errors: &mut ErrorSummary) -> Ste
 /// Returns the token each successful handshake got.
 async fn each(plan: &Plan, logins: Vec<Login>) -> (Vec<Option<Secret>>, ErrorSummary) {
     let bye = EncodedFrame::message(&FrameCodec::new(), &ClientMessage::Bye).ok();
-    let connect = &plan.connect;
+    let dial = plan.dial();
     conn::gather(logins, |login| {
         let bye = bye.clone();
         async move {
-            let ready = conn::open_one(connect, &login, false).await?;
+            let ready = conn::open_one(dial, &login, false).await?;
             if let Login::Token(_) = login {
                 // A resume hands out no new token; keep the one used.
             } else if ready.token.is_none() {
@@ -129,7 +128,7 @@ async fn each(plan: &Plan, logins: Vec<Login>) -> (Vec<Option<Secret>>, ErrorSum
 }
 
 /// Says `bye` and closes; returns the connection's token.
-async fn close(ready: Ready<TcpStream>, bye: Option<EncodedFrame>) -> Option<Secret> {
+async fn close(ready: Ready<BenchStream>, bye: Option<EncodedFrame>) -> Option<Secret> {
     let Ready { mut io, token, .. } = ready;
     if let Some(bye) = bye {
         let _ = io.write_all(bye.as_bytes()).await;

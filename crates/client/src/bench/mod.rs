@@ -122,7 +122,7 @@ pub async fn run(plan: &Plan) -> Result<Report, BenchError> {
             (Some(report), logins)
         }
     };
-    let (ready, mut errors) = open_all(&plan.connect, logins, plan.raw).await;
+    let (ready, mut errors) = open_all(plan.dial(), logins, plan.raw).await;
     if ready.is_empty() {
         return Err(BenchError::no_connection(&errors));
     }
@@ -145,6 +145,7 @@ pub async fn run(plan: &Plan) -> Result<Report, BenchError> {
     Ok(Report {
         target: plan.target(),
         mode: if plan.raw { "raw" } else { "porter" },
+        transport: if plan.tls.is_some() { "tls" } else { "tcp" },
         service: plan.service.as_str(),
         auth: plan.auth.as_str(),
         conns: plan.conns,

@@ -12,6 +12,7 @@ use porter_wire::{AuthMode, ClientMessage, EncodedFrame, FrameCodec, Secret, Ser
 
 use super::chat;
 use crate::connect::ConnectOptions;
+use crate::tls::Trust;
 
 /// Most connections one run may open (and the chat stamp's width).
 pub const MAX_CONNS: usize = 99_999;
@@ -53,6 +54,8 @@ pub enum Resumes {
 pub struct Plan {
     /// Where the server is.
     pub connect: ConnectOptions,
+    /// Over TLS, trusting the server so; `None` for TCP.
+    pub tls: Option<Trust>,
     /// Connections.
     pub conns: usize,
     /// Requests in flight per connection (chat: lines not yet delivered to
@@ -81,6 +84,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Where its connections go.
+    pub(crate) fn dial(&self) -> super::conn::Dial<'_> {
+        super::conn::Dial {
+            connect: &self.connect,
+            tls: self.tls.as_ref(),
+        }
+    }
+
     /// Checks that the plan makes a run that can work, before anything is
     /// sent.
     ///
@@ -246,6 +257,7 @@ mod tests {
     fn a_plan_that_cannot_work_is_a_typed_error() {
         let plan = Plan {
             connect: ConnectOptions::new("127.0.0.1", 9),
+            tls: None,
             conns: 1,
             pipeline: 1,
             size: 64,

@@ -151,6 +151,8 @@ pub struct Report {
     pub target: String,
     /// `porter` (handshake, JSON messages) or `raw` (the bare baseline).
     pub mode: &'static str,
+    /// `tcp`, or `tls` (over TCP).
+    pub transport: &'static str,
     /// `echo` or `chat`.
     pub service: &'static str,
     /// `none` or `password`.
@@ -217,8 +219,19 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "porter bench: {} {} on {} (auth {}), {} conns, pipeline {}, {} B messages",
-            self.mode, self.service, self.target, self.auth, self.conns, self.pipeline, self.size
+            "porter bench: {} {} on {}{} (auth {}), {} conns, pipeline {}, {} B messages",
+            self.mode,
+            self.service,
+            self.target,
+            if self.transport == "tls" {
+                " over TLS"
+            } else {
+                ""
+            },
+            self.auth,
+            self.conns,
+            self.pipeline,
+            self.size
         )?;
         if let Some(login) = &self.login {
             writeln!(
