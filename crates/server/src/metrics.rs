@@ -13,8 +13,8 @@
 //!   allocation, one lookup in the recorder's registry per event.
 //! - Per-message counts (messages and bytes each way, lines served) are
 //!   never recorded per message: a connection adds them up in plain fields
-//!   ([`Tally`]) and hands them to handles registered once per server
-//!   ([`Traffic`]) when it is about to wait for its client, that is once
+//!   (`Tally`) and hands them to handles registered once per server
+//!   (`Traffic`) when it is about to wait for its client, that is once
 //!   per batch of reads and writes, and when it ends.
 
 use std::time::Duration;
