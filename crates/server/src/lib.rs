@@ -34,6 +34,8 @@
 //! - `live`, `operator`: the identified connections, and the watch that
 //!   ends those an operator revoked, removed or kicked.
 //! - `shutdown`, `purge`: graceful then hard stop; dead sessions deleted.
+//! - [`metrics`]: the name and meaning of everything the server counts
+//!   (through the `metrics` facade; the caller installs a recorder).
 //! - `config`, `error`, `bind`: the public surface.
 //!
 //! The server only emits `tracing` events; installing a subscriber is the
@@ -57,6 +59,7 @@ mod handshake;
 mod linger;
 mod listener;
 mod live;
+pub mod metrics;
 mod names;
 mod operator;
 mod outbox;
@@ -135,6 +138,7 @@ pub async fn run<L: Accept>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     config.validate()?;
+    metrics::describe();
     let auth = Auth::build(&config).await?;
     let shutdown_state = Shutdown::default();
     let codec = porter_wire::FrameCodec::with_max_frame_len(config.max_frame_len);
