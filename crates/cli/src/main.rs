@@ -12,6 +12,7 @@
 mod bench;
 mod config;
 mod connect;
+mod control;
 mod duration;
 mod exporter;
 mod generate;
