@@ -10,6 +10,7 @@ use porter_wire::{AuthMode, ServiceKind};
 
 use crate::clock::Clock;
 use crate::credentials::{self, HashCost};
+use crate::room::jetstream::BusConfig;
 use crate::throttle::ThrottlePolicy;
 use crate::tls::TlsIdentity;
 
@@ -32,7 +33,8 @@ pub const MIN_MAX_FRAME_LEN: usize = 256;
 /// Largest `max_frame_len` (and `pre_login_max_frame_len`) accepted: below
 /// 16 MiB, so that the first byte of every frame a client sends is `0x00`
 /// (PROTOCOL.md section 1). That byte is how a person with telnet or nc is
-/// told from a framed client on the same port (line mode, section 6).
+/// told from a framed client on the same port (line mode, docs/PROTOCOL.md
+/// section 9).
 pub const MAX_MAX_FRAME_LEN: usize = (1 << 24) - 1;
 
 /// Handshakes in progress at once, as sshd's `MaxStartups`: beyond half of
@@ -226,6 +228,9 @@ pub struct Config {
     /// text. The TLS handshake runs in each connection's task, under
     /// `handshake_timeout`.
     pub tls: Option<TlsIdentity>,
+    /// Chat only: the room on NATS JetStream, shared by every instance
+    /// with the same bus; `None` (the default) for the in-process room.
+    pub bus: Option<BusConfig>,
 }
 
 impl Default for Config {
@@ -260,6 +265,7 @@ impl Default for Config {
             events: true,
             history: DEFAULT_HISTORY,
             tls: None,
+            bus: None,
         }
     }
 }
@@ -299,6 +305,7 @@ impl fmt::Debug for Config {
             .field("events", &self.events)
             .field("history", &self.history)
             .field("tls", &self.tls)
+            .field("bus", &self.bus)
             .finish()
     }
 }

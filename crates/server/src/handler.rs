@@ -25,13 +25,15 @@ use crate::auth::Auth;
 use crate::close::{Closer, Reason};
 use crate::config::Config;
 use crate::connection::Connection;
-use crate::handshake::{Authenticator, Identity, handshake};
+use crate::handshake::{Authenticator, Entrant, Identity, handshake};
 use crate::line::{self, Limits, Lines, Opening};
 use crate::live::{Dismissal, Live, LiveEntry};
+use crate::metrics::{self, Present, Traffic};
 use crate::outbox::{self, Outbox};
 use crate::peer::PeerInfo;
 use crate::protocol::Client;
 use crate::room::SayError;
+use crate::room::bus::BusError;
 use crate::service::Service;
 use crate::shutdown::Shutdown;
 use crate::upgrade::{Stream, Upgrade};
@@ -65,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: Shutdown,
     /// The identified connections, for operators' actions to reach.
     pub(crate) live: Live,
+    /// The metrics every connection updates, registered once.
+    pub(crate) traffic: Traffic,
 }
 
 impl Shared {
@@ -91,12 +95,13 @@ impl Shared {
         // programs still get their welcome.
         let welcome = welcome(Some(line::HINT)).or_else(|_| welcome(None))?;
         Ok(Shared {
-            config,
             codec,
             pre_login_max_frame_len,
             welcome,
             service,
             auth,
+            traffic: Traffic::register(config.service),
+            config,
             shutdown,
             live: Live::default(),
         })
@@ -120,8 +125,12 @@ pub(crate) async fn serve<S, U>(
     U: Upgrade<S>,
 {
     let closer = Closer::child_of(&shared.shutdown.abort);
+    metrics::accepted();
+    let _serving = Present::new(&shared.traffic.connections);
+    let handshaking = Present::new(&shared.traffic.handshakes);
     // One deadline from accept to `ready`, the upgrade included.
-    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let accepted = Instant::now();
+    let deadline = accepted + shared.config.handshake_timeout;
     if peer.logged {
         info!(peer = %peer, "connected");
     }
@@ -168,8 +177,8 @@ pub(crate) async fn serve<S, U>(
     match opening {
         Err(reason) => return dropped(&peer, &reason),
         Ok(Opening::Framed(first)) => {
-            Handler::new(stream, first, peer, shared, closer, admitted)
-                .run(deadline)
+            Handler::new(stream, first, peer, shared, closer, (admitted, handshaking))
+                .run(accepted, deadline)
                 .await;
         }
         Ok(Opening::Lines(first)) => {
@@ -185,7 +194,15 @@ pub(crate) async fn serve<S, U>(
             // branch, and framed clients should not carry line mode's
             // buffers.
             Box::pin(
-                Handler::new(lines, BytesMut::new(), peer, shared, closer, admitted).run(deadline),
+                Handler::new(
+                    lines,
+                    BytesMut::new(),
+                    peer,
+                    shared,
+                    closer,
+                    (admitted, handshaking),
+                )
+                .run(accepted, deadline),
             )
             .await;
         }
@@ -193,8 +210,9 @@ pub(crate) async fn serve<S, U>(
     drop(permit);
 }
 
-/// Logs a connection that ended before its handler started.
+/// Counts and logs a connection that ended before its handler started.
 fn dropped(peer: &PeerInfo, reason: &Reason) {
+    reason.count();
     if peer.logged {
         warn!(peer = %peer, user = "-", reason = %reason, protocol_errors = 0, "disconnected");
     }
@@ -209,8 +227,9 @@ pub(crate) struct Handler<S> {
     outbox: Outbox,
     /// The limits, the service, the auth mode and the shutdown signals.
     shared: Arc<Shared>,
-    /// Its handshake's slot until `ready`, then `None`.
-    startup: Option<OwnedSemaphorePermit>,
+    /// Its handshake's slot and its place in the handshakes gauge until
+    /// `ready`, then `None`.
+    startup: Option<(OwnedSemaphorePermit, Present)>,
     /// Its place in its address's count, for as long as it lives.
     _address: Option<AddressSlot>,
     /// Its place among the live connections once identified, and the
@@ -234,15 +253,16 @@ impl Ending {
 
 impl<S: Stream> Handler<S> {
     /// A handler for `stream` from `peer`, whose bytes `read_ahead` were
-    /// read from it already, ended by `closer`, holding what admission gave
-    /// it.
+    /// read from it already (after `welcome` was written), ended by
+    /// `closer`, holding what admission gave it and its place among the
+    /// handshakes.
     pub(crate) fn new(
         stream: S,
         read_ahead: BytesMut,
         peer: PeerInfo,
         shared: Arc<Shared>,
         closer: Closer,
-        admitted: Admitted,
+        (admitted, handshaking): (Admitted, Present),
     ) -> Handler<S> {
         let queue = shared.config.outgoing_queue;
         let (outbox, inbox) = outbox::channel(queue, closer.clone(), peer.addr);
@@ -254,27 +274,30 @@ impl<S: Stream> Handler<S> {
             queue,
             closer.clone(),
         );
-        conn.read_ahead(read_ahead);
+        conn.opened(shared.welcome.as_bytes().len(), read_ahead);
         // Small until `ready`: a stranger cannot make us buffer much.
         conn.set_max_frame_len(shared.pre_login_max_frame_len);
+        conn.count_into(shared.traffic.clone());
         Handler {
             client: Client::new(conn, peer, closer),
             outbox,
             shared,
-            startup: Some(admitted.startup),
+            startup: Some((admitted.startup, handshaking)),
             _address: admitted.address,
             live: None,
         }
     }
 
-    /// Serves the client until the conversation ends with a handshake
-    /// finished by `deadline`, logs why it ended, and writes what is owed.
-    pub(crate) async fn run(mut self, deadline: Instant) {
-        let ending = self.converse(deadline).await;
+    /// Serves the client accepted at `accepted` until the conversation
+    /// ends with a handshake finished by `deadline`, logs and counts why it
+    /// ended, and writes what is owed.
+    pub(crate) async fn run(mut self, accepted: Instant, deadline: Instant) {
+        let ending = self.converse(accepted, deadline).await;
         let peer = self.client.peer().clone();
         let user = ending.user.as_deref().unwrap_or("-");
         let protocol_errors = self.client.protocol_errors();
         let reason = ending.reason;
+        reason.count();
         match reason {
             // Past its address's churn rate: counted by the listener, not
             // logged here (a flood of connections cannot flood the log).
@@ -301,20 +324,25 @@ impl<S: Stream> Handler<S> {
     /// The conversation until it must end. The farewell frame (`error`,
     /// `bye`) is written into the connection's buffer before returning when
     /// there is one.
-    async fn converse(&mut self, deadline: Instant) -> Ending {
-        let identity = match self.identify(deadline).await {
-            Ok(identity) => identity,
+    async fn converse(&mut self, accepted: Instant, deadline: Instant) -> Ending {
+        let (identity, since) = match self.identify(accepted, deadline).await {
+            Ok(admitted) => admitted,
             Err(reason) => return Ending::before_ready(reason),
         };
-        let reason = self.serve_ready(&identity).await;
+        let reason = self.serve_ready(&identity, since).await;
         Ending {
             reason,
             user: Some(identity.user),
         }
     }
 
-    /// The handshake under `deadline` (`welcome` went out before).
-    async fn identify(&mut self, deadline: Instant) -> Result<Identity, Reason> {
+    /// The handshake under `deadline` (`welcome` went out before), for a
+    /// client accepted at `accepted`.
+    async fn identify(
+        &mut self,
+        accepted: Instant,
+        deadline: Instant,
+    ) -> Result<(Identity, Option<u64>), Reason> {
         let shared = self.shared.clone();
         let graceful = &shared.shutdown.graceful;
         let closer = self.client.closer().clone();
@@ -339,7 +367,7 @@ impl<S: Stream> Handler<S> {
                 },
             }
         };
-        let identity = match step {
+        let admitted = match step {
             Step::Shutdown => return Err(self.farewell()),
             Step::Closed => return Err(closer.reason()),
             Step::TimedOut => {
@@ -355,8 +383,9 @@ impl<S: Stream> Handler<S> {
                 info!(peer = %self.client.peer(), reason = %reason, "handshake failed");
                 return Err(reason);
             }
-            Step::Identified(Ok(identity)) => identity,
+            Step::Identified(Ok(admitted)) => admitted,
         };
+        let Entrant { identity, since } = admitted;
         // Registered before `ready`, so that the per-user cap refuses before
         // anything is served, and an operator can reach it from the start.
         let cap = shared.config.max_sessions_per_user;
@@ -367,6 +396,7 @@ impl<S: Stream> Handler<S> {
         else {
             info!(peer = %self.client.peer(), user = %identity.user, limit = cap,
                 "too many connections for one user, refusing");
+            metrics::refused(metrics::Limit::User);
             let _ = self.client.send(&ServerMessage::error(
                 ErrorCode::Busy,
                 "too many connections for this user, try again later",
@@ -379,17 +409,19 @@ impl<S: Stream> Handler<S> {
         })?;
         // The handshake's slot is free for the next stranger.
         self.startup = None;
+        metrics::handshake_took(accepted.elapsed());
         if self.client.peer().logged {
             info!(peer = %self.client.peer(), user = %identity.user, auth = %shared.auth.mode(), "handshake complete");
         }
         self.client
             .conn_mut()
             .set_max_frame_len(shared.config.max_frame_len);
-        Ok(identity)
+        Ok((identity, since))
     }
 
     /// The service loop of an identified client; returns why it ended.
-    async fn serve_ready(&mut self, identity: &Identity) -> Reason {
+    /// `since` is the room `seq` the client asked to recover from.
+    async fn serve_ready(&mut self, identity: &Identity, since: Option<u64>) -> Reason {
         let shared = self.shared.clone();
         let graceful = &shared.shutdown.graceful;
         let closer = self.client.closer().clone();
@@ -399,7 +431,8 @@ impl<S: Stream> Handler<S> {
             return Reason::ServerError;
         };
         let dismissal = dismissal.clone();
-        let participant = shared.service.join(&identity.user, &self.outbox);
+        let participant = shared.service.join(&identity.user, &self.outbox, since);
+        let _participating = Present::new(&shared.traffic.participants);
         // The stop signals, made once: a fresh `cancelled()` future per
         // message registered and dropped a waiter each time (about 6% of the
         // profile).
@@ -465,12 +498,18 @@ impl<S: Stream> Handler<S> {
                     // The refusal is out of line: an echo or a room line that
                     // goes through costs nothing more than the say itself.
                     match participant.say(self.client.conn_mut(), &text) {
-                        Ok(()) => Ok(()),
+                        Ok(()) => {
+                            self.client.conn_mut().count_line();
+                            Ok(())
+                        }
                         Err(refused) => self.refused(refused),
                     }
                 }
                 ClientMessage::Say { text, to: Some(to) } => match participant.say_to(&to, &text) {
-                    Some(Ok(())) => Ok(()),
+                    Some(Ok(())) => {
+                        self.client.conn_mut().count_line();
+                        Ok(())
+                    }
                     Some(Err(refused)) => self.refused(refused),
                     None => self.client.refuse_out_of_turn(
                         &ClientMessage::Say { text, to: Some(to) },
@@ -527,6 +566,10 @@ impl<S: Stream> Handler<S> {
             SayError::UnknownUser => self.client.send(&ServerMessage::error(
                 ErrorCode::UnknownUser,
                 "no one of that name is in the room",
+            )),
+            SayError::Bus(BusError::Unavailable) => self.client.send(&ServerMessage::error(
+                ErrorCode::Unavailable,
+                "the room is unavailable right now; your line reached no one",
             )),
             SayError::Bus(err) => {
                 warn!(peer = %self.client.peer(), cause = %err, "line not passed on");
@@ -659,7 +702,7 @@ enum Step {
     Shutdown,
     Closed,
     TimedOut,
-    Identified(Result<Identity, Reason>),
+    Identified(Result<Entrant, Reason>),
 }
 
 enum Next {
