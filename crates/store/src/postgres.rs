@@ -403,9 +403,9 @@ impl TryFrom<OperatorActionRow> for OperatorAction {
 /// A stored token hash as the 32 bytes the schema CHECKs it is; anything else means the
 /// table was edited by hand.
 fn token_hash(bytes: &[u8]) -> Result<TokenHash> {
-    bytes.try_into().map_err(|_| {
-        StoreError::with_detail(StoreErrorKind::Corrupt, "token hash is not 32 bytes")
-    })
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::with_detail(StoreErrorKind::Corrupt, "token hash is not 32 bytes"))
 }
 
 #[async_trait]
@@ -663,16 +663,16 @@ impl Store for PgStore {
     }
 
     async fn kick(&self, user: &str, reason: Option<&str>, now: UnixTime) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO operator_actions (action, user_name, reason, at)
-             VALUES ('kicked', $1, $2, $3)",
-        )
-        .bind(user)
-        .bind(reason)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
+        // Through the function that takes the actions' lock first (see migration 0001): a
+        // plain INSERT would hold the table before it waits for the lock, and two kicks at
+        // once from two instances would deadlock.
+        sqlx::query("SELECT record_operator_action('kicked', $1, NULL, $2, $3)")
+            .bind(user)
+            .bind(reason)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -768,10 +768,19 @@ mod tests {
         assert_eq!(high[..8], prefix);
         assert!(low[8..].iter().all(|&b| b == 0));
         assert!(high[8..].iter().all(|&b| b == 0xff));
-        for not_an_id in ["", "0001abcdef107ff", "0001abcdef107fff0", "0001abcdef107ffg"] {
+        for not_an_id in [
+            "",
+            "0001abcdef107ff",
+            "0001abcdef107fff0",
+            "0001abcdef107ffg",
+        ] {
             assert_eq!(session_id_range(not_an_id), None, "{not_an_id:?}");
         }
-        assert_eq!(session_id_range("+1+1+1+1+1+1+1+1"), None, "signs are not digits");
+        assert_eq!(
+            session_id_range("+1+1+1+1+1+1+1+1"),
+            None,
+            "signs are not digits"
+        );
         assert_eq!(session_id_range("ééééééé\u{301}"), None, "not ASCII");
     }
 

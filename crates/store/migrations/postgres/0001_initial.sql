@@ -50,7 +50,7 @@ CREATE INDEX sessions_by_user ON sessions (user_name);
 -- What operators did that live connections must obey. Each server instance polls the rows
 -- after the last id it saw. Revocations and removals are recorded by triggers, in the same
 -- transaction as the change itself, so no code path (admin command, logout, another tool) can
--- forget to; kicks are inserted by `Store::kick`. Old rows are purged by age.
+-- forget to; kicks are recorded by `Store::kick`. Old rows are purged by age.
 CREATE TABLE operator_actions (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     action     TEXT             NOT NULL CHECK (action IN ('revoked', 'removed', 'kicked')),
@@ -62,11 +62,17 @@ CREATE TABLE operator_actions (
 
 -- Ids must become visible in increasing order: a poll that has seen id 7 never looks below 7
 -- again, so an action that drew id 6 but committed after 7 would never be obeyed. A sequence
--- does not promise that between concurrent transactions (SQLite's single writer does). This
--- lock does: a transaction takes it before it draws an id (a statement trigger runs before
--- the row's defaults are computed) and keeps it until it commits, so actions are numbered and
--- committed one transaction at a time. EXCLUSIVE mode lets the polls' SELECTs through.
--- Operator actions are rare, so queueing them costs nothing that matters.
+-- does not promise that between concurrent transactions (SQLite's single writer does). A lock
+-- does: a transaction takes it before it draws an id and keeps it until it commits, so actions
+-- are numbered and committed one transaction at a time. EXCLUSIVE mode lets the polls'
+-- SELECTs through. Operator actions are rare, so queueing them costs nothing that matters.
+--
+-- The lock must come before anything else the statement locks, or two statements could each
+-- hold what the other waits for: an INSERT INTO operator_actions holds the table in ROW
+-- EXCLUSIVE mode from its start, so two plain inserts that both wait for EXCLUSIVE deadlock.
+-- Hence every action is recorded through `record_operator_action`, which takes the lock before
+-- its own INSERT, and the statements that record actions through triggers take it in a
+-- statement trigger, before they lock any row of theirs.
 CREATE FUNCTION lock_operator_actions() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     LOCK TABLE operator_actions IN EXCLUSIVE MODE;
@@ -74,13 +80,25 @@ BEGIN
 END
 $$;
 
+-- Records one action, lock first (see above): `Store::kick` calls it, and so do the triggers.
+-- (Its parameters are named apart from the columns, which PL/pgSQL would find ambiguous.)
+CREATE FUNCTION record_operator_action(
+    kind TEXT, who TEXT, session BYTEA, why TEXT, done_at BIGINT
+) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    LOCK TABLE operator_actions IN EXCLUSIVE MODE;
+    INSERT INTO operator_actions (action, user_name, token_hash, reason, at)
+    VALUES (kind, who, session, why, done_at);
+END
+$$;
+
+-- A guard for any other insert (a statement trigger runs before the row's id is drawn): it
+-- keeps ids in commit order, although two such inserts at once may deadlock, and one of them
+-- then fails instead of an action being missed.
 CREATE TRIGGER operator_action_numbered_in_commit_order
 BEFORE INSERT ON operator_actions
 FOR EACH STATEMENT EXECUTE FUNCTION lock_operator_actions();
 
--- A statement that may record actions takes the same lock before it locks any row of its own.
--- Otherwise two such statements (`revoke_all_sessions` and `revoke_user_sessions`, say) could
--- each hold a session row the other needs while one waits for the lock: a deadlock.
 CREATE TRIGGER sessions_revoking_lock_operator_actions
 BEFORE UPDATE OF revoked_at ON sessions
 FOR EACH STATEMENT EXECUTE FUNCTION lock_operator_actions();
@@ -92,8 +110,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION lock_operator_actions();
 -- A session revoked (by an operator, or by its own client's logout): its live connections end.
 CREATE FUNCTION record_session_revoked() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO operator_actions (action, user_name, token_hash, at)
-    VALUES ('revoked', NEW.user_name, NEW.token_hash, NEW.revoked_at);
+    PERFORM record_operator_action('revoked', NEW.user_name, NEW.token_hash, NULL, NEW.revoked_at);
     RETURN NULL;
 END
 $$;
@@ -107,8 +124,8 @@ EXECUTE FUNCTION record_session_revoked();
 -- removal, so the time is the database's own; it is informational only.
 CREATE FUNCTION record_user_removed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO operator_actions (action, user_name, at)
-    VALUES ('removed', OLD.name, CAST(extract(epoch FROM now()) AS BIGINT));
+    PERFORM record_operator_action(
+        'removed', OLD.name, NULL, NULL, CAST(extract(epoch FROM now()) AS BIGINT));
     RETURN NULL;
 END
 $$;
