@@ -5,8 +5,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 use crate::{
-    PgOptions, PgStore, Result, SharedStore, SqliteOptions, SqliteStore, StoreError,
-    StoreErrorKind,
+    PgOptions, PgStore, Result, SharedStore, SqliteOptions, SqliteStore, StoreError, StoreErrorKind,
 };
 
 /// Opens the store at `location`, picking the backend from its form, and applies pending
