@@ -161,7 +161,8 @@ pub struct ServeArgs {
     auth: AuthMode,
 
     /// Database of names, users and sessions (ip and password modes): an
-    /// SQLite file path or sqlite://PATH [default: porter.db in the data
+    /// SQLite file path, sqlite://PATH, or postgres://USER@HOST/DATABASE
+    /// (shared by several instances) [default: porter.db in the data
     /// directory]
     #[arg(long, value_name = "PATH", env = "PORTER_DB")]
     db: Option<PathBuf>,
