@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use porter_client::interactive::{self, TerminalAnswerer};
+use porter_client::interactive::{self, Reconnect, TerminalAnswerer};
 use porter_client::jar::{CookieJar, JarTokens, ServerKey};
 use porter_client::scripted::{self, ScriptedOptions};
 use porter_client::{
-    ConnectOptions, Connection, Connector, DEFAULT_CONNECT_TIMEOUT, ScriptedAnswers,
+    Answerer, Ask, ConnectOptions, Connection, Connector, DEFAULT_CONNECT_TIMEOUT, Notice,
+    ScriptedAnswers, SessionInfo,
 };
 use porter_wire::Secret;
 
@@ -227,12 +228,55 @@ async fn converse_at_terminal(
 ) -> anyhow::Result<()> {
     let stream = porter_client::connect(connector).await?;
     let mut conn = Connection::new(stream);
-    let mut answerer = TerminalAnswerer::with_preset(answers);
+    let mut answerer = TerminalAnswerer::with_preset(answers.clone());
     let handshake = porter_client::handshake(&mut conn, &mut answerer, &mut jar).await;
     report_jar_warnings(&mut jar);
     let info = handshake?;
-    interactive::run(conn, &info, shown).await?;
+    let rejoin = Rejoin {
+        connector,
+        answers,
+        jar,
+    };
+    interactive::run_reconnecting(conn, &info, shown, Some(rejoin)).await?;
     Ok(())
+}
+
+/// Reconnecting at a terminal once the line editor owns it: the same
+/// server, the session token from the jar, and only the answers given in
+/// advance; what the server says during that handshake is not printed
+/// over the editor.
+struct Rejoin<'a, C> {
+    connector: &'a C,
+    answers: ScriptedAnswers,
+    jar: JarTokens,
+}
+
+impl<C: Connector> Reconnect for Rejoin<'_, C> {
+    type Stream = C::Stream;
+
+    async fn reconnect(
+        &mut self,
+        since: Option<u64>,
+    ) -> porter_client::Result<(Connection<C::Stream>, SessionInfo)> {
+        let stream = porter_client::connect(self.connector).await?;
+        let mut conn = Connection::new(stream);
+        let mut answers = Quiet(self.answers.clone());
+        let info =
+            porter_client::handshake_since(&mut conn, &mut answers, &mut self.jar, since).await?;
+        let _ = self.jar.take_warnings();
+        Ok((conn, info))
+    }
+}
+
+/// Answers given in advance, with the handshake's notices left unshown.
+struct Quiet(ScriptedAnswers);
+
+impl Answerer for Quiet {
+    async fn answer(&mut self, ask: &Ask) -> porter_client::Result<Secret> {
+        self.0.answer(ask).await
+    }
+
+    fn notice(&mut self, _notice: &Notice) {}
 }
 
 /// The conversation from piped input, over whatever stream `connector`

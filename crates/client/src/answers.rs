@@ -65,7 +65,7 @@ pub trait Answerer: Send {
 ///
 /// Handshake messages go to stderr (`porter: Welcome back, ada!`), so that
 /// stdout carries only the conversation after `ready`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ScriptedAnswers {
     answers: HashMap<String, Secret>,
     /// Why an id cannot be answered, when the caller knows better than the

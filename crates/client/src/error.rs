@@ -267,6 +267,23 @@ fn family_note(bind_addr: Option<IpAddr>) -> String {
 }
 
 impl Error {
+    /// Whether the connection was lost rather than ended by the server on
+    /// purpose: it could not be opened, broke, or closed without `bye` or
+    /// `error`. Worth trying again; a refusal, a `bye` or a changed
+    /// certificate is not.
+    pub fn is_lost_connection(&self) -> bool {
+        match self {
+            Error::Resolve { .. }
+            | Error::NoAddress { .. }
+            | Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::Tls { .. } => true,
+            Error::Wire(porter_wire::Error::Io(_) | porter_wire::Error::Truncated { .. }) => true,
+            Error::Ended(ending) => ending.bye.is_none() && ending.error.is_none(),
+            _ => false,
+        }
+    }
+
     /// The server's `error` behind this failure, if the server ended the
     /// conversation with one or refused a request.
     pub fn server_error(&self) -> Option<&ServerError> {

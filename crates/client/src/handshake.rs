@@ -48,6 +48,26 @@ where
     A: Answerer,
     J: TokenJar,
 {
+    handshake_since(conn, answerer, jar, None).await
+}
+
+/// [`handshake`] for a client that saw the chat room up to the line `since`
+/// (1.1): sent in `hello`, so that the server replays what was missed after
+/// `ready`, then says `recovered`.
+///
+/// # Errors
+/// As [`handshake`].
+pub async fn handshake_since<T, A, J>(
+    conn: &mut Connection<T>,
+    answerer: &mut A,
+    jar: &mut J,
+    since: Option<u64>,
+) -> Result<SessionInfo>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    A: Answerer,
+    J: TokenJar,
+{
     let mut welcome: Option<(String, AuthMode)> = None;
     let mut errors = Errors::default();
     // The question being answered. While it is open the connection is
@@ -124,7 +144,7 @@ where
                 let hello = ClientMessage::Hello {
                     client: Some(CLIENT_NAME.to_owned()),
                     token: jar.token(),
-                    since: None,
+                    since,
                 };
                 if let Err(err) = conn.send(&hello).await {
                     // A server at its limit sends `welcome`, `error{busy}`

@@ -65,5 +65,5 @@ pub use connection::{
     MessageReader, MessageWriter,
 };
 pub use error::{Ending, Error, Result, ServerError};
-pub use handshake::{CLIENT_NAME, SessionInfo, handshake, logout};
+pub use handshake::{CLIENT_NAME, SessionInfo, handshake, handshake_since, logout};
 pub use tokens::{NoTokens, TokenJar};

@@ -23,7 +23,7 @@ use crate::auth::Auth;
 use crate::close::{Closer, Reason};
 use crate::config::Config;
 use crate::connection::Connection;
-use crate::handshake::{Authenticator, Identity, handshake};
+use crate::handshake::{Authenticator, Entrant, Identity, handshake};
 use crate::live::{Dismissal, Live, LiveEntry};
 use crate::outbox::{self, Outbox};
 use crate::peer::PeerInfo;
@@ -239,11 +239,11 @@ impl<S: Stream> Handler<S> {
     /// `bye`) is written into the connection's buffer before returning when
     /// there is one.
     async fn converse(&mut self, deadline: Instant) -> Ending {
-        let identity = match self.identify(deadline).await {
-            Ok(identity) => identity,
+        let (identity, since) = match self.identify(deadline).await {
+            Ok(admitted) => admitted,
             Err(reason) => return Ending::before_ready(reason),
         };
-        let reason = self.serve_ready(&identity).await;
+        let reason = self.serve_ready(&identity, since).await;
         Ending {
             reason,
             user: Some(identity.user),
@@ -251,7 +251,7 @@ impl<S: Stream> Handler<S> {
     }
 
     /// `welcome`, then the handshake under `deadline`.
-    async fn identify(&mut self, deadline: Instant) -> Result<Identity, Reason> {
+    async fn identify(&mut self, deadline: Instant) -> Result<(Identity, Option<u64>), Reason> {
         let shared = self.shared.clone();
         let graceful = &shared.shutdown.graceful;
         let closer = self.client.closer().clone();
@@ -277,7 +277,7 @@ impl<S: Stream> Handler<S> {
                 },
             }
         };
-        let identity = match step {
+        let admitted = match step {
             Step::Shutdown => return Err(self.farewell()),
             Step::Closed => return Err(closer.reason()),
             Step::TimedOut => {
@@ -293,8 +293,9 @@ impl<S: Stream> Handler<S> {
                 info!(peer = %self.client.peer(), reason = %reason, "handshake failed");
                 return Err(reason);
             }
-            Step::Identified(Ok(identity)) => identity,
+            Step::Identified(Ok(admitted)) => admitted,
         };
+        let Entrant { identity, since } = admitted;
         // Registered before `ready`, so that the per-user cap refuses before
         // anything is served, and an operator can reach it from the start.
         let cap = shared.config.max_sessions_per_user;
@@ -323,11 +324,12 @@ impl<S: Stream> Handler<S> {
         self.client
             .conn_mut()
             .set_max_frame_len(shared.config.max_frame_len);
-        Ok(identity)
+        Ok((identity, since))
     }
 
     /// The service loop of an identified client; returns why it ended.
-    async fn serve_ready(&mut self, identity: &Identity) -> Reason {
+    /// `since` is the room `seq` the client asked to recover from.
+    async fn serve_ready(&mut self, identity: &Identity, since: Option<u64>) -> Reason {
         let shared = self.shared.clone();
         let graceful = &shared.shutdown.graceful;
         let closer = self.client.closer().clone();
@@ -337,7 +339,7 @@ impl<S: Stream> Handler<S> {
             return Reason::ServerError;
         };
         let dismissal = dismissal.clone();
-        let participant = shared.service.join(&identity.user, &self.outbox);
+        let participant = shared.service.join(&identity.user, &self.outbox, since);
         // The stop signals, made once: a fresh `cancelled()` future per
         // message registered and dropped a waiter each time (about 6% of the
         // profile).
@@ -597,7 +599,7 @@ enum Step {
     Shutdown,
     Closed,
     TimedOut,
-    Identified(Result<Identity, Reason>),
+    Identified(Result<Entrant, Reason>),
 }
 
 enum Next {

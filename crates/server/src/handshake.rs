@@ -36,6 +36,19 @@ pub(crate) struct Hello {
     pub(crate) client: Option<String>,
     /// A session token, for the `password` mode.
     pub(crate) token: Option<Secret>,
+    /// (1.1) The last room `seq` the client saw: what it missed is
+    /// replayed after `ready`.
+    pub(crate) since: Option<u64>,
+}
+
+/// A client the handshake let in: who it is, and the room `seq` it asked to
+/// recover from.
+#[derive(Debug)]
+pub(crate) struct Entrant {
+    /// Who the client is.
+    pub(crate) identity: Identity,
+    /// `since` from its `hello`.
+    pub(crate) since: Option<u64>,
 }
 
 /// How a handshake ends when it does not produce an identity: the reason to
@@ -99,7 +112,7 @@ impl Authenticator for NoAuth {
 /// Runs the handshake after `welcome` was queued: waits for `hello` and
 /// lets `auth` identify the client. The caller sends `ready` once it admits
 /// the identity (the per-user cap).
-pub(crate) async fn handshake<S, A>(client: &mut Client<S>, auth: &A) -> Result<Identity, Ended>
+pub(crate) async fn handshake<S, A>(client: &mut Client<S>, auth: &A) -> Result<Entrant, Ended>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     A: Authenticator,
@@ -109,11 +122,12 @@ where
             ClientMessage::Hello {
                 client: name,
                 token,
-                ..
+                since,
             } => {
                 break Hello {
                     client: name,
                     token,
+                    since,
                 };
             }
             other => client.refuse_out_of_turn(&other, "hello")?,
@@ -121,7 +135,9 @@ where
     };
     debug!(peer = %client.peer(), client = %hello.client.as_deref().unwrap_or("-"), "hello");
     let peer = client.peer().clone();
-    auth.authenticate(client, &peer, hello).await
+    let since = hello.since;
+    let identity = auth.authenticate(client, &peer, hello).await?;
+    Ok(Entrant { identity, since })
 }
 
 impl<S> Dialog for Client<S>
@@ -207,20 +223,20 @@ mod tests {
         let conn = Connection::new(server, peer, FrameCodec::new(), inbox, 16, closer.clone());
         let mut conn = Client::new(conn, PeerInfo::new(peer), closer);
         let server = tokio::spawn(async move {
-            let identity = handshake(&mut conn, &AskName).await;
-            if let Ok(identity) = &identity {
+            let entrant = handshake(&mut conn, &AskName).await;
+            if let Ok(entrant) = &entrant {
                 conn.send(&ServerMessage::Ready {
-                    user: identity.user.clone(),
+                    user: entrant.identity.user.clone(),
                 })
                 .unwrap();
             }
             // `ready` is in the write buffer until the connection writes.
             conn.conn_mut().finish().await.unwrap();
-            identity
+            entrant
         });
 
         let mut buf = BytesMut::new();
-        send(&mut client, r#"{"type":"hello"}"#).await;
+        send(&mut client, r#"{"type":"hello","since":7}"#).await;
         assert!(matches!(
             recv(&mut client, &mut buf).await,
             ServerMessage::Ask { id, .. } if id == "name"
@@ -238,8 +254,9 @@ mod tests {
             recv(&mut client, &mut buf).await,
             ServerMessage::Ready { user: "ada".into() }
         );
-        let identity = server.await.unwrap().unwrap();
-        assert_eq!(identity.user, "ada");
+        let entrant = server.await.unwrap().unwrap();
+        assert_eq!(entrant.identity.user, "ada");
+        assert_eq!(entrant.since, Some(7));
     }
 
     #[tokio::test]

@@ -30,11 +30,11 @@ pub(crate) enum Participant {
 
 impl Service {
     /// Lets a ready client in under `user`; the room reaches it through
-    /// `outbox`.
-    pub(crate) fn join(&self, user: &str, outbox: &Outbox) -> Participant {
+    /// `outbox`, first with what it missed after the room line `since`.
+    pub(crate) fn join(&self, user: &str, outbox: &Outbox, since: Option<u64>) -> Participant {
         match self {
             Service::Echo => Participant::Echo,
-            Service::Chat(room) => Participant::Chat(room.join(user, outbox.clone())),
+            Service::Chat(room) => Participant::Chat(room.join(user, outbox.clone(), since)),
         }
     }
 }

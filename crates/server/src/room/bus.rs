@@ -161,10 +161,12 @@ pub(crate) trait Bus: Send + Sync + 'static {
     /// When the bus cannot take it now; the sender should be told.
     fn publish(&self, line: Line) -> Result<(), BusError>;
 
-    /// Runs `join` with the last `limit` room lines (oldest first), at an
-    /// instant when no line is being delivered: whatever `join` adds to the
-    /// fan-out then receives every later line and none of these twice.
-    fn join_with_recent(&self, limit: usize, join: &mut dyn FnMut(&[Line]));
+    /// Runs `join` with the room lines the bus holds (oldest first) and the
+    /// last `seq` it gave, at an instant when no line is being delivered:
+    /// whatever `join` adds to the fan-out then receives every later line
+    /// and none of these twice (Centrifugo's recipe, in one step: the
+    /// history read and the subscription cannot interleave).
+    fn join_with_history(&self, join: &mut dyn FnMut(&[Line], u64));
 
     /// The names in the room, on every instance, sorted.
     fn who(&self) -> Vec<String>;
@@ -233,11 +235,10 @@ impl Bus for LocalBus {
         Ok(())
     }
 
-    fn join_with_recent(&self, limit: usize, join: &mut dyn FnMut(&[Line])) {
+    fn join_with_history(&self, join: &mut dyn FnMut(&[Line], u64)) {
         let mut state = self.state();
-        let recent = state.history.make_contiguous();
-        let start = recent.len().saturating_sub(limit);
-        join(&recent[start..]);
+        let last = state.seq;
+        join(state.history.make_contiguous(), last);
     }
 
     fn who(&self) -> Vec<String> {

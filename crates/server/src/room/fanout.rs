@@ -106,6 +106,14 @@ impl Fanout {
         names
     }
 
+    /// `message` as a frame, for one member.
+    pub(crate) fn frame_message(
+        &self,
+        message: &ServerMessage,
+    ) -> Result<EncodedFrame, porter_wire::Error> {
+        EncodedFrame::message(&self.inner.codec, message)
+    }
+
     /// `line` as the frame its receivers get; `replay` marks a room line
     /// from history.
     pub(crate) fn frame(

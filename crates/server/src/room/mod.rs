@@ -18,7 +18,7 @@ pub(crate) mod fanout;
 
 use std::sync::Arc;
 
-use porter_wire::{EventKind, FrameCodec};
+use porter_wire::{EventKind, FrameCodec, ServerMessage};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -36,6 +36,51 @@ pub(crate) struct RoomOptions {
     pub(crate) events: bool,
     /// Room lines a newcomer is sent on joining, marked as history.
     pub(crate) history: usize,
+}
+
+/// What a joining member is sent from the room's history.
+#[derive(Debug, PartialEq)]
+struct CatchUp<'a> {
+    /// The lines to replay, oldest first.
+    lines: &'a [Line],
+    /// `recovered`, when the member asked to recover (`since`).
+    recovered: Option<ServerMessage>,
+}
+
+impl<'a> CatchUp<'a> {
+    /// From `held` (the room lines the bus holds, oldest first) and `last`
+    /// (the last `seq` given): for a newcomer, the last `newcomer` lines;
+    /// for a member that saw up to `since`, every held line after it, and
+    /// whether any between are gone.
+    ///
+    /// A `since` beyond `last` means the room's numbering started again (an
+    /// in-process room after a restart): every line of this room is new to
+    /// the member, and those no longer held count as missed; what was said
+    /// before the restart is unknown, so the recovery is never complete.
+    fn of(held: &'a [Line], last: u64, since: Option<u64>, newcomer: usize) -> CatchUp<'a> {
+        let Some(since) = since else {
+            let start = held.len().saturating_sub(newcomer);
+            return CatchUp {
+                lines: &held[start..],
+                recovered: None,
+            };
+        };
+        let restarted = since > last;
+        let since = if restarted { 0 } else { since };
+        let start = held.partition_point(|line| line.seq.unwrap_or(0) <= since);
+        let lines = &held[start..];
+        // The first seq wanted, and the first one still held.
+        let wanted = since + 1;
+        let first_held = lines.first().and_then(|line| line.seq).unwrap_or(last + 1);
+        let missed = first_held.saturating_sub(wanted);
+        CatchUp {
+            lines,
+            recovered: Some(ServerMessage::Recovered {
+                complete: missed == 0 && !restarted,
+                missed,
+            }),
+        }
+    }
 }
 
 /// A handle to the chat room.
@@ -123,30 +168,46 @@ impl Room {
         Room::new(bus, codec, console, options)
     }
 
-    /// Adds a ready participant, reached through `outbox`: it is sent the
-    /// room's recent lines (marked as history), then every line from then
-    /// on, with none missing or twice between the two.
-    pub(crate) fn join(&self, name: &str, outbox: Outbox) -> Membership {
+    /// Adds a ready participant, reached through `outbox`. A newcomer
+    /// (`since` is `None`) is sent the room's recent lines, marked as
+    /// history; a client that saw the room up to `since` is sent the lines
+    /// after it that the room still holds, then `recovered`. Then every
+    /// line from then on, with none missing or twice between the two.
+    pub(crate) fn join(&self, name: &str, outbox: Outbox, since: Option<u64>) -> Membership {
         let id = self.inner.ids.next();
         let name: Arc<str> = name.into();
         let fanout = &self.inner.fanout;
         let mut count = 0;
-        self.inner
-            .bus
-            .join_with_recent(self.inner.options.history, &mut |recent| {
-                for line in recent {
-                    match fanout.frame(line, true) {
-                        // A queue too small for the history closes the
-                        // newcomer, as any full queue does.
-                        Ok(frame) => {
-                            let _ = outbox.send(frame);
-                        }
-                        Err(err) => warn!(cause = %err, "history line not replayed"),
+        let mut recovery = None;
+        self.inner.bus.join_with_history(&mut |held, last| {
+            let catch_up = CatchUp::of(held, last, since, self.inner.options.history);
+            for line in catch_up.lines {
+                match fanout.frame(line, true) {
+                    // A queue too small for the history closes the
+                    // newcomer, as any full queue does.
+                    Ok(frame) => {
+                        let _ = outbox.send(frame);
                     }
+                    Err(err) => warn!(cause = %err, "history line not replayed"),
                 }
-                count = fanout.add(id, &name, outbox.clone());
-            });
-        info!(user = %name, participants = count, "joined chat");
+            }
+            if let Some(recovered) = &catch_up.recovered {
+                match fanout.frame_message(recovered) {
+                    Ok(frame) => {
+                        let _ = outbox.send(frame);
+                    }
+                    Err(err) => warn!(cause = %err, "recovered not sent"),
+                }
+            }
+            recovery = catch_up.recovered;
+            count = fanout.add(id, &name, outbox.clone());
+        });
+        match (since, recovery) {
+            (Some(since), Some(ServerMessage::Recovered { complete, missed })) => {
+                info!(user = %name, participants = count, since, complete, missed, "joined chat");
+            }
+            _ => info!(user = %name, participants = count, "joined chat"),
+        }
         if self.inner.options.events {
             self.event(EventKind::Joined, &name, Some(id));
         }
@@ -334,9 +395,9 @@ mod tests {
         let (a, mut a_in) = member(1, 8);
         let (b, mut b_in) = member(2, 8);
         let (c, mut c_in) = member(3, 8);
-        let ma = room.join("a", a);
-        let _mb = room.join("b", b);
-        let _mc = room.join("c", c);
+        let ma = room.join("a", a, None);
+        let _mb = room.join("b", b, None);
+        let _mc = room.join("c", c, None);
         ma.say("hi").unwrap();
         assert!(a_in.try_recv().is_err(), "the sender got its own line");
         assert!(b_in.try_recv().is_ok());
@@ -349,7 +410,7 @@ mod tests {
     async fn a_line_from_another_instance_reaches_every_member_here() {
         let room = room(QUIET);
         let (a, _a_in) = member(1, 8);
-        let _ma = room.join("a", a);
+        let _ma = room.join("a", a, None);
         // Member 0 of another instance: the same member id as `a`.
         let mut line = server_line("from afar");
         line.origin.member = Some(MemberId(0));
@@ -361,8 +422,8 @@ mod tests {
         let room = room(QUIET);
         let (a, _a_in) = member(1, 8);
         let (b, mut b_in) = member(2, 8);
-        let ma = room.join("a", a);
-        let _mb = room.join("b", b);
+        let ma = room.join("a", a, None);
+        let _mb = room.join("b", b, None);
         ma.say("one").unwrap();
         room.console_line("two");
         ma.say("three").unwrap();
@@ -387,12 +448,12 @@ mod tests {
             history: 2,
         });
         let (a, _a_in) = member(1, 8);
-        let ma = room.join("a", a);
+        let ma = room.join("a", a, None);
         for text in ["1", "2", "3"] {
             ma.say(text).unwrap();
         }
         let (b, mut b_in) = member(2, 8);
-        let _mb = room.join("b", b);
+        let _mb = room.join("b", b, None);
         ma.say("4").unwrap();
         let got: Vec<_> = received(&mut b_in)
             .into_iter()
@@ -419,9 +480,9 @@ mod tests {
         let (a, mut a_in) = member(1, 8);
         let (b, mut b_in) = member(2, 8);
         let (c, mut c_in) = member(3, 8);
-        let ma = room.join("a", a);
-        let _mb = room.join("b", b);
-        let _mc = room.join("c", c);
+        let ma = room.join("a", a, None);
+        let _mb = room.join("b", b, None);
+        let _mc = room.join("c", c, None);
         ma.say_to("b", "psst").unwrap();
         assert!(received(&mut a_in).is_empty());
         assert!(received(&mut c_in).is_empty());
@@ -450,8 +511,8 @@ mod tests {
         });
         let (a, mut a_in) = member(1, 8);
         let (b, mut b_in) = member(2, 8);
-        let ma = room.join("zed", a);
-        let mb = room.join("amy", b);
+        let ma = room.join("zed", a, None);
+        let mb = room.join("amy", b, None);
         assert_eq!(room.who(), ["amy", "zed"]);
         assert!(received(&mut b_in).is_empty(), "amy saw her own join");
         drop(mb);
@@ -480,8 +541,8 @@ mod tests {
         let (fast, _fast_in) = member(2, 100);
         let slow_closer = slow.closer().clone();
         let fast_closer = fast.closer().clone();
-        let _ms = room.join("slow", slow);
-        let _mf = room.join("fast", fast);
+        let _ms = room.join("slow", slow, None);
+        let _mf = room.join("fast", fast, None);
         for _ in 0..10 {
             room.console_line("tick");
         }
@@ -489,12 +550,98 @@ mod tests {
         assert!(!fast_closer.is_closed());
     }
 
+    /// (text, seq, replay) of the `say`s, and `recovered` as ("recovered
+    /// COMPLETE MISSED", None, false).
+    fn lines(got: Vec<ServerMessage>) -> Vec<(String, Option<u64>, bool)> {
+        got.into_iter()
+            .map(|m| match m {
+                ServerMessage::Say {
+                    text, seq, replay, ..
+                } => (text, seq, replay),
+                ServerMessage::Recovered { complete, missed } => {
+                    (format!("recovered {complete} {missed}"), None, false)
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_member_back_with_since_gets_what_it_missed_then_recovered_then_live() {
+        let room = room(RoomOptions {
+            events: false,
+            history: 3,
+        });
+        let (a, _a_in) = member(1, 16);
+        let ma = room.join("a", a, None);
+        for text in ["1", "2", "3", "4"] {
+            ma.say(text).unwrap();
+        }
+        // Saw up to 2: 3 and 4 are held.
+        let (b, mut b_in) = member(2, 16);
+        let _mb = room.join("b", b, Some(2));
+        ma.say("5").unwrap();
+        assert_eq!(
+            lines(received(&mut b_in)),
+            [
+                ("3".into(), Some(3), true),
+                ("4".into(), Some(4), true),
+                ("recovered true 0".into(), None, false),
+                ("5".into(), Some(5), false),
+            ]
+        );
+        // Saw up to 0 with 3 held of 5: 1 and 2 are gone.
+        let (c, mut c_in) = member(3, 16);
+        let _mc = room.join("c", c, Some(0));
+        assert_eq!(
+            lines(received(&mut c_in)),
+            [
+                ("3".into(), Some(3), true),
+                ("4".into(), Some(4), true),
+                ("5".into(), Some(5), true),
+                ("recovered false 2".into(), None, false),
+            ]
+        );
+        // Up to date: nothing replayed, complete.
+        let (d, mut d_in) = member(4, 16);
+        let _md = room.join("d", d, Some(5));
+        assert_eq!(
+            lines(received(&mut d_in)),
+            [("recovered true 0".into(), None, false)]
+        );
+    }
+
+    #[test]
+    fn catching_up_without_history_or_after_a_restart_counts_what_is_gone() {
+        let held: Vec<Line> = (5..=7)
+            .map(|seq| Line {
+                seq: Some(seq),
+                ..server_line("x")
+            })
+            .collect();
+        let recovered = |held: &[Line], last, since| CatchUp::of(held, last, since, 0).recovered;
+        let gone = |complete, missed| Some(ServerMessage::Recovered { complete, missed });
+        // Nothing held: everything after `since` is gone.
+        assert_eq!(recovered(&[], 7, Some(3)), gone(false, 4));
+        assert_eq!(recovered(&held, 7, Some(4)), gone(true, 0));
+        assert_eq!(recovered(&held, 7, Some(2)), gone(false, 2));
+        // A numbering that started again (the client saw 40 of a room now
+        // at 7): all of this room is new; 1 to 4 are gone, and what came
+        // before the restart is unknown.
+        let catch_up = CatchUp::of(&held, 7, Some(40), 0);
+        assert_eq!(catch_up.lines.len(), 3);
+        assert_eq!(catch_up.recovered, gone(false, 4));
+        // A newcomer gets the last lines and no `recovered`.
+        let newcomer = CatchUp::of(&held, 7, None, 2);
+        assert_eq!((newcomer.lines.len(), newcomer.recovered), (2, None));
+    }
+
     #[tokio::test]
     async fn a_slow_console_drops_lines_instead_of_blocking() {
         let (tx, mut rx) = mpsc::channel(1);
         let room = Room::local(Clock::new(|| 0), FrameCodec::new(), Some(tx), QUIET);
         let (a, _a_in) = member(1, 8);
-        let ma = room.join("a", a);
+        let ma = room.join("a", a, None);
         ma.say("one").unwrap();
         ma.say("two").unwrap();
         assert_eq!(room.inner.fanout.console_dropped(), 1);
