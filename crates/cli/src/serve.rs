@@ -19,13 +19,13 @@ use clap::Args;
 use porter_client::view::CONTINUATION;
 use porter_server::throttle::ThrottlePolicy;
 use porter_server::{
-    AuthMode, Config, Console, ConsoleLine, DEFAULT_FRAME_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_HISTORY, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGGED_CONNECTIONS_PER_MINUTE,
-    DEFAULT_MAX_AUTH_ATTEMPTS, DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_FRAME_LEN, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS_PER_USER,
-    DEFAULT_MAX_STARTUPS, DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES,
-    DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SEND_BUFFER, DEFAULT_SHUTDOWN_GRACE, Registration,
-    ServiceKind,
+    AuthMode, BusConfig, Config, Console, ConsoleLine, DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HISTORY, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_LOGGED_CONNECTIONS_PER_MINUTE, DEFAULT_MAX_AUTH_ATTEMPTS,
+    DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
+    DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_MAX_STARTUPS,
+    DEFAULT_OUTGOING_QUEUE, DEFAULT_PORT_TRIES, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN,
+    DEFAULT_SEND_BUFFER, DEFAULT_SHUTDOWN_GRACE, Registration, ServiceKind,
 };
 use porter_wire::text::{printable, printable_lines};
 use rustyline_async::{Readline, ReadlineEvent, SharedWriter};
@@ -141,6 +141,17 @@ pub struct ServeArgs {
     /// disconnected
     #[arg(long, value_name = "FRAMES", default_value_t = DEFAULT_OUTGOING_QUEUE)]
     queue_len: usize,
+
+    /// Chat: the room on NATS JetStream (nats://HOST:PORT), shared by every
+    /// instance with the same bus and --bus-prefix, instead of in this
+    /// process; the stream keeps --history lines
+    #[arg(long, value_name = "URL", env = "PORTER_BUS")]
+    bus: Option<String>,
+
+    /// With --bus: names the room's stream ({PREFIX}_room) and subjects
+    /// ({PREFIX}.*); letters, digits, - and _
+    #[arg(long, value_name = "PREFIX", default_value = porter_server::DEFAULT_BUS_PREFIX, requires = "bus")]
+    bus_prefix: String,
 
     /// Chat: room lines a newcomer is sent on joining, marked as history
     /// (at most --queue-len)
@@ -272,12 +283,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_frame_len: args.max_frame_len,
         outgoing_queue: args.queue_len,
         history: args.history,
+        bus: args.bus.clone().map(|url| BusConfig {
+            url,
+            prefix: args.bus_prefix.clone(),
+        }),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         ..Config::default()
     };
     // Before anything is asked, opened or bound: a limit that cannot work
     // is refused by the name of its flag, and nothing says "listening".
     check_limits(&config)?;
+    if config.bus.is_some() && config.service != ServiceKind::Chat {
+        anyhow::bail!("--bus carries the chat room: it needs --service chat");
+    }
     let (host, port) = prompt::resolve_address(
         args.host.clone(),
         args.port,

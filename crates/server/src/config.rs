@@ -10,6 +10,7 @@ use porter_wire::{AuthMode, ServiceKind};
 
 use crate::clock::Clock;
 use crate::credentials::{self, HashCost};
+use crate::room::jetstream::BusConfig;
 use crate::throttle::ThrottlePolicy;
 use crate::tls::TlsIdentity;
 
@@ -220,6 +221,9 @@ pub struct Config {
     /// text. The TLS handshake runs in each connection's task, under
     /// `handshake_timeout`.
     pub tls: Option<TlsIdentity>,
+    /// Chat only: the room on NATS JetStream, shared by every instance
+    /// with the same bus; `None` (the default) for the in-process room.
+    pub bus: Option<BusConfig>,
 }
 
 impl Default for Config {
@@ -254,6 +258,7 @@ impl Default for Config {
             events: true,
             history: DEFAULT_HISTORY,
             tls: None,
+            bus: None,
         }
     }
 }
@@ -293,6 +298,7 @@ impl fmt::Debug for Config {
             .field("events", &self.events)
             .field("history", &self.history)
             .field("tls", &self.tls)
+            .field("bus", &self.bus)
             .finish()
     }
 }

@@ -18,6 +18,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The room's bus (NATS JetStream) could not be set up.
+    #[error("the room's bus: {0}")]
+    Bus(String),
 }
 
 /// Why [`crate::bind`] found no address to listen on.

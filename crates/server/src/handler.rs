@@ -29,6 +29,7 @@ use crate::outbox::{self, Outbox};
 use crate::peer::PeerInfo;
 use crate::protocol::Client;
 use crate::room::SayError;
+use crate::room::bus::BusError;
 use crate::service::Service;
 use crate::shutdown::Shutdown;
 use crate::upgrade::{Stream, Upgrade};
@@ -467,6 +468,10 @@ impl<S: Stream> Handler<S> {
             SayError::UnknownUser => self.client.send(&ServerMessage::error(
                 ErrorCode::UnknownUser,
                 "no one of that name is in the room",
+            )),
+            SayError::Bus(BusError::Unavailable) => self.client.send(&ServerMessage::error(
+                ErrorCode::Unavailable,
+                "the room is unavailable right now; your line reached no one",
             )),
             SayError::Bus(err) => {
                 warn!(peer = %self.client.peer(), cause = %err, "line not passed on");

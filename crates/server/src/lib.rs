@@ -98,6 +98,7 @@ pub use crate::listener::Accept;
 pub use crate::names::SERVER_NAME;
 pub use crate::operator::OPERATOR_POLL;
 pub use crate::purge::SESSION_PURGE_INTERVAL;
+pub use crate::room::jetstream::{BusConfig, DEFAULT_BUS_PREFIX, redact_url};
 pub use crate::upgrade::Stream;
 
 use crate::auth::Auth;
@@ -142,17 +143,30 @@ pub async fn run<L: Accept>(
         Some(Console { input, output }) => (Some(input), Some(output)),
         None => (None, None),
     };
-    let service = match config.service {
-        ServiceKind::Echo => Service::Echo,
-        ServiceKind::Chat => Service::Chat(Room::local(
+    let options = RoomOptions {
+        events: config.events,
+        history: config.history,
+    };
+    let service = match (config.service, &config.bus) {
+        (ServiceKind::Echo, _) => Service::Echo,
+        (ServiceKind::Chat, None) => Service::Chat(Room::local(
             config.clock.clone(),
             codec,
             console_output,
-            RoomOptions {
-                events: config.events,
-                history: config.history,
-            },
+            options,
         )),
+        (ServiceKind::Chat, Some(bus)) => Service::Chat(
+            Room::jetstream(
+                bus,
+                config.clock.clone(),
+                codec,
+                console_output,
+                options,
+                shutdown_state.graceful.clone(),
+            )
+            .await
+            .map_err(|err| Error::Bus(err.to_string()))?,
+        ),
     };
     if let Some(input) = console_input {
         spawn_console(input, &service, &shutdown_state);

@@ -138,6 +138,10 @@ pub(crate) enum BusError {
     /// The bus is not connected to the room yet, or no longer.
     #[error("the room's bus is not attached")]
     Detached,
+    /// The broker cannot be reached now: the line reached no one, and the
+    /// sender is told `unavailable`. The bus reconnects by itself.
+    #[error("the room's broker is unavailable")]
+    Unavailable,
 }
 
 /// Carries the room's lines to every instance, in one order, and keeps the
@@ -181,15 +185,40 @@ pub(crate) struct LocalBus {
     clock: Clock,
     /// How many room lines the history keeps.
     keep: usize,
-    state: Mutex<State>,
+    state: Mutex<History>,
 }
 
+/// The room lines an instance holds, and the last `seq` it delivered:
+/// what [`Bus::join_with_history`] hands a joiner.
 #[derive(Debug, Default)]
-struct State {
-    /// The last `seq` given.
-    seq: u64,
+pub(crate) struct History {
+    /// The last `seq` delivered.
+    pub(crate) seq: u64,
     /// The last `keep` room lines.
-    history: VecDeque<Line>,
+    lines: VecDeque<Line>,
+}
+
+impl History {
+    /// Delivers `line` to `fanout` and, when it is a room line, keeps it
+    /// (at most `keep`). Called under the lock that orders deliveries.
+    pub(crate) fn deliver(&mut self, fanout: &Fanout, line: Line, keep: usize) {
+        fanout.deliver(&line);
+        if let Some(seq) = line.seq {
+            self.seq = seq;
+            if keep > 0 {
+                if self.lines.len() == keep {
+                    self.lines.pop_front();
+                }
+                self.lines.push_back(line);
+            }
+        }
+    }
+
+    /// The held lines, oldest first, and the last `seq`.
+    pub(crate) fn held(&mut self) -> (&[Line], u64) {
+        let seq = self.seq;
+        (self.lines.make_contiguous(), seq)
+    }
 }
 
 impl LocalBus {
@@ -200,11 +229,11 @@ impl LocalBus {
             fanout: OnceLock::new(),
             clock,
             keep,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(History::default()),
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, History> {
         // Every update below leaves the state whole between statements.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -220,25 +249,18 @@ impl Bus for LocalBus {
         let mut state = self.state();
         line.at = self.clock.now();
         if matches!(line.body, Body::Say { .. }) {
-            state.seq += 1;
-            line.seq = Some(state.seq);
+            line.seq = Some(state.seq + 1);
         }
         // Delivered under the lock: the order of `seq` is the order every
         // member sees.
-        fanout.deliver(&line);
-        if line.seq.is_some() && self.keep > 0 {
-            if state.history.len() == self.keep {
-                state.history.pop_front();
-            }
-            state.history.push_back(line);
-        }
+        state.deliver(fanout, line, self.keep);
         Ok(())
     }
 
     fn join_with_history(&self, join: &mut dyn FnMut(&[Line], u64)) {
         let mut state = self.state();
-        let last = state.seq;
-        join(state.history.make_contiguous(), last);
+        let (held, last) = state.held();
+        join(held, last);
     }
 
     fn who(&self) -> Vec<String> {

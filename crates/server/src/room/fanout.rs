@@ -73,6 +73,18 @@ impl Fanout {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The instance this fan-out delivers for.
+    pub(crate) fn instance(&self) -> InstanceId {
+        self.inner.instance
+    }
+
+    /// Sends `frame` to the member `id` alone, if it is still here.
+    pub(crate) fn tell(&self, id: MemberId, frame: EncodedFrame) {
+        if let Some(member) = self.members().get(&id) {
+            let _ = member.outbox.send(frame);
+        }
+    }
+
     /// Adds a member; returns how many there are now.
     pub(crate) fn add(&self, id: MemberId, name: &Arc<str>, outbox: Outbox) -> usize {
         let mut members = self.members();

@@ -12,9 +12,11 @@
 //!   in-process bus with the room's history.
 //! - `fanout`: this instance's members and the delivery to them and to the
 //!   server's console.
+//! - [`jetstream`]: the bus between instances, on NATS JetStream.
 
 pub(crate) mod bus;
 pub(crate) mod fanout;
+pub(crate) mod jetstream;
 
 use std::sync::Arc;
 
@@ -166,6 +168,29 @@ impl Room {
     ) -> Room {
         let bus = Arc::new(LocalBus::new(clock, options.history));
         Room::new(bus, codec, console, options)
+    }
+
+    /// The room shared by every instance on the NATS JetStream bus
+    /// `config`, keeping `options.history` lines in the stream; ready once
+    /// the lines the stream held are read.
+    ///
+    /// # Errors
+    /// NATS unreachable, a stream that cannot be set up, or history not
+    /// read in time.
+    pub(crate) async fn jetstream(
+        config: &jetstream::BusConfig,
+        clock: Clock,
+        codec: FrameCodec,
+        console: Option<mpsc::Sender<ConsoleLine>>,
+        options: RoomOptions,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<Room, jetstream::BusSetupError> {
+        let bus = Arc::new(
+            jetstream::JetStreamBus::connect(config, clock, options.history, shutdown).await?,
+        );
+        let room = Room::new(bus.clone(), codec, console, options);
+        bus.caught_up().await?;
+        Ok(room)
     }
 
     /// Adds a ready participant, reached through `outbox`. A newcomer
