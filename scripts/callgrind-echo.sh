@@ -11,6 +11,8 @@
 #   PORTER_BIN defaults to target/release/porter (build it first); the bench
 #   is always target/release/porter, so two servers are compared with the
 #   same load generator.
+#   SERVE_ARGS adds options to `porter serve`, such as
+#   SERVE_ARGS="--metrics 127.0.0.1:9464" to count the cost of metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERVER="${1:-target/release/porter}"
@@ -24,7 +26,7 @@ total() {
     dir="$(mktemp -d)"
     valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" "$SERVER" serve \
         --service echo --auth none --host 127.0.0.1 --port 0 --log-file "$dir/log" \
-        </dev/null >"$dir/out" 2>"$dir/err" &
+        ${SERVE_ARGS:-} </dev/null >"$dir/out" 2>"$dir/err" &
     local pid=$!
     for _ in $(seq 1 300); do grep -q "listening on" "$dir/out" 2>/dev/null && break; sleep 0.1; done
     port="$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$dir/out" | head -1)"

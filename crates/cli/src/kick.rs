@@ -8,6 +8,7 @@
 
 use clap::Args;
 
+use crate::control::ControlArgs;
 use crate::store::{self, DbArgs};
 
 /// Longest reason accepted: it travels in an `error` frame and is read by a
@@ -19,6 +20,9 @@ const MAX_REASON_CHARS: usize = 200;
 pub struct KickArgs {
     #[command(flatten)]
     db: DbArgs,
+
+    #[command(flatten)]
+    control: ControlArgs,
 
     /// The user name (`--auth password`) or chat name (`--auth ip`)
     user: String,
@@ -46,6 +50,7 @@ pub fn run(args: KickArgs) -> anyhow::Result<()> {
     store::with_store(&args.db.db, |s| async move {
         Ok(s.kick(&user, reason.as_deref(), store::now()).await?)
     })?;
+    args.control.nudge();
     println!(
         "kicked {}: their live connections end within 2 seconds",
         args.user.escape_debug()

@@ -10,6 +10,15 @@
 //! stops `porter serve` at once with a clear message, instead of a server
 //! that runs without its log.
 //!
+//! Where it goes, and for how long: `-` is stderr (journald, containers);
+//! `--log-rotate hourly|daily` moves on to a dated file by itself
+//! (tracing-appender's rolling appender) and keeps the last `--log-keep`;
+//! and [`Log::reopen`], on SIGHUP, opens the file again by its name, which
+//! is what logrotate (or an operator who moved the file) expects. The
+//! worker writes through a [`Swappable`] writer, so a reopen swaps the file
+//! under it without losing a queued line. The filter is behind a reload
+//! handle, so SIGHUP can change `--log-level` too.
+//!
 //! Log fields cannot be forged. The server logs what clients chose (`user =
 //! %name`, the `client` of `hello`) as Display values, which the default text
 //! format writes bare: the chat name `x participants=9 user=root` would read
@@ -26,10 +35,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use clap::ValueEnum;
 use tracing::field::{Field, Visit};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::MakeWriter;
@@ -44,38 +54,238 @@ pub enum LogFormat {
     Json,
 }
 
-/// Keeps the log writer's worker alive: dropping it flushes what is queued.
-/// Hold it until the very end of `main`'s work.
-#[must_use = "dropping the guard stops the log writer"]
-pub struct LogGuard {
-    _worker: WorkerGuard,
+/// When the log moves on to a new file by itself (`--log-rotate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogRotation {
+    /// One file, for ever (logrotate and SIGHUP can still rotate it).
+    Never,
+    /// A new file every hour: PATH.YYYY-MM-DD-HH.
+    Hourly,
+    /// A new file every day: PATH.YYYY-MM-DD.
+    Daily,
 }
 
-/// Opens `path` for appending, writes a first event to it synchronously,
-/// then installs the global subscriber writing there in `format`, filtered
-/// by `level` (an `EnvFilter` directive such as `info` or
-/// `porter_server=debug`). Returns the guard and the absolute path.
+/// Rotated log files kept by default: a week of daily files.
+pub const DEFAULT_LOG_KEEP: usize = 7;
+
+/// What the log is, as `porter serve`'s options say.
+#[derive(Debug, Clone, Copy)]
+pub struct LogOptions<'a> {
+    /// The file, or `-` for stderr.
+    pub file: &'a Path,
+    /// An `EnvFilter` directive such as `info` or `porter_server=debug`.
+    pub level: &'a str,
+    /// Text or JSON lines.
+    pub format: LogFormat,
+    /// Whether it moves on to new files by itself.
+    pub rotation: LogRotation,
+    /// With rotation: files kept (0: all).
+    pub keep: usize,
+}
+
+/// The running log: its writer's worker (dropping it flushes what is
+/// queued, so hold it until the very end of `main`'s work), and what
+/// SIGHUP changes: the file it writes to and its filter.
+#[must_use = "dropping the log stops its writer"]
+pub struct Log {
+    _worker: WorkerGuard,
+    destination: Destination,
+    /// The worker's writer, whose file [`Log::reopen`] swaps.
+    writer: Swappable,
+    /// Replaces the filter in force.
+    set_filter: SetFilter,
+}
+
+/// Replaces the log's filter (the reload handle's type depends on the
+/// format, so it is kept behind a closure).
+type SetFilter = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// Where log lines go.
+#[derive(Debug, Clone)]
+enum Destination {
+    Stderr,
+    /// This file (absolute), appended to.
+    File(PathBuf),
+    /// Files named after this one (absolute), with a date.
+    Rolling {
+        path: PathBuf,
+        rotation: LogRotation,
+        keep: usize,
+    },
+}
+
+impl Destination {
+    /// Opens the destination, writes `first` (the first event) and makes
+    /// sure it is on disk: that write is the check that the log works.
+    fn open(&self, first: &[u8]) -> anyhow::Result<Box<dyn Write + Send>> {
+        match self {
+            Destination::Stderr => {
+                let mut stderr = io::stderr();
+                stderr
+                    .write_all(first)
+                    .context("cannot write the log to stderr")?;
+                Ok(Box::new(stderr))
+            }
+            Destination::File(path) => {
+                let mut file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open the log file {}", path.display()))?;
+                file.write_all(first)
+                    .and_then(|()| file.sync_data())
+                    .with_context(|| format!("cannot write the log file {}", path.display()))?;
+                Ok(Box::new(file))
+            }
+            Destination::Rolling {
+                path,
+                rotation,
+                keep,
+            } => {
+                let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                    bail!("the log file {} has no file name", path.display());
+                };
+                let mut builder = RollingFileAppender::builder()
+                    .rotation(match rotation {
+                        LogRotation::Never => Rotation::NEVER,
+                        LogRotation::Hourly => Rotation::HOURLY,
+                        LogRotation::Daily => Rotation::DAILY,
+                    })
+                    .filename_prefix(name.to_string_lossy());
+                if *keep > 0 {
+                    builder = builder.max_log_files(*keep);
+                }
+                let mut appender = builder
+                    .build(dir)
+                    .with_context(|| format!("cannot open the log file {}.*", path.display()))?;
+                appender
+                    .write_all(first)
+                    .and_then(|()| appender.flush())
+                    .with_context(|| format!("cannot write the log file {}.*", path.display()))?;
+                Ok(Box::new(appender))
+            }
+        }
+    }
+}
+
+impl Log {
+    /// Where the log goes, for people: `stderr`, or the file's absolute
+    /// path (with `.*` when it rotates).
+    pub fn location(&self) -> String {
+        match &self.destination {
+            Destination::Stderr => "stderr".into(),
+            Destination::File(path) => path.display().to_string(),
+            Destination::Rolling { path, .. } => format!("{}.*", path.display()),
+        }
+    }
+
+    /// The folder of the log file; `None` when it goes to stderr.
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.destination {
+            Destination::Stderr => None,
+            Destination::File(path) | Destination::Rolling { path, .. } => path.parent(),
+        }
+    }
+
+    /// Opens the log file again, by its name, and writes on there: after
+    /// logrotate (or anyone) moved the old file away, lines land in a new
+    /// one. What was queued before goes to the old file.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or written; the old one is kept.
+    pub fn reopen(&self) -> anyhow::Result<()> {
+        if matches!(self.destination, Destination::Stderr) {
+            return Ok(());
+        }
+        let fresh = self.destination.open(b"")?;
+        self.writer.swap(fresh);
+        Ok(())
+    }
+
+    /// Replaces the log filter with `level`.
+    ///
+    /// # Errors
+    /// An invalid filter; the old one stays.
+    pub fn set_level(&self, level: &str) -> anyhow::Result<()> {
+        let filter = check_level(level)?;
+        (self.set_filter)(filter).map_err(|e| anyhow!("cannot change the log level: {e}"))
+    }
+}
+
+/// `level` as a filter.
+///
+/// # Errors
+/// When it is not a level nor tracing directives.
+pub fn check_level(level: &str) -> anyhow::Result<EnvFilter> {
+    EnvFilter::try_new(level).with_context(|| format!("invalid --log-level {level:?}"))
+}
+
+/// A writer whose destination can be replaced while the log's worker
+/// writes through it. Only that worker writes, so the lock is uncontended
+/// but for a reopen.
+#[derive(Clone)]
+struct Swappable(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl Swappable {
+    fn new(inner: Box<dyn Write + Send>) -> Swappable {
+        Swappable(Arc::new(Mutex::new(inner)))
+    }
+
+    /// Writes on to `fresh` from now on, after flushing the old one.
+    fn swap(&self, fresh: Box<dyn Write + Send>) {
+        let mut inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = inner.flush();
+        *inner = fresh;
+    }
+}
+
+impl Write for Swappable {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush()
+    }
+}
+
+/// Opens the log `options` describe (a file is created or appended to;
+/// `-` is stderr), writes a first event to it synchronously, then installs
+/// the global subscriber writing there in `options.format`, filtered by
+/// `options.level`.
 ///
 /// # Errors
 /// An invalid level; a file that cannot be opened or written (missing
 /// folder, permissions, full disk).
-pub fn init(path: &Path, level: &str, format: LogFormat) -> anyhow::Result<(LogGuard, PathBuf)> {
-    let path = std::path::absolute(path)
-        .with_context(|| format!("cannot locate the log file {}", path.display()))?;
-    let filter =
-        || EnvFilter::try_new(level).with_context(|| format!("invalid --log-level {level:?}"));
-    filter()?;
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+pub fn init(options: &LogOptions<'_>) -> anyhow::Result<Log> {
+    let destination = if options.file == Path::new("-") {
+        Destination::Stderr
+    } else {
+        let path = std::path::absolute(options.file)
+            .with_context(|| format!("cannot locate the log file {}", options.file.display()))?;
+        match options.rotation {
+            LogRotation::Never => Destination::File(path),
+            rotation => Destination::Rolling {
+                path,
+                rotation,
+                keep: options.keep,
+            },
+        }
+    };
+    let level = options.level;
+    check_level(level)?;
 
     // The first event is formatted like all the others, into memory, and
-    // written and synced by hand: that write is the check.
+    // written by hand: that write is the check.
     let first = Buffer::default();
     let sink = first.clone();
-    let subscriber = builder(filter()?, move || sink.clone());
+    let subscriber = builder(check_level(level)?, move || sink.clone());
     let emit = || {
         tracing::info!(
             pid = std::process::id(),
@@ -83,24 +293,43 @@ pub fn init(path: &Path, level: &str, format: LogFormat) -> anyhow::Result<(LogG
             "porter serve starting"
         );
     };
-    match format {
+    match options.format {
         LogFormat::Text => tracing::subscriber::with_default(subscriber.finish(), emit),
         LogFormat::Json => tracing::subscriber::with_default(subscriber.json().finish(), emit),
     }
-    file.write_all(&first.take())
-        .and_then(|()| file.sync_data())
-        .with_context(|| format!("cannot write the log file {}", path.display()))?;
+    let writer = Swappable::new(destination.open(&first.take())?);
 
     // Never drop a line: under pressure the server waits for the log
     // rather than lose what happened.
-    let (writer, worker) = NonBlockingBuilder::default().lossy(false).finish(file);
-    let subscriber = builder(filter()?, writer);
-    let installed = match format {
-        LogFormat::Text => subscriber.try_init(),
-        LogFormat::Json => subscriber.json().try_init(),
+    let (non_blocking, worker) = NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(writer.clone());
+    let subscriber = builder(check_level(level)?, non_blocking);
+    let (set_filter, installed): (SetFilter, _) = match options.format {
+        LogFormat::Text => {
+            let subscriber = subscriber.with_filter_reloading();
+            let handle = subscriber.reload_handle();
+            (
+                Box::new(move |f| handle.reload(f).map_err(|e| e.to_string())),
+                subscriber.try_init(),
+            )
+        }
+        LogFormat::Json => {
+            let subscriber = subscriber.json().with_filter_reloading();
+            let handle = subscriber.reload_handle();
+            (
+                Box::new(move |f| handle.reload(f).map_err(|e| e.to_string())),
+                subscriber.try_init(),
+            )
+        }
     };
     installed.map_err(|e| anyhow!("cannot install the logger: {e}"))?;
-    Ok((LogGuard { _worker: worker }, path))
+    Ok(Log {
+        _worker: worker,
+        destination,
+        writer,
+        set_filter,
+    })
 }
 
 fn builder<W>(
@@ -263,10 +492,20 @@ impl Write for Buffer {
 mod tests {
     use super::*;
 
+    fn options<'a>(file: &'a Path, level: &'a str) -> LogOptions<'a> {
+        LogOptions {
+            file,
+            level,
+            format: LogFormat::Text,
+            rotation: LogRotation::Never,
+            keep: 0,
+        }
+    }
+
     #[test]
     fn a_missing_folder_is_an_error_naming_the_file() {
         let dir = std::env::temp_dir().join("porter-no-such-folder-for-tests");
-        let err = init(&dir.join("porter.log"), "info", LogFormat::Text)
+        let err = init(&options(&dir.join("porter.log"), "info"))
             .err()
             .expect("opened a file in a missing folder");
         let text = format!("{err:#}");
@@ -332,7 +571,7 @@ mod tests {
 
     #[test]
     fn a_bad_level_is_refused() {
-        let err = init(Path::new("unused.log"), "info,=[", LogFormat::Text)
+        let err = init(&options(Path::new("unused.log"), "info,=["))
             .err()
             .expect("accepted a bad level");
         assert!(format!("{err:#}").contains("invalid --log-level"));

@@ -5,11 +5,17 @@
 //! Each subcommand is a module owning its options and its `run`: `serve`,
 //! `connect`, and the admin commands `users`, `sessions`, `names` and `kick`, which
 //! work on the server's database while it runs (`store`, `password` and
-//! `duration` hold what they share).
+//! `duration` hold what they share); `config`, `completions` and `man` for
+//! operators (`settings` is where an option of `serve` comes from: flag,
+//! environment, config file or default).
 
 mod bench;
+mod config;
 mod connect;
+mod control;
 mod duration;
+mod exporter;
+mod generate;
 mod kick;
 mod logging;
 mod modes;
@@ -18,14 +24,16 @@ mod password;
 mod prompt;
 mod serve;
 mod sessions;
+mod settings;
 mod store;
+mod systemd;
 mod tls;
 mod trust;
 mod users;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Porter: a TCP server that knows who is at the door, and its client.
 #[derive(Debug, Parser)]
@@ -39,7 +47,7 @@ struct Cli {
 enum Command {
     /// Run a server (echo or chat) until Ctrl-C or SIGTERM.
     #[command(after_long_help = serve::LIMITS_HELP)]
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Talk to a server: interactively at a terminal, or line by line from
     /// piped input.
     Connect(connect::ConnectArgs),
@@ -61,12 +69,34 @@ enum Command {
     /// Load a server and measure it: messages/s, latency percentiles,
     /// logins/s (like redis-benchmark).
     Bench(bench::BenchArgs),
+    /// Check the config file of `porter serve` (porter.toml), or say where
+    /// it is looked for.
+    Config(config::ConfigArgs),
+    /// Print a tab-completion script: `porter completions bash > /etc/bash_completion.d/porter`.
+    Completions(generate::CompletionsArgs),
+    /// Print the manual page (roff): `porter man | man -l -`.
+    Man(generate::ManArgs),
+}
+
+/// The command line as clap parses it, `serve` with a `PORTER_…`
+/// environment variable for every option (and its options' ties to each
+/// other checked once its config file is merged). Completions and the
+/// manual page are generated from it too.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("serve", |serve| {
+        settings::before_merge(settings::with_env(serve))
+    })
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        // `serve` merges its config file into what clap saw, so it takes
+        // the matches, which know where each value came from.
+        Command::Serve(_) => matches
+            .subcommand_matches("serve")
+            .map_or_else(|| Err(anyhow::anyhow!("no options for serve")), serve::run),
         Command::Connect(args) => connect::run(args),
         Command::Users(args) => users::run(args),
         Command::Sessions(args) => sessions::run(args),
@@ -75,6 +105,9 @@ fn main() -> ExitCode {
         Command::Fingerprint(args) => tls::fingerprint(args),
         Command::KnownServers(args) => trust::known_servers(args),
         Command::Bench(args) => bench::run(args),
+        Command::Config(args) => config::run(&args),
+        Command::Completions(args) => generate::completions(&args),
+        Command::Man(args) => generate::man(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,12 +10,14 @@
 //! escaped like every remote text ([`porter_wire::text`]). The echo service
 //! has no room: the console says so once, at the first line typed.
 
+use std::convert::Infallible;
 use std::io::{self, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{ArgMatches, Args, FromArgMatches};
 use porter_client::view::CONTINUATION;
 use porter_server::throttle::ThrottlePolicy;
 use porter_server::{
@@ -29,14 +31,15 @@ use porter_server::{
 };
 use porter_wire::text::{printable, printable_lines};
 use rustyline_async::{Readline, ReadlineEvent, SharedWriter};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::logging::{self, LogFormat};
+use crate::logging::{self, Log, LogFormat, LogOptions, LogRotation};
 use crate::password::HashCostArgs;
+use crate::settings::{self, FileSettings, Resolved};
 use crate::tls::{TlsArgs, certificate_names};
-use crate::{duration, modes, prompt, store};
+use crate::{duration, exporter, modes, prompt, store, systemd};
 
 /// The host a server listens on when none is given: loopback only, as
 /// Mosquitto 2 does until it is configured, so that a server started
@@ -56,24 +59,44 @@ const CONSOLE_PROMPT: &str = "server> ";
 /// Options of `porter serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Config file (TOML; keys are these options' long names) [default:
+    /// porter.toml in the XDG config directory, if there]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Print the effective configuration, with the source of each value
+    /// (flag, env, file, default), and exit
+    #[arg(long)]
+    print_config: bool,
+
     /// Address to listen on: an IP address or a host name; 0.0.0.0 for every
     /// IPv4 interface [default: 127.0.0.1; asked at a terminal]
-    #[arg(long, env = "PORTER_HOST")]
+    #[arg(long)]
     host: Option<String>,
 
     /// Port to listen on; when it is busy the next ones are tried (see
     /// --port-tries). 0 lets the system choose [default: 9090; asked at a
     /// terminal]
-    #[arg(long, env = "PORTER_PORT")]
+    #[arg(long)]
     port: Option<u16>,
 
     /// What the server does with each line after the handshake
     #[arg(long, value_parser = modes::service(), default_value_t = ServiceKind::Chat)]
     service: ServiceKind,
 
-    /// File the log is appended to
+    /// File the log is appended to; `-` for stderr (journald, containers).
+    /// SIGHUP reopens it
     #[arg(long, value_name = "PATH", default_value = "porter.log")]
     log_file: PathBuf,
+
+    /// Start a new log file every hour or day (PATH.YYYY-MM-DD[-HH]),
+    /// without logrotate
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = LogRotation::Never)]
+    log_rotate: LogRotation,
+
+    /// With --log-rotate: log files kept, the oldest deleted; 0 keeps all
+    #[arg(long, value_name = "N", default_value_t = logging::DEFAULT_LOG_KEEP)]
+    log_keep: usize,
 
     /// Directory of the server's own files: the database (porter.db) and
     /// the generated TLS certificate and key [default: the log file's
@@ -148,9 +171,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL", env = "PORTER_BUS")]
     bus: Option<String>,
 
-    /// With --bus: names the room's stream ({PREFIX}_room) and subjects
+    /// With --bus (ignored without): names the room's stream ({PREFIX}_room) and subjects
     /// ({PREFIX}.*); letters, digits, - and _
-    #[arg(long, value_name = "PREFIX", default_value = porter_server::DEFAULT_BUS_PREFIX, requires = "bus")]
+    #[arg(long, value_name = "PREFIX", default_value = porter_server::DEFAULT_BUS_PREFIX)]
     bus_prefix: String,
 
     /// Chat: room lines a newcomer is sent on joining, marked as history
@@ -168,14 +191,15 @@ pub struct ServeArgs {
 
     /// How clients are identified: not at all, by IP address (asked a name
     /// once), or by user name and password with session tokens
-    #[arg(long, value_parser = modes::auth_mode(), env = "PORTER_AUTH", default_value_t = AuthMode::Password)]
+    #[arg(long, value_parser = modes::auth_mode(), default_value_t = AuthMode::Password)]
     auth: AuthMode,
 
     /// Database of names, users and sessions (ip and password modes): an
     /// SQLite file path, sqlite://PATH, or postgres://USER@HOST/DATABASE
     /// (shared by several instances) [default: porter.db in the data
     /// directory]
-    #[arg(long, value_name = "PATH", env = "PORTER_DB")]
+    // A URL may hold a password: `--help` does not show the variable's value.
+    #[arg(long, value_name = "PATH", hide_env_values = true)]
     db: Option<PathBuf>,
 
     /// Whether unknown user names may register themselves
@@ -207,6 +231,11 @@ pub struct ServeArgs {
     /// Password hashes computed at once; more logins wait their turn
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENT_HASHES)]
     max_concurrent_hashes: usize,
+
+    /// Serve Prometheus metrics over HTTP on this address (such as
+    /// 127.0.0.1:9100); off when not given
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// The limits of `porter serve`, for `porter serve --help`: each one, its
@@ -247,22 +276,145 @@ Limits (each a flag above; defaults for a small public server):
                                connections per address logged one by one; past it,
                                counted and summarised: a flood cannot fill the disk.";
 
-/// Runs `porter serve`.
+/// The `serve` command as clap knows it, with a `PORTER_…` variable for
+/// every option: the one description that the command line, the
+/// environment, the config file and `--print-config` are all read against.
+pub fn command() -> clap::Command {
+    settings::with_env(ServeArgs::augment_args(clap::Command::new("serve")))
+}
+
+/// Where the options of `porter serve` come from: the command line and the
+/// environment as they were at start, and the config file, which is read
+/// again on SIGHUP.
+struct Sources {
+    cmd: clap::Command,
+    given: ArgMatches,
+    file: Option<PathBuf>,
+}
+
+impl Sources {
+    /// The sources of a server started with `given` (the matches of
+    /// [`command`]).
+    fn of(given: &ArgMatches) -> Sources {
+        let explicit = given.get_one::<PathBuf>("config");
+        Sources {
+            cmd: command(),
+            given: given.clone(),
+            file: settings::config_path(explicit.map(PathBuf::as_path)),
+        }
+    }
+
+    /// The effective options, and where each came from.
+    ///
+    /// # Errors
+    /// A config file that cannot be read or has a bad key or value.
+    fn resolve(&self) -> anyhow::Result<(ServeArgs, Resolved)> {
+        let file = match &self.file {
+            Some(path) => Some(FileSettings::load(path, &self.cmd)?),
+            None => None,
+        };
+        let resolved = settings::resolve(&self.cmd, &self.given, file.as_ref())?;
+        let args = ServeArgs::from_arg_matches(&resolved.matches)
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+        Ok((args, resolved))
+    }
+}
+
+/// Runs `porter serve` with `given`, the matches of [`command`].
 ///
 /// # Errors
-/// A log file that cannot be written, no answer at a prompt, nothing to
-/// listen on, an invalid limit.
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let (_log_guard, log_path) = logging::init(&args.log_file, &args.log_level, args.log_format)?;
-    eprintln!("porter: logging to {}", log_path.display());
+/// A config file with a bad key or value, a log file that cannot be
+/// written, no answer at a prompt, nothing to listen on, an invalid limit.
+pub fn run(given: &ArgMatches) -> anyhow::Result<()> {
+    let sources = Sources::of(given);
+    let (args, resolved) = sources.resolve()?;
+    if args.print_config {
+        if let Some(path) = &sources.file {
+            println!("# porter serve: configuration file {}", path.display());
+        }
+        print!("{}", resolved.print());
+        return Ok(());
+    }
+    let log = logging::init(&args.log_options())?;
+    eprintln!("porter: logging to {}", log.location());
+    match &sources.file {
+        Some(path) => tracing::info!(file = %path.display(), "configuration file read"),
+        None => tracing::info!("no configuration file"),
+    }
     let open_files = raise_open_files_limit();
     return_large_frees_to_the_system();
 
     let interactive = io::stdin().is_terminal();
-    let auth = args.auth;
-    let mut config = Config {
+    let mut config = server_config(&args);
+    config.max_connections = connections_within(config.max_connections, open_files);
+    // Before anything is asked, opened or bound: a limit that cannot work
+    // is refused by the name of its flag, and nothing says "listening".
+    check_limits(&config)?;
+    if config.bus.is_some() && config.service != ServiceKind::Chat {
+        anyhow::bail!("--bus carries the chat room: it needs --service chat");
+    }
+    let (host, port) = prompt::resolve_address(
+        args.host.clone(),
+        args.port,
+        interactive,
+        DEFAULT_HOST,
+        DEFAULT_PORT,
+    )?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| {
+        log.dir()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
+    // The database is only opened (and created) when the mode needs one.
+    let db = (config.auth != AuthMode::None).then(|| {
+        args.db
+            .clone()
+            .unwrap_or_else(|| data_dir.join(store::DEFAULT_DB_FILE))
+    });
+    config.tls = args.tls.identity(&data_dir, &certificate_names(&host))?;
+    let start = Start {
+        host,
+        port,
+        tries: args.port_tries,
+        db,
+        // The console reads stdin only when a person is there.
+        with_console: interactive,
+        metrics: args.metrics,
+        tls: args.tls.clone(),
+    };
+    let mut reloader = Reloader {
+        log: &log,
+        sources,
+        current: resolved,
+    };
+
+    let runtime = crate::runtime()?;
+    let result = runtime.block_on(serve(start, config, &mut reloader));
+    runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
+    if let Err(err) = &result {
+        tracing::error!(error = %format_args!("{err:#}"), "server stopped with an error");
+    }
+    result
+}
+
+impl ServeArgs {
+    /// The log's options.
+    fn log_options(&self) -> LogOptions<'_> {
+        LogOptions {
+            file: &self.log_file,
+            level: &self.log_level,
+            format: self.log_format,
+            rotation: self.log_rotate,
+            keep: self.log_keep,
+        }
+    }
+}
+
+/// The server's configuration from the options (`max_connections` as
+/// asked, before the open-files limit is looked at).
+fn server_config(args: &ServeArgs) -> Config {
+    Config {
         service: args.service,
-        auth,
+        auth: args.auth,
         registration: args.registration,
         registrations_per_address: (args.max_registrations_per_hour > 0)
             .then(|| ThrottlePolicy::registrations_per_hour(args.max_registrations_per_hour)),
@@ -271,7 +423,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         pre_login_max_frame_len: args.pre_login_max_frame_len,
         hash_cost: args.hash_cost.cost(),
         max_concurrent_hashes: args.max_concurrent_hashes,
-        max_connections: connections_within(args.max_connections, open_files),
+        max_connections: args.max_connections,
         max_startups: args.max_startups,
         max_per_address: args.max_per_address,
         max_sessions_per_user: args.max_sessions_per_user,
@@ -289,66 +441,153 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         ..Config::default()
-    };
-    // Before anything is asked, opened or bound: a limit that cannot work
-    // is refused by the name of its flag, and nothing says "listening".
-    check_limits(&config)?;
-    if config.bus.is_some() && config.service != ServiceKind::Chat {
-        anyhow::bail!("--bus carries the chat room: it needs --service chat");
     }
-    let (host, port) = prompt::resolve_address(
-        args.host.clone(),
-        args.port,
-        interactive,
-        DEFAULT_HOST,
-        DEFAULT_PORT,
-    )?;
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| {
-        log_path
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-    });
-    // The database is only opened (and created) when the mode needs one.
-    let db = (auth != AuthMode::None).then(|| {
-        args.db
-            .clone()
-            .unwrap_or_else(|| data_dir.join(store::DEFAULT_DB_FILE))
-    });
-    config.tls = args.tls.identity(&data_dir, &certificate_names(&host))?;
-    // The console reads stdin only when a person is there.
-    let with_console = interactive;
+}
 
-    let runtime = crate::runtime()?;
-    let result = runtime.block_on(serve(
-        &host,
-        port,
-        args.port_tries,
-        config,
-        db.as_deref(),
-        with_console,
-        &args.tls,
-    ));
-    runtime.shutdown_timeout(crate::RUNTIME_SHUTDOWN_TIMEOUT);
-    if let Err(err) = &result {
-        tracing::error!(error = %format_args!("{err:#}"), "server stopped with an error");
+/// Checks the config file at `path` as `porter serve` would read it, with
+/// no flag and no environment variable: every key and value, the limits
+/// together, and the log level. Returns the effective configuration, as
+/// `--print-config` shows it.
+///
+/// # Errors
+/// The first problem found, naming the file, the line and the key where
+/// it has one.
+pub fn check_file(path: &Path) -> anyhow::Result<String> {
+    let cmd = command().mut_args(|arg| arg.env(None::<&str>));
+    let given = cmd
+        .clone()
+        .try_get_matches_from(["serve"])
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let file = FileSettings::load(path, &cmd)?;
+    let resolved = settings::resolve(&cmd, &given, Some(&file))?;
+    let args =
+        ServeArgs::from_arg_matches(&resolved.matches).map_err(|err| anyhow::anyhow!("{err}"))?;
+    if let Err(LimitError { flag, reason }) = limit_error(&server_config(&args)) {
+        // Where the limit at fault was set, when the file set it.
+        let key = flag.trim_start_matches("--");
+        let at = match resolved.get(key).map(|s| &s.source) {
+            Some(settings::Source::File(path, line)) => format!("{}:{line}", path.display()),
+            _ => path.display().to_string(),
+        };
+        anyhow::bail!("{at}: key `{key}`: {reason}");
     }
-    result
+    logging::check_level(&args.log_level)
+        .map_err(|err| anyhow::anyhow!("{}: {err:#}", path.display()))?;
+    Ok(resolved.print())
+}
+
+/// What `serve` needs to start listening.
+struct Start {
+    host: String,
+    port: u16,
+    tries: u16,
+    db: Option<PathBuf>,
+    with_console: bool,
+    metrics: Option<SocketAddr>,
+    /// Whether clear text beyond loopback is allowed (checked once bound).
+    tls: TlsArgs,
+}
+
+/// What SIGHUP does: reopens the log file (for logrotate, or after it was
+/// moved) and reads the config file again. Of what it reads, only the log
+/// level takes effect at once: every other option shapes state built at
+/// start (sockets, limits sized into semaphores, the database), and a
+/// change to one is logged as waiting for a restart.
+struct Reloader<'a> {
+    log: &'a Log,
+    sources: Sources,
+    /// The configuration in force.
+    current: Resolved,
+}
+
+impl Reloader<'_> {
+    fn reload(&mut self) {
+        systemd::reloading();
+        match self.log.reopen() {
+            Ok(()) => tracing::info!(log = %self.log.location(), "log reopened"),
+            Err(err) => {
+                tracing::error!(error = %format_args!("{err:#}"), "cannot reopen the log; writing on to the old file")
+            }
+        }
+        match self.sources.resolve() {
+            Ok((args, resolved)) => self.apply(&args, resolved),
+            Err(err) => tracing::warn!(error = %format_args!("{err:#}"),
+                "configuration not reloaded; it stays as it was"),
+        }
+        systemd::ready();
+    }
+
+    /// Applies what can change while serving, and says what cannot.
+    fn apply(&mut self, args: &ServeArgs, resolved: Resolved) {
+        let changed: Vec<String> = resolved
+            .settings
+            .iter()
+            .filter(|new| self.current.get(&new.key).map(|old| &old.value) != Some(&new.value))
+            .map(|new| new.key.clone())
+            .collect();
+        let mut pending = Vec::new();
+        for key in changed {
+            match key.as_str() {
+                "log-level" => match self.log.set_level(&args.log_level) {
+                    Ok(()) => tracing::info!(level = %args.log_level, "log level changed"),
+                    Err(err) => {
+                        tracing::warn!(error = %format_args!("{err:#}"), "log level not changed");
+                        continue;
+                    }
+                },
+                _ => pending.push(key),
+            }
+        }
+        if !pending.is_empty() {
+            tracing::warn!(options = %pending.join(","),
+                "changed in the configuration; they take effect at the next start");
+        }
+        // What is pending stays "changed" until a restart applies it.
+        let mut current = resolved;
+        for setting in &mut current.settings {
+            if pending.contains(&setting.key)
+                && let Some(old) = self.current.get(&setting.key)
+            {
+                *setting = old.clone();
+            }
+        }
+        self.current = current;
+    }
 }
 
 /// Checks the limits `porter_server::run` would refuse, naming the flag
-/// at fault. The store is not there yet (it is opened after), so the check
-/// runs as for `--auth none`; `run` checks the store itself.
+/// at fault.
 fn check_limits(config: &Config) -> anyhow::Result<()> {
+    limit_error(config).map_err(|LimitError { flag, reason }| anyhow::anyhow!("{flag} {reason}"))
+}
+
+/// A limit `porter_server::run` would refuse.
+#[derive(Debug)]
+struct LimitError {
+    /// The flag (or flags) that set it.
+    flag: String,
+    /// What is wrong with it.
+    reason: String,
+}
+
+/// The limit in `config` that `porter_server::run` would refuse. The store
+/// is not there yet (it is opened after), so the check runs as for `--auth
+/// none`; `run` checks the store itself.
+fn limit_error(config: &Config) -> Result<(), LimitError> {
     let without_store = Config {
         auth: AuthMode::None,
         ..config.clone()
     };
     match without_store.validate() {
         Ok(()) => Ok(()),
-        Err(porter_server::Error::InvalidConfig { field, reason }) => {
-            anyhow::bail!("{} {reason}", flag_of(field))
-        }
-        Err(other) => Err(other.into()),
+        Err(porter_server::Error::InvalidConfig { field, reason }) => Err(LimitError {
+            flag: flag_of(field),
+            reason,
+        }),
+        Err(other) => Err(LimitError {
+            flag: String::new(),
+            reason: other.to_string(),
+        }),
     }
 }
 
@@ -449,15 +688,18 @@ fn connections_within(max_connections: usize, open_files: Option<u64>) -> usize 
 }
 
 async fn serve(
-    host: &str,
-    port: u16,
-    tries: u16,
+    start: Start,
     mut config: Config,
-    db: Option<&Path>,
-    with_console: bool,
-    tls: &TlsArgs,
+    reloader: &mut Reloader<'_>,
 ) -> anyhow::Result<()> {
-    if let Some(path) = db {
+    if let Some(addr) = start.metrics {
+        // Before the store and the listener: a metrics address that cannot
+        // be had stops the start, as the listener's would.
+        exporter::install(addr)?;
+        eprintln!("porter: metrics on http://{addr}/metrics");
+        tracing::info!(addr = %addr, "serving metrics");
+    }
+    if let Some(path) = &start.db {
         // As given: it may be a URL, which `absolute` would mangle (the store
         // makes an SQLite file path absolute itself).
         config.store = Some(store::open(path).await?);
@@ -465,7 +707,7 @@ async fn serve(
             "database opened");
     }
     let store = config.store.clone();
-    let result = listen_and_serve(host, port, tries, config, with_console, tls).await;
+    let result = listen_and_serve(&start, config, reloader).await;
     if let Some(store) = store {
         // A clean close checkpoints the WAL; every acknowledged write is
         // durable without it.
@@ -475,28 +717,27 @@ async fn serve(
 }
 
 async fn listen_and_serve(
-    host: &str,
-    port: u16,
-    tries: u16,
+    start: &Start,
     config: Config,
-    with_console: bool,
-    tls: &TlsArgs,
+    reloader: &mut Reloader<'_>,
 ) -> anyhow::Result<()> {
     // Installed before the listening line, so a signal sent as soon as that
-    // line is seen is already ours.
+    // line is seen is already ours (SIGHUP would otherwise end the process).
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let shutdown = async move {
         let name = tokio::select! {
             _ = interrupt.recv() => "SIGINT",
             _ = terminate.recv() => "SIGTERM",
         };
+        systemd::stopping();
         tracing::info!(signal = %name, "shutting down");
     };
 
-    let bound = porter_server::bind(host, port, tries).await?;
+    let bound = porter_server::bind(&start.host, start.port, start.tries).await?;
     // Before the listening line: a refused server never says it listens.
-    if let Some(notice) = tls.check_exposure(bound.local_addr, config.auth)? {
+    if let Some(notice) = start.tls.check_exposure(bound.local_addr, config.auth)? {
         eprintln!("{notice}");
         tracing::warn!(addr = %bound.local_addr, auth = %config.auth, "serving in clear text beyond loopback");
     }
@@ -508,15 +749,19 @@ async fn listen_and_serve(
     writeln!(stdout, "{line}")
         .and_then(|()| stdout.flush())
         .context("cannot write to stdout")?;
+    systemd::ready();
 
-    let (console, console_task) = match with_console {
+    let (console, console_task) = match start.with_console {
         true => {
             let (console, task) = start_console(config.service)?;
             (console, Some(task))
         }
         false => (None, None),
     };
-    let served = porter_server::run(bound.listener, config, console, shutdown).await;
+    let served = tokio::select! {
+        served = porter_server::run(bound.listener, config, console, shutdown) => served,
+        never = reload_on_hangup(hangup, reloader) => match never {},
+    };
     if let Some(task) = console_task {
         // Dropping the line editor gives the terminal back (raw mode off).
         task.abort();
@@ -525,6 +770,15 @@ async fn listen_and_serve(
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads on every SIGHUP, for as long as the server runs.
+async fn reload_on_hangup(mut hangup: Signal, reloader: &mut Reloader<'_>) -> Infallible {
+    loop {
+        hangup.recv().await;
+        tracing::info!(signal = "SIGHUP", "reloading");
+        reloader.reload();
+    }
 }
 
 /// The server's console at a terminal: a line editor whose lines go to the
@@ -620,5 +874,43 @@ fn interrupt_self() {
     use rustix::process::{Signal, getpid, kill_process};
     if let Err(err) = kill_process(getpid(), Signal::INT) {
         tracing::warn!(error = %err, "cannot stop the server from the console");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 14: the README promises a variable for every option, and the
+    /// config file a key; an option added later gets both from `command`.
+    #[test]
+    fn every_option_of_serve_has_a_porter_variable_and_a_file_key() {
+        let cmd = command();
+        cmd.clone().debug_assert();
+        let mut keys = 0;
+        for arg in cmd.get_arguments() {
+            let long = arg.get_long().expect("every option of serve is long");
+            if long == "print-config" {
+                assert_eq!(arg.get_env(), None);
+                continue;
+            }
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            assert_eq!(env, Some(settings::env_name(long)), "--{long}");
+            keys += 1;
+        }
+        assert!(keys >= 30, "{keys} options");
+        // Every key is accepted by the file: the option's default, written
+        // back, reads.
+        let path = Path::new("every-key.toml");
+        let mut text = String::new();
+        for arg in cmd.get_arguments() {
+            let long = arg.get_long().unwrap_or_default();
+            if let Some(default) = arg.get_default_values().first() {
+                let value = default.to_string_lossy();
+                text.push_str(&format!("{long} = \"{value}\"\n"));
+            }
+        }
+        let file = FileSettings::parse_for_tests(path, &text, &cmd);
+        assert!(file.is_ok(), "{file:?}\n{text}");
     }
 }

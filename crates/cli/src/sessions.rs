@@ -12,6 +12,7 @@
 use anyhow::bail;
 use clap::{ArgGroup, Args, Subcommand};
 
+use crate::control::ControlArgs;
 use crate::store::{self, DbArgs};
 
 /// Options of `porter sessions`.
@@ -19,6 +20,9 @@ use crate::store::{self, DbArgs};
 pub struct SessionsArgs {
     #[command(flatten)]
     db: DbArgs,
+
+    #[command(flatten)]
+    control: ControlArgs,
 
     #[command(subcommand)]
     command: SessionsCommand,
@@ -112,6 +116,7 @@ pub fn run(args: SessionsArgs) -> anyhow::Result<()> {
                 }
                 Ok(s.revoke_user_sessions(&user, now).await?)
             })?;
+            args.control.nudge();
             println!("{revoked} session(s) revoked");
         }
         SessionsCommand::Purge => {

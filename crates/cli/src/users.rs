@@ -20,6 +20,7 @@ use clap::{Args, Subcommand};
 use porter_server::auth::check_user_name;
 use porter_store::StoreErrorKind;
 
+use crate::control::ControlArgs;
 use crate::password::{self, HashCostArgs};
 use crate::store::{self, DbArgs};
 
@@ -28,6 +29,9 @@ use crate::store::{self, DbArgs};
 pub struct UsersArgs {
     #[command(flatten)]
     db: DbArgs,
+
+    #[command(flatten)]
+    control: ControlArgs,
 
     #[command(subcommand)]
     command: UsersCommand,
@@ -119,6 +123,7 @@ pub fn run(args: UsersArgs) -> anyhow::Result<()> {
             if !removed {
                 bail!("no such user: {name:?}");
             }
+            args.control.nudge();
             println!("removed user {name} and their sessions");
         }
         UsersCommand::Passwd { name, cost } => {

@@ -880,6 +880,17 @@ fn the_chat_features_work_with_the_real_server() {
 
     let (mut ada, ada_name) = raw_participant(port);
     say_to(&mut ada, "said before you came", None);
+    // A connection's messages are served in order: once Ada has the answer
+    // to `who`, her line is in the room (without this wait, under load, the
+    // probe below could join before it and get it live, not as history).
+    ada.send_message(&ClientMessage::Who).unwrap();
+    loop {
+        match ada.recv_message::<ServerMessage>().unwrap() {
+            Some(ServerMessage::Who { .. }) => break,
+            Some(_) => {}
+            None => panic!("closed while waiting for who"),
+        }
+    }
     // Ada's line is in the room once a later participant gets it as
     // history: the client then joins after it.
     let (mut probe, _) = raw_participant(port);

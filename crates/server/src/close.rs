@@ -9,7 +9,10 @@ use std::fmt;
 use std::io;
 use std::sync::{Arc, OnceLock};
 
+use metrics::counter;
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::CONNECTIONS_CLOSED;
 
 /// Why a connection ended, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +78,31 @@ impl fmt::Display for Reason {
 }
 
 impl Reason {
+    /// Counts this ending in [`CONNECTIONS_CLOSED`], by a label of its kind
+    /// (causes and details stay in the log). One literal per label: each
+    /// key is built once, in a static.
+    pub(crate) fn count(&self) {
+        match self {
+            Reason::CleanBye => counter!(CONNECTIONS_CLOSED, "reason" => "clean_bye"),
+            Reason::Eof => counter!(CONNECTIONS_CLOSED, "reason" => "eof"),
+            Reason::MidFrame => counter!(CONNECTIONS_CLOSED, "reason" => "mid_frame"),
+            Reason::Reset => counter!(CONNECTIONS_CLOSED, "reason" => "reset"),
+            Reason::Io(_) => counter!(CONNECTIONS_CLOSED, "reason" => "io_error"),
+            Reason::Protocol(_) => counter!(CONNECTIONS_CLOSED, "reason" => "protocol_error"),
+            Reason::QueueFull => counter!(CONNECTIONS_CLOSED, "reason" => "queue_full"),
+            Reason::Timeout => counter!(CONNECTIONS_CLOSED, "reason" => "handshake_timeout"),
+            Reason::Idle => counter!(CONNECTIONS_CLOSED, "reason" => "idle_timeout"),
+            Reason::SlowFrame => counter!(CONNECTIONS_CLOSED, "reason" => "frame_timeout"),
+            Reason::Upgrade(_) => counter!(CONNECTIONS_CLOSED, "reason" => "upgrade_failed"),
+            Reason::Shutdown => counter!(CONNECTIONS_CLOSED, "reason" => "shutdown"),
+            Reason::Logout => counter!(CONNECTIONS_CLOSED, "reason" => "logout"),
+            Reason::Operator(_) => counter!(CONNECTIONS_CLOSED, "reason" => "operator"),
+            Reason::Refused(_) => counter!(CONNECTIONS_CLOSED, "reason" => "refused"),
+            Reason::ServerError => counter!(CONNECTIONS_CLOSED, "reason" => "server_error"),
+        }
+        .increment(1);
+    }
+
     pub(crate) fn from_io(err: &io::Error) -> Reason {
         match err.kind() {
             io::ErrorKind::ConnectionReset

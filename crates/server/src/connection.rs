@@ -43,6 +43,7 @@ use tokio_util::io::poll_read_buf;
 use tracing::warn;
 
 use crate::close::{Closer, Reason};
+use crate::metrics::{Tally, Traffic};
 use crate::outbox::Inbox;
 
 /// Queued frames (from the room) taken into the write buffer before one
@@ -90,6 +91,12 @@ pub(crate) struct Connection<S> {
     /// When the first byte of a frame not yet complete arrived, if one is in
     /// the read buffer: a frame must not take forever to arrive.
     partial_since: Option<Instant>,
+    /// Messages, bytes and lines since the last report to `traffic`: plain
+    /// additions per message, reported once per batch (before waiting) and
+    /// at the end.
+    tally: Tally,
+    /// Where the tally is reported.
+    traffic: Traffic,
 }
 
 impl<S> Connection<S>
@@ -120,7 +127,19 @@ where
             peer,
             last_read: Instant::now(),
             partial_since: None,
+            tally: Tally::default(),
+            traffic: Traffic::none(),
         }
+    }
+
+    /// Reports this connection's traffic to `traffic` from now on.
+    pub(crate) fn count_into(&mut self, traffic: Traffic) {
+        self.traffic = traffic;
+    }
+
+    /// Counts a line served to this client's service.
+    pub(crate) fn count_line(&mut self) {
+        self.tally.lines += 1;
     }
 
     /// When bytes last arrived from the client.
@@ -141,6 +160,7 @@ where
         loop {
             if let Some(frame) = self.decoder.decode(&mut self.read_buf)? {
                 self.partial_since = None;
+                self.tally.messages_received += 1;
                 return Ok(Some(frame));
             }
             if !self.read_buf.is_empty() && self.partial_since.is_none() {
@@ -158,12 +178,15 @@ where
     /// buffer (and writing them) while it waits. `false` at end of stream.
     async fn fill(&mut self) -> io::Result<bool> {
         loop {
+            // About to wait: the batch is over, its counts go out.
+            self.traffic.report(&mut self.tally);
             self.read_buf.reserve(self.read_hint);
             let asked = self.read_buf.capacity() - self.read_buf.len();
             let taken = tokio::select! {
                 biased;
                 r = self.stream.read_buf(&mut self.read_buf) => {
                     let n = r?;
+                    self.tally.bytes_received += n as u64;
                     self.last_read = Instant::now();
                     if n == asked {
                         self.read_hint = (self.read_hint * 2).min(MAX_READ);
@@ -176,9 +199,13 @@ where
             // closed while it lives; `None` cannot happen.
             if let Some(frame) = taken {
                 self.write_buf.extend_from_slice(frame.as_bytes());
+                self.tally.messages_sent += 1;
                 for _ in 1..WRITE_BATCH {
                     match self.queue.try_recv() {
-                        Ok(frame) => self.write_buf.extend_from_slice(frame.as_bytes()),
+                        Ok(frame) => {
+                            self.write_buf.extend_from_slice(frame.as_bytes());
+                            self.tally.messages_sent += 1;
+                        }
                         Err(_) => break,
                     }
                 }
@@ -219,10 +246,14 @@ where
             .await?;
             match progress {
                 Progress::Wrote(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Progress::Wrote(n) => self.write_buf.advance(n),
+                Progress::Wrote(n) => {
+                    self.tally.bytes_sent += n as u64;
+                    self.write_buf.advance(n);
+                }
                 // The client closed its side; what it is owed still goes.
                 Progress::Read(0) => client_open = false,
-                Progress::Read(_) => {
+                Progress::Read(n) => {
+                    self.tally.bytes_received += n as u64;
                     if waiting_messages(&self.read_buf, self.backlog) >= self.backlog {
                         warn!(peer = %self.peer, backlog = self.backlog,
                             "client sends but does not read, disconnecting");
@@ -245,7 +276,9 @@ where
     /// # Errors
     /// When it does not fit in a frame; nothing is queued then.
     pub(crate) fn write_message(&mut self, message: &ServerMessage) -> porter_wire::Result<()> {
-        self.encoder.encode_message(message, &mut self.write_buf)
+        self.encoder.encode_message(message, &mut self.write_buf)?;
+        self.tally.messages_sent += 1;
+        Ok(())
     }
 
     /// Encodes the server's `say{text, from}` into the write buffer.
@@ -253,12 +286,15 @@ where
     /// # Errors
     /// When it does not fit in a frame; nothing is queued then.
     pub(crate) fn write_say(&mut self, text: &str, from: &str) -> porter_wire::Result<()> {
-        self.encoder.encode_say(text, from, &mut self.write_buf)
+        self.encoder.encode_say(text, from, &mut self.write_buf)?;
+        self.tally.messages_sent += 1;
+        Ok(())
     }
 
     /// Puts an encoded frame into the write buffer.
     pub(crate) fn write_frame(&mut self, frame: &EncodedFrame) {
         self.write_buf.extend_from_slice(frame.as_bytes());
+        self.tally.messages_sent += 1;
     }
 
     /// Changes the largest frame accepted from now on: small before
@@ -283,6 +319,13 @@ where
     /// not part of every connection's task.
     pub(crate) async fn linger(&mut self, limit: Duration, stop: impl Future<Output = ()> + Send) {
         Box::pin(crate::linger::linger(&mut self.stream, limit, stop)).await;
+    }
+}
+
+impl<S> Drop for Connection<S> {
+    /// The last counts (the final writes, a batch cut short) are not lost.
+    fn drop(&mut self) {
+        self.traffic.report(&mut self.tally);
     }
 }
 

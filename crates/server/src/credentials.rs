@@ -291,7 +291,10 @@ impl PasswordHasher {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             lower_this_threads_priority();
-            work(&inner)
+            let start = std::time::Instant::now();
+            let result = work(&inner);
+            crate::metrics::argon2_took(start.elapsed());
+            result
         })
         .await
         .map_err(|_| CredentialError::Task)?

@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::connection::Connection;
 use crate::handshake::{Authenticator, Entrant, Identity, handshake};
 use crate::live::{Dismissal, Live, LiveEntry};
+use crate::metrics::{self, Present, Traffic};
 use crate::outbox::{self, Outbox};
 use crate::peer::PeerInfo;
 use crate::protocol::Client;
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: Shutdown,
     /// The identified connections, for operators' actions to reach.
     pub(crate) live: Live,
+    /// The metrics every connection updates, registered once.
+    pub(crate) traffic: Traffic,
 }
 
 impl Shared {
@@ -83,12 +86,13 @@ impl Shared {
             },
         )?;
         Ok(Shared {
-            config,
             codec,
             pre_login_max_frame_len,
             welcome,
             service,
             auth,
+            traffic: Traffic::register(config.service),
+            config,
             shutdown,
             live: Live::default(),
         })
@@ -110,8 +114,12 @@ pub(crate) async fn serve<S, U>(
     U: Upgrade<S>,
 {
     let closer = Closer::child_of(&shared.shutdown.abort);
+    metrics::accepted();
+    let _serving = Present::new(&shared.traffic.connections);
+    let handshaking = Present::new(&shared.traffic.handshakes);
     // One deadline from accept to `ready`, the upgrade included.
-    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let accepted = Instant::now();
+    let deadline = accepted + shared.config.handshake_timeout;
     if peer.logged {
         info!(peer = %peer, "connected");
     }
@@ -128,6 +136,7 @@ pub(crate) async fn serve<S, U>(
     let stream = match upgraded {
         Ok(stream) => stream,
         Err(reason) => {
+            reason.count();
             if peer.logged {
                 warn!(peer = %peer, user = "-", reason = %reason, protocol_errors = 0, "disconnected");
             }
@@ -135,8 +144,8 @@ pub(crate) async fn serve<S, U>(
         }
     };
     let (permit, admitted) = slots;
-    Handler::new(stream, peer, shared, closer, admitted)
-        .run(deadline)
+    Handler::new(stream, peer, shared, closer, (admitted, handshaking))
+        .run(accepted, deadline)
         .await;
     drop(permit);
 }
@@ -150,8 +159,9 @@ pub(crate) struct Handler<S> {
     outbox: Outbox,
     /// The limits, the service, the auth mode and the shutdown signals.
     shared: Arc<Shared>,
-    /// Its handshake's slot until `ready`, then `None`.
-    startup: Option<OwnedSemaphorePermit>,
+    /// Its handshake's slot and its place in the handshakes gauge until
+    /// `ready`, then `None`.
+    startup: Option<(OwnedSemaphorePermit, Present)>,
     /// Its place in its address's count, for as long as it lives.
     _address: Option<AddressSlot>,
     /// Its place among the live connections once identified, and the
@@ -175,13 +185,13 @@ impl Ending {
 
 impl<S: Stream> Handler<S> {
     /// A handler for `stream` from `peer`, ended by `closer`, holding what
-    /// admission gave it.
+    /// admission gave it and its place among the handshakes.
     pub(crate) fn new(
         stream: S,
         peer: PeerInfo,
         shared: Arc<Shared>,
         closer: Closer,
-        admitted: Admitted,
+        (admitted, handshaking): (Admitted, Present),
     ) -> Handler<S> {
         let queue = shared.config.outgoing_queue;
         let (outbox, inbox) = outbox::channel(queue, closer.clone(), peer.addr);
@@ -195,24 +205,27 @@ impl<S: Stream> Handler<S> {
         );
         // Small until `ready`: a stranger cannot make us buffer much.
         conn.set_max_frame_len(shared.pre_login_max_frame_len);
+        conn.count_into(shared.traffic.clone());
         Handler {
             client: Client::new(conn, peer, closer),
             outbox,
             shared,
-            startup: Some(admitted.startup),
+            startup: Some((admitted.startup, handshaking)),
             _address: admitted.address,
             live: None,
         }
     }
 
-    /// Serves the client until the conversation ends with a handshake
-    /// finished by `deadline`, logs why it ended, and writes what is owed.
-    pub(crate) async fn run(mut self, deadline: Instant) {
-        let ending = self.converse(deadline).await;
+    /// Serves the client accepted at `accepted` until the conversation
+    /// ends with a handshake finished by `deadline`, logs and counts why it
+    /// ended, and writes what is owed.
+    pub(crate) async fn run(mut self, accepted: Instant, deadline: Instant) {
+        let ending = self.converse(accepted, deadline).await;
         let peer = self.client.peer().clone();
         let user = ending.user.as_deref().unwrap_or("-");
         let protocol_errors = self.client.protocol_errors();
         let reason = ending.reason;
+        reason.count();
         match reason {
             // Past its address's churn rate: counted by the listener, not
             // logged here (a flood of connections cannot flood the log).
@@ -239,8 +252,8 @@ impl<S: Stream> Handler<S> {
     /// The conversation until it must end. The farewell frame (`error`,
     /// `bye`) is written into the connection's buffer before returning when
     /// there is one.
-    async fn converse(&mut self, deadline: Instant) -> Ending {
-        let (identity, since) = match self.identify(deadline).await {
+    async fn converse(&mut self, accepted: Instant, deadline: Instant) -> Ending {
+        let (identity, since) = match self.identify(accepted, deadline).await {
             Ok(admitted) => admitted,
             Err(reason) => return Ending::before_ready(reason),
         };
@@ -251,8 +264,13 @@ impl<S: Stream> Handler<S> {
         }
     }
 
-    /// `welcome`, then the handshake under `deadline`.
-    async fn identify(&mut self, deadline: Instant) -> Result<(Identity, Option<u64>), Reason> {
+    /// `welcome`, then the handshake under `deadline`, for a client
+    /// accepted at `accepted`.
+    async fn identify(
+        &mut self,
+        accepted: Instant,
+        deadline: Instant,
+    ) -> Result<(Identity, Option<u64>), Reason> {
         let shared = self.shared.clone();
         let graceful = &shared.shutdown.graceful;
         let closer = self.client.closer().clone();
@@ -307,6 +325,7 @@ impl<S: Stream> Handler<S> {
         else {
             info!(peer = %self.client.peer(), user = %identity.user, limit = cap,
                 "too many connections for one user, refusing");
+            metrics::refused(metrics::Limit::User);
             let _ = self.client.send(&ServerMessage::error(
                 ErrorCode::Busy,
                 "too many connections for this user, try again later",
@@ -319,6 +338,7 @@ impl<S: Stream> Handler<S> {
         })?;
         // The handshake's slot is free for the next stranger.
         self.startup = None;
+        metrics::handshake_took(accepted.elapsed());
         if self.client.peer().logged {
             info!(peer = %self.client.peer(), user = %identity.user, auth = %shared.auth.mode(), "handshake complete");
         }
@@ -341,6 +361,7 @@ impl<S: Stream> Handler<S> {
         };
         let dismissal = dismissal.clone();
         let participant = shared.service.join(&identity.user, &self.outbox, since);
+        let _participating = Present::new(&shared.traffic.participants);
         // The stop signals, made once: a fresh `cancelled()` future per
         // message registered and dropped a waiter each time (about 6% of the
         // profile).
@@ -406,12 +427,18 @@ impl<S: Stream> Handler<S> {
                     // The refusal is out of line: an echo or a room line that
                     // goes through costs nothing more than the say itself.
                     match participant.say(self.client.conn_mut(), &text) {
-                        Ok(()) => Ok(()),
+                        Ok(()) => {
+                            self.client.conn_mut().count_line();
+                            Ok(())
+                        }
                         Err(refused) => self.refused(refused),
                     }
                 }
                 ClientMessage::Say { text, to: Some(to) } => match participant.say_to(&to, &text) {
-                    Some(Ok(())) => Ok(()),
+                    Some(Ok(())) => {
+                        self.client.conn_mut().count_line();
+                        Ok(())
+                    }
                     Some(Err(refused)) => self.refused(refused),
                     None => self.client.refuse_out_of_turn(
                         &ClientMessage::Say { text, to: Some(to) },

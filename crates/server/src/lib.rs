@@ -34,6 +34,8 @@
 //! - `live`, `operator`: the identified connections, and the watch that
 //!   ends those an operator revoked, removed or kicked.
 //! - `shutdown`, `purge`: graceful then hard stop; dead sessions deleted.
+//! - [`metrics`]: the name and meaning of everything the server counts
+//!   (through the `metrics` facade; the caller installs a recorder).
 //! - `config`, `error`, `bind`: the public surface.
 //!
 //! The server only emits `tracing` events; installing a subscriber is the
@@ -57,6 +59,7 @@ mod handshake;
 mod linger;
 mod listener;
 mod live;
+pub mod metrics;
 mod names;
 mod operator;
 mod outbox;
@@ -98,7 +101,7 @@ pub use crate::listener::Accept;
 pub use crate::names::SERVER_NAME;
 pub use crate::operator::OPERATOR_POLL;
 pub use crate::purge::SESSION_PURGE_INTERVAL;
-pub use crate::room::jetstream::{BusConfig, DEFAULT_BUS_PREFIX, redact_url};
+pub use crate::room::jetstream::{BusConfig, DEFAULT_BUS_PREFIX, control_subject, redact_url};
 pub use crate::upgrade::Stream;
 
 use crate::auth::Auth;
@@ -135,6 +138,7 @@ pub async fn run<L: Accept>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     config.validate()?;
+    metrics::describe();
     let auth = Auth::build(&config).await?;
     let shutdown_state = Shutdown::default();
     let codec = porter_wire::FrameCodec::with_max_frame_len(config.max_frame_len);
@@ -143,6 +147,8 @@ pub async fn run<L: Accept>(
         Some(Console { input, output }) => (Some(input), Some(output)),
         None => (None, None),
     };
+    // Wakes the operator watch when the bus says an admin command acted.
+    let nudge = Arc::new(tokio::sync::Notify::new());
     let options = RoomOptions {
         events: config.events,
         history: config.history,
@@ -163,6 +169,7 @@ pub async fn run<L: Accept>(
                 console_output,
                 options,
                 shutdown_state.graceful.clone(),
+                nudge.clone(),
             )
             .await
             .map_err(|err| Error::Bus(err.to_string()))?,
@@ -182,19 +189,21 @@ pub async fn run<L: Accept>(
         })?,
     );
     match shared.config.tls.as_ref().map(Tls::new) {
-        Some(tls) => accept(listener, tls, shared, &shutdown_state, shutdown).await?,
-        None => accept(listener, Plain, shared, &shutdown_state, shutdown).await?,
+        Some(tls) => accept(listener, tls, shared, nudge, &shutdown_state, shutdown).await?,
+        None => accept(listener, Plain, shared, nudge, &shutdown_state, shutdown).await?,
     }
     shutdown_state.finish(grace).await;
     Ok(())
 }
 
 /// Accepts from `listener`, upgrading each stream with `upgrade`, until
-/// `shutdown` completes; starts the store's watches first.
+/// `shutdown` completes; starts the store's watches first (the operator
+/// watch woken early by `nudge`).
 async fn accept<L, U>(
     listener: L,
     upgrade: U,
     shared: Arc<Shared>,
+    nudge: Arc<tokio::sync::Notify>,
     shutdown_state: &Shutdown,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error>
@@ -217,6 +226,7 @@ where
             shared.live.clone(),
             cursor,
             OPERATOR_POLL,
+            nudge,
             shutdown_state,
         );
         purge::purge_sessions(store.as_ref(), &shared.config.clock).await;

@@ -24,6 +24,7 @@ use crate::admission::{self, Admission, Refusal};
 use crate::churn::ChurnLog;
 use crate::handler::{self, Shared};
 use crate::linger::linger;
+use crate::metrics::{self, Limit};
 use crate::peer::PeerInfo;
 use crate::upgrade::{Stream, Upgrade};
 
@@ -201,6 +202,7 @@ where
                 warn!(peer = %peer, limit = self.shared.config.max_connections,
                     "connection limit reached, refusing");
             }
+            metrics::refused(Limit::Connections);
             return self.refuse(stream, peer, &self.busy.full);
         };
         if self.shared.config.send_buffer > 0 {
@@ -223,11 +225,13 @@ where
             Err(Refusal::Address) => {
                 debug!(peer = %peer, limit = self.shared.config.max_per_address,
                     "too many connections from one address, refusing");
+                metrics::refused(Limit::Address);
                 self.refuse(stream, peer.addr, &self.busy.address);
             }
             Err(Refusal::Startups) => {
                 debug!(peer = %peer, limit = self.shared.config.max_startups,
                     "too many handshakes in progress, refusing");
+                metrics::refused(Limit::Startups);
                 self.refuse(stream, peer.addr, &self.busy.startups);
             }
         }

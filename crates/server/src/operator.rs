@@ -5,11 +5,15 @@
 //!
 //! Polling a shared store is what lets every instance of a cluster obey the
 //! same action without another channel between them; one indexed query a
-//! second is cheap next to what a server does anyway.
+//! second is cheap next to what a server does anyway. With a bus
+//! (`--bus`), the admin commands also publish on its control subject, and
+//! a nudge from there makes the watch read the store at once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use porter_store::SharedStore;
+use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
@@ -36,14 +40,15 @@ pub(crate) async fn cursor_now(store: &SharedStore) -> i64 {
     }
 }
 
-/// Polls `store` every `period` from `cursor` and has `live` obey each new
-/// action, until the server shuts down. A failed poll is logged and tried
-/// again at the next tick.
+/// Polls `store` every `period` (and at once when `nudge` is notified)
+/// from `cursor` and has `live` obey each new action, until the server
+/// shuts down. A failed poll is logged and tried again at the next tick.
 pub(crate) fn spawn_watch(
     store: SharedStore,
     live: Live,
     mut cursor: i64,
     period: Duration,
+    nudge: Arc<Notify>,
     shutdown: &Shutdown,
 ) {
     let graceful = shutdown.graceful.clone();
@@ -56,6 +61,7 @@ pub(crate) fn spawn_watch(
                 biased;
                 () = graceful.cancelled() => break,
                 _ = every.tick() => {}
+                () = nudge.notified() => debug!("nudged to read operator actions"),
             }
             let actions = tokio::select! {
                 biased;

@@ -106,6 +106,9 @@ where
     /// `Err` is the reason the connection must end (a reply that cannot be
     /// encoded is the server's fault, and ends it).
     pub(crate) fn send(&mut self, message: &ServerMessage) -> Result<(), Reason> {
+        if let ServerMessage::Error { code, .. } = message {
+            crate::metrics::error_sent(*code);
+        }
         self.conn
             .write_message(message)
             .map_err(|err| Reason::Io(format!("cannot encode a reply: {err}")))

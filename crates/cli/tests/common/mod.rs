@@ -28,16 +28,13 @@ pub const TIMEOUT_MS: u64 = 20_000;
 /// Upper bound for every wait.
 pub const LIMIT: Duration = Duration::from_millis(TIMEOUT_MS);
 
-/// The variables `porter` reads: a developer's own settings must not leak
-/// into a test.
-const PORTER_ENV: [&str; 6] = [
-    "PORTER_HOST",
-    "PORTER_PORT",
-    "PORTER_AUTH",
-    "PORTER_DB",
-    "PORTER_USER",
-    "PORTER_PASSWORD",
-];
+/// What the variables `porter` reads start with: every option of `serve`
+/// has one, and a developer's own settings must not leak into a test.
+const PORTER_ENV_PREFIX: &str = "PORTER_";
+
+/// An XDG config directory that does not exist, so that no developer's
+/// `~/.config/porter/porter.toml` is read by a test.
+const NO_CONFIG_HOME: &str = "/nonexistent/porter-tests-config";
 
 /// Argon2 flags that make a hash take microseconds.
 pub const CHEAP: [&str; 4] = ["--argon2-memory-kib", "64", "--argon2-iterations", "1"];
@@ -62,9 +59,12 @@ pub fn serve_in(dir: &std::path::Path, service: &str, args: &[&str]) -> ServerPr
 pub fn porter(args: &[&str]) -> Command {
     let mut command = Command::new(PORTER);
     command.args(args);
-    for var in PORTER_ENV {
-        command.env_remove(var);
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with(PORTER_ENV_PREFIX) {
+            command.env_remove(var);
+        }
     }
+    command.env("XDG_CONFIG_HOME", NO_CONFIG_HOME);
     command
 }
 

@@ -31,6 +31,7 @@ use crate::config::{Config, Registration};
 use crate::credentials::{PasswordHasher, check_password_policy};
 use crate::error::Error;
 use crate::handshake::{Authenticator, Dialog, Ended, Hello, Identity};
+use crate::metrics::{self, Login, Throttled};
 use crate::peer::PeerInfo;
 use crate::throttle::Throttle;
 
@@ -226,6 +227,7 @@ impl PasswordAuth {
                     by_address.succeed();
                     by_user.succeed();
                     self.by_user.record_success(&user);
+                    metrics::login(Login::Ok);
                     return self
                         .sessions
                         .open(dialog, peer, name, "login ok", "Welcome back")
@@ -239,12 +241,13 @@ impl PasswordAuth {
                     return Err(server_failed(dialog, peer, "verify", &err));
                 }
             }
-            let result = match known {
-                Known::Hash(_) => "bad password",
-                // For the log only: the client is told exactly what a wrong
-                // password gets.
-                Known::Unknown => "unknown user",
+            let (result, outcome) = match known {
+                Known::Hash(_) => ("bad password", Login::BadPassword),
+                // For the log and the operator's graphs only: the client is
+                // told exactly what a wrong password gets.
+                Known::Unknown => ("unknown user", Login::UnknownUser),
             };
+            metrics::login(outcome);
             info!(peer = %peer, user = %name, attempt, result, "authentication");
             // Both are counted, whichever refuses first.
             let address_refused = by_address.fail();
@@ -306,6 +309,7 @@ impl PasswordAuth {
                     Err(_) => {
                         info!(peer = %peer, user = %name, result = "too many registrations",
                             "authentication");
+                        metrics::throttled(Throttled::Registration);
                         let _ = dialog.send(&ServerMessage::error(
                             ErrorCode::RateLimited,
                             "too many new accounts from your address, try again later",
@@ -332,6 +336,7 @@ impl PasswordAuth {
                     if let Some(registration) = registration {
                         registration.fail();
                     }
+                    metrics::login(Login::Registered);
                     self.sessions
                         .open(dialog, peer, name, "registered", "Welcome")
                         .await
@@ -385,6 +390,7 @@ impl PasswordAuth {
 /// Tells the client it is throttled and ends the handshake.
 fn rate_limited<D: Dialog>(dialog: &mut D, peer: SocketAddr, name: Option<&str>) -> Ended {
     info!(peer = %peer, user = %name.unwrap_or("-"), result = "rate limited", "authentication");
+    metrics::throttled(Throttled::Login);
     let _ = dialog.send(&ServerMessage::error(
         ErrorCode::RateLimited,
         RATE_LIMITED_TEXT,

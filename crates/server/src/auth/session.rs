@@ -17,6 +17,7 @@ use crate::clock::rfc3339;
 use crate::close::Reason;
 use crate::credentials::{new_token, token_hash};
 use crate::handshake::{Dialog, Ended, Identity};
+use crate::metrics::{self, Login};
 use crate::names::SERVER_NAME;
 
 /// Opens, resumes and closes sessions in a store.
@@ -62,6 +63,7 @@ impl Sessions {
             Ok(Some(record)) => {
                 info!(peer = %peer, user = %record.user, session = %session, result = "resumed",
                     "authentication");
+                metrics::login(Login::Resumed);
                 dialog.send(&greeting("Welcome back", &record.user))?;
                 Ok(Some(Identity {
                     user: record.user,
@@ -71,6 +73,7 @@ impl Sessions {
             Ok(None) => {
                 info!(peer = %peer, session = %session, result = "session invalid",
                     "authentication");
+                metrics::login(Login::SessionInvalid);
                 dialog.send(&ServerMessage::error(
                     ErrorCode::SessionInvalid,
                     "session unknown, expired or revoked: please log in",

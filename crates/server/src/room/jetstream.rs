@@ -16,6 +16,9 @@
 //!   `{prefix}.live.`. Each instance says who is in the room on it when that
 //!   changes and every 2 seconds; `who` is the union of what the instances
 //!   said in the last 6 seconds.
+//! - **Operator actions** are recorded in the store; the admin commands
+//!   also publish on `{prefix}.live.control`, which wakes every instance's
+//!   operator watch at once.
 //! - **A broker that is down** refuses new lines at once (`unavailable` to
 //!   the sender); a line whose acknowledgement does not come is reported to
 //!   its sender the same way, and nothing is retried behind anyone's back
@@ -38,7 +41,7 @@ use futures_util::StreamExt;
 use porter_store::UnixTime;
 use porter_wire::{ErrorCode, EventKind, ServerMessage};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -81,6 +84,17 @@ pub fn redact_url(url: &str) -> String {
 
 /// The default prefix.
 pub const DEFAULT_BUS_PREFIX: &str = "porter";
+
+/// The subject (under `{prefix}.live.`) on which the admin commands say
+/// that an operator acted: every instance reads the store's action log at
+/// once instead of at its next poll.
+pub const CONTROL: &str = "control";
+
+/// The control subject of the bus with `prefix`: what `porter kick` and the
+/// other admin commands publish on.
+pub fn control_subject(prefix: &str) -> String {
+    format!("{prefix}.live.{CONTROL}")
+}
 
 /// How long a publication may wait for JetStream's acknowledgement.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -229,6 +243,8 @@ struct Inner {
     start_seq: u64,
     published: AtomicU64,
     shutdown: CancellationToken,
+    /// Notified when the control subject says an operator acted.
+    nudge: Arc<Notify>,
 }
 
 impl JetStreamBus {
@@ -239,6 +255,7 @@ impl JetStreamBus {
         clock: Clock,
         keep: usize,
         shutdown: CancellationToken,
+        nudge: Arc<Notify>,
     ) -> Result<JetStreamBus, BusSetupError> {
         let prefix = &config.prefix;
         if prefix.is_empty()
@@ -322,6 +339,7 @@ impl JetStreamBus {
                 start_seq,
                 published: AtomicU64::new(0),
                 shutdown,
+                nudge,
             }),
         })
     }
@@ -604,6 +622,10 @@ async fn live_loop(inner: Arc<Inner>) {
                 message = subscription.next() => message,
             };
             let Some(message) = message else { break };
+            if message.subject.as_str() == inner.subject(CONTROL) {
+                inner.nudge.notify_one();
+                continue;
+            }
             if message.subject.as_str() == inner.subject("presence") {
                 if let Ok(presence) = serde_json::from_slice::<Presence>(&message.payload)
                     && presence.instance != own

@@ -172,7 +172,8 @@ impl Room {
 
     /// The room shared by every instance on the NATS JetStream bus
     /// `config`, keeping `options.history` lines in the stream; ready once
-    /// the lines the stream held are read.
+    /// the lines the stream held are read. `nudge` is notified when the
+    /// bus's control subject says an operator acted.
     ///
     /// # Errors
     /// NATS unreachable, a stream that cannot be set up, or history not
@@ -184,9 +185,11 @@ impl Room {
         console: Option<mpsc::Sender<ConsoleLine>>,
         options: RoomOptions,
         shutdown: tokio_util::sync::CancellationToken,
+        nudge: Arc<tokio::sync::Notify>,
     ) -> Result<Room, jetstream::BusSetupError> {
         let bus = Arc::new(
-            jetstream::JetStreamBus::connect(config, clock, options.history, shutdown).await?,
+            jetstream::JetStreamBus::connect(config, clock, options.history, shutdown, nudge)
+                .await?,
         );
         let room = Room::new(bus.clone(), codec, console, options);
         bus.caught_up().await?;
