@@ -195,7 +195,8 @@ pub struct ServeArgs {
     auth: AuthMode,
 
     /// Database of names, users and sessions (ip and password modes): an
-    /// SQLite file path or sqlite://PATH [default: porter.db in the data
+    /// SQLite file path, sqlite://PATH, or postgres://USER@HOST/DATABASE
+    /// (shared by several instances) [default: porter.db in the data
     /// directory]
     // A URL may hold a password: `--help` does not show the variable's value.
     #[arg(long, value_name = "PATH", hide_env_values = true)]
