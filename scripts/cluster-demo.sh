@@ -35,7 +35,7 @@ PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    psql "$PG_URL/postgres" -q -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+    psql "$PG_URL/postgres" -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
     delete_stream || true
     rm -rf "$TMP"
 }
@@ -79,6 +79,8 @@ psql "$PG_URL/postgres" -q -c "CREATE DATABASE $DB" >/dev/null
 DB_URL="$PG_URL/$DB"
 echo "PostgreSQL: $DB_URL"
 
+# start NAME: an instance; sets PORT (not in a subshell, so that its pid
+# is remembered and it is stopped on exit).
 start() {
     local name="$1"
     mkdir -p "$TMP/$name"
@@ -87,10 +89,10 @@ start() {
         --log-file "$TMP/$name/porter.log" </dev/null >"$TMP/$name/out" 2>&1 &
     PIDS+=($!)
     wait_line "$TMP/$name/out" "listening on"
-    sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$TMP/$name/out" | head -1
+    PORT="$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$TMP/$name/out" | head -1)"
 }
-PORT1="$(start one)"
-PORT2="$(start two)"
+start one; PORT1=$PORT
+start two; PORT2=$PORT
 echo "instances:  127.0.0.1:$PORT1 and 127.0.0.1:$PORT2"
 
 # Each person's client keeps its own cookie jar.
