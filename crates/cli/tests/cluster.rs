@@ -8,14 +8,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{LIMIT, Raw, ServerProcess, porter};
+use common::{LIMIT, Raw, Relay, ServerProcess, porter};
 use porter_wire::{ClientMessage, ErrorCode, EventKind, ServerMessage};
 
 const NATS_ENV: &str = "PORTER_TEST_NATS_URL";
@@ -71,22 +68,17 @@ impl Drop for Prefix {
     }
 }
 
-/// `porter serve --service chat --auth none` on the bus `url` with `prefix`.
+/// `porter serve --service chat` on the bus `url` with `prefix`, with
+/// `--auth none` unless `extra` says otherwise.
 fn instance(dir: &std::path::Path, url: &str, prefix: &str, extra: &[&str]) -> ServerProcess {
     let mut command = porter(&["serve", "--host", "127.0.0.1", "--port", "0"]);
     command
-        .args([
-            "--service",
-            "chat",
-            "--auth",
-            "none",
-            "--bus",
-            url,
-            "--bus-prefix",
-            prefix,
-        ])
+        .args(["--service", "chat", "--bus", url, "--bus-prefix", prefix])
         .args(extra)
         .current_dir(dir);
+    if !extra.contains(&"--auth") {
+        command.args(["--auth", "none"]);
+    }
     ServerProcess::spawn(command)
 }
 
@@ -286,65 +278,6 @@ fn history_lives_in_the_stream_and_recovery_works_across_instances_and_restarts(
     assert_eq!((text.as_str(), seq, replay), ("live", Some(6), false));
 }
 
-/// A TCP relay to NATS that can be taken down (every connection cut, new
-/// ones closed at once) and brought back.
-struct Outage {
-    port: u16,
-    down: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Outage {
-    fn to(target: SocketAddr) -> Outage {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let down = Arc::new(AtomicBool::new(false));
-        let open = Arc::new(Mutex::new(Vec::new()));
-        let (is_down, track) = (down.clone(), open.clone());
-        thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { break };
-                if is_down.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(upstream) = TcpStream::connect(target) else {
-                    continue;
-                };
-                let mut tracked = track.lock().unwrap();
-                tracked.push(client.try_clone().unwrap());
-                tracked.push(upstream.try_clone().unwrap());
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
-                    (upstream, client),
-                ] {
-                    thread::spawn(move || {
-                        let mut buf = [0; 16384];
-                        while let Ok(n) = from.read(&mut buf) {
-                            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Outage { port, down, open }
-    }
-
-    fn take_down(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        for stream in self.open.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn bring_back(&self) {
-        self.down.store(false, Ordering::SeqCst);
-    }
-}
-
 #[test]
 fn a_bus_that_is_down_refuses_lines_with_unavailable_and_loses_or_repeats_nothing_once_back() {
     let Some(url) = nats_url() else { return };
@@ -356,7 +289,7 @@ fn a_bus_that_is_down_refuses_lines_with_unavailable_and_loses_or_repeats_nothin
         .unwrap()
         .parse()
         .expect("PORTER_TEST_NATS_URL as nats://IP:PORT");
-    let outage = Outage::to(target);
+    let outage = Relay::to(target);
     let through = format!("nats://127.0.0.1:{}", outage.port);
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let flaky = instance(d1.path(), &through, &prefix.name, &[]);
@@ -463,35 +396,10 @@ fn a_kick_on_the_shared_database_and_bus_ends_the_connection_on_another_instance
     let db = dir.path().join("shared.db");
     let db = db.to_str().unwrap();
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let password = ["--auth", "password", "--db", db];
-    let mut args = password.to_vec();
+    let mut args = vec!["--auth", "password", "--db", db];
     args.extend_from_slice(&common::CHEAP);
-    let mut command = porter(&["serve", "--host", "127.0.0.1", "--port", "0"]);
-    command
-        .args([
-            "--service",
-            "chat",
-            "--bus",
-            &url,
-            "--bus-prefix",
-            &prefix.name,
-        ])
-        .args(&args)
-        .current_dir(d1.path());
-    let _one = ServerProcess::spawn(command);
-    let mut command = porter(&["serve", "--host", "127.0.0.1", "--port", "0"]);
-    command
-        .args([
-            "--service",
-            "chat",
-            "--bus",
-            &url,
-            "--bus-prefix",
-            &prefix.name,
-        ])
-        .args(&args)
-        .current_dir(d2.path());
-    let two = ServerProcess::spawn(command);
+    let _one = instance(d1.path(), &url, &prefix.name, &args);
+    let two = instance(d2.path(), &url, &prefix.name, &args);
 
     let mut ada = Raw::hello(two.addr, None);
     ada.answer_ask("user", "ada");

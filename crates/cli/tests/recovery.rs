@@ -6,12 +6,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::net::SocketAddr;
 
-use common::{Raw, TIMEOUT_MS, at_usual_terminal, porter, serve_in};
+use common::{Raw, Relay, TIMEOUT_MS, at_usual_terminal, porter, serve_in};
 use porter_wire::{ClientMessage, ServerMessage};
 use rexpect::session::spawn_command;
 
@@ -106,53 +103,6 @@ fn a_hello_with_since_gets_the_missed_lines_then_recovered_then_live_ones() {
         until_live(&mut new, "9"),
         ["5 5 true", "6 6 true", "7 7 true", "8 8 true", "9 9 false"]
     );
-}
-
-/// A relay to `server` whose connections can be cut at once, as a network
-/// failure would (no `bye`).
-struct Relay {
-    port: u16,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Relay {
-    fn to(server: SocketAddr) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let open = Arc::new(Mutex::new(Vec::new()));
-        let track = open.clone();
-        thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { break };
-                let upstream = TcpStream::connect(server).unwrap();
-                let mut tracked = track.lock().unwrap();
-                tracked.push(client.try_clone().unwrap());
-                tracked.push(upstream.try_clone().unwrap());
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
-                    (upstream, client),
-                ] {
-                    thread::spawn(move || {
-                        let mut buf = [0; 4096];
-                        while let Ok(n) = from.read(&mut buf) {
-                            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Relay { port, open }
-    }
-
-    /// Cuts every connection through the relay.
-    fn cut(&self) {
-        for stream in self.open.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
 }
 
 #[test]

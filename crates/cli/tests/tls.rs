@@ -17,14 +17,15 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 
 use common::{
-    LIMIT, PASSWORD, ServerProcess, TIMEOUT_MS, at_usual_terminal, exit_code, porter, serve_in,
+    LIMIT, PASSWORD, Relay, ServerProcess, TIMEOUT_MS, at_usual_terminal, exit_code, porter,
+    serve_in,
 };
 use rexpect::session::spawn_command;
 
@@ -481,40 +482,6 @@ fn with_a_ca_file_the_chain_and_the_host_name_are_verified() {
     assert!(err.contains("TLS with"), "{err}");
 }
 
-/// A relay between a client and `server` that keeps every byte both ways.
-fn recording_relay(server: SocketAddr) -> (u16, Arc<Mutex<Vec<u8>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { break };
-            let upstream = TcpStream::connect(server).unwrap();
-            for (mut from, mut to) in [
-                (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
-                (upstream, client),
-            ] {
-                let record = record.clone();
-                thread::spawn(move || {
-                    let mut buf = [0; 4096];
-                    while let Ok(n) = from.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        record.lock().unwrap().extend_from_slice(&buf[..n]);
-                        if to.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = to.shutdown(Shutdown::Write);
-                });
-            }
-        }
-    });
-    (port, seen)
-}
-
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -527,16 +494,16 @@ fn a_password_login_over_tls_shows_no_password_on_the_wire() {
         let dir = tempfile::tempdir().unwrap();
         let args: &[&str] = if tls { &["--tls"] } else { &[] };
         let server = serve_in(dir.path(), "chat", args);
-        let (relay, seen) = recording_relay(server.addr);
+        let relay = Relay::to(server.addr);
         let state = dir.path().join("state");
         let trust: &[&str] = if tls { &["--trust-on-first-use"] } else { &[] };
-        let mut command = connect(relay, &state, trust);
+        let mut command = connect(relay.port, &state, trust);
         command
             .args(["--user", "ada"])
             .env("PORTER_PASSWORD", PASSWORD);
         let (ok, _, err) = run(command, "a secret plan\n");
         assert!(ok, "{err}");
-        let seen = seen.lock().unwrap().clone();
+        let seen = relay.seen();
         assert_eq!(contains(&seen, "\"ada\""), !tls, "tls={tls}");
         // The control run in clear shows the test can see a password.
         assert_eq!(contains(&seen, PASSWORD), !tls, "tls={tls}");

@@ -445,3 +445,90 @@ pub fn assert_terminal_restored(output: &str) {
         );
     }
 }
+
+/// A TCP relay on a loopback port to `target`, for the network's part in a
+/// test: it keeps every byte it relays (both ways), and can cut every
+/// connection (as a network failure would: no `bye`) or be taken down
+/// (new connections closed at once) and brought back.
+pub struct Relay {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<u8>>>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    pub fn to(target: SocketAddr) -> Relay {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let relay = Relay {
+            port,
+            seen: Arc::default(),
+            open: Arc::default(),
+            down: Arc::default(),
+        };
+        let (seen, open, down) = (relay.seen.clone(), relay.open.clone(), relay.down.clone());
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                if down.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(upstream) = TcpStream::connect(target) else {
+                    continue;
+                };
+                {
+                    let mut open = open.lock().unwrap();
+                    open.push(client.try_clone().unwrap());
+                    open.push(upstream.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                    (upstream, client),
+                ] {
+                    let seen = seen.clone();
+                    thread::spawn(move || {
+                        let mut buf = [0; 16384];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        relay
+    }
+
+    /// Every byte relayed so far, both ways.
+    pub fn seen(&self) -> Vec<u8> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Cuts every connection through the relay.
+    pub fn cut(&self) {
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Cuts every connection, and closes new ones at once until
+    /// [`Relay::bring_back`].
+    pub fn take_down(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut();
+    }
+
+    pub fn bring_back(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
