@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use porter_wire::{ClientMessage, EncodedFrame, FrameCodec, ServerMessage, decode_message};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::conn::{Ready, incoming_codec};
+use super::conn::{Ready, incoming_codec, next_frame};
 use super::report::{Failure, FailureKind};
 use super::{ErrorSummary, LatencyHistogram, Limit, Measured, Plan, REPLY_TIMEOUT};
 
@@ -160,43 +160,61 @@ where
         let mut replies = 0u64;
         let mut read_at = Instant::now();
         let failure = loop {
-            loop {
-                match codec.decode(&mut rbuf) {
-                    Ok(Some(payload)) if payload.is_empty() => {}
-                    Ok(Some(payload)) => {
-                        // Every request is answered by exactly one frame, so a
-                        // wrong frame still frees its request's slot.
-                        let Some(scheduled) = in_flight.pop_front() else {
-                            errors.add(Failure::new(
-                                FailureKind::Protocol,
-                                format!("unsolicited frame: {}", describe(&payload)),
-                            ));
-                            continue;
-                        };
-                        if payload.starts_with(SAY_PREFIX) || is_say(&payload) {
-                            histogram.record(read_at - scheduled);
-                            completed += 1;
-                            replies += 1;
-                        } else {
-                            errors.add(Failure::new(
-                                FailureKind::Protocol,
-                                format!("expected an echo, got {}", describe(&payload)),
-                            ));
-                            replies += 1;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(err) => {
-                        return fail(
-                            Failure::wire(&err),
-                            in_flight.len(),
-                            errors,
-                            histogram,
-                            completed,
-                            finished,
-                        );
-                    }
+            // Frames are read in place and the buffer advanced once per
+            // pass. Replies scheduled together and read together have the
+            // same latency, so each run of them is one histogram update.
+            let mut at = 0;
+            let mut run: Option<(Instant, u64)> = None;
+            let decoded = loop {
+                let (payload, used) = match next_frame(&codec, &rbuf[at..]) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break Ok(()),
+                    Err(err) => break Err(err),
+                };
+                at += used;
+                if payload.is_empty() {
+                    continue;
                 }
+                // Every request is answered by exactly one frame, so a
+                // wrong frame still frees its request's slot.
+                let Some(scheduled) = in_flight.pop_front() else {
+                    errors.add(Failure::new(
+                        FailureKind::Protocol,
+                        format!("unsolicited frame: {}", describe(payload)),
+                    ));
+                    continue;
+                };
+                replies += 1;
+                if payload.starts_with(SAY_PREFIX) || is_say(payload) {
+                    completed += 1;
+                    run = match run {
+                        Some((at, n)) if at == scheduled => Some((at, n + 1)),
+                        Some((at, n)) => {
+                            histogram.record_n(read_at - at, n);
+                            Some((scheduled, 1))
+                        }
+                        None => Some((scheduled, 1)),
+                    };
+                } else {
+                    errors.add(Failure::new(
+                        FailureKind::Protocol,
+                        format!("expected an echo, got {}", describe(payload)),
+                    ));
+                }
+            };
+            if let Some((at, n)) = run {
+                histogram.record_n(read_at - at, n);
+            }
+            rbuf.advance(at);
+            if let Err(err) = decoded {
+                return fail(
+                    Failure::wire(&err),
+                    in_flight.len(),
+                    errors,
+                    histogram,
+                    completed,
+                    finished,
+                );
             }
             if replies > 0 {
                 break None;
