@@ -35,10 +35,21 @@ PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    psql "$PG_URL/postgres" -q -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+    psql "$PG_URL/postgres" -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+    delete_stream || true
     rm -rf "$TMP"
 }
 trap cleanup EXIT
+
+# Deletes the demo's JetStream stream through NATS's own protocol (no
+# client tool needed): a request on the JetStream API subject.
+delete_stream() {
+    local hp="${NATS_URL#nats://}"
+    exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}" || return 1
+    printf 'CONNECT {"verbose":false}\r\nPUB $JS.API.STREAM.DELETE.%s_room 0\r\n\r\nPING\r\n' "$PREFIX" >&3
+    timeout 3 grep -q -m1 PONG <&3 || true
+    exec 3>&-
+}
 
 wait_line() {
     local file="$1" pattern="$2" i
@@ -68,6 +79,8 @@ psql "$PG_URL/postgres" -q -c "CREATE DATABASE $DB" >/dev/null
 DB_URL="$PG_URL/$DB"
 echo "PostgreSQL: $DB_URL"
 
+# start NAME: an instance; sets PORT (not in a subshell, so that its pid
+# is remembered and it is stopped on exit).
 start() {
     local name="$1"
     mkdir -p "$TMP/$name"
@@ -76,24 +89,24 @@ start() {
         --log-file "$TMP/$name/porter.log" </dev/null >"$TMP/$name/out" 2>&1 &
     PIDS+=($!)
     wait_line "$TMP/$name/out" "listening on"
-    sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$TMP/$name/out" | head -1
+    PORT="$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$TMP/$name/out" | head -1)"
 }
-PORT1="$(start one)"
-PORT2="$(start two)"
+start one; PORT1=$PORT
+start two; PORT2=$PORT
 echo "instances:  127.0.0.1:$PORT1 and 127.0.0.1:$PORT2"
 
 # Each person's client keeps its own cookie jar.
 talk() {
-    local user="$1" port="$2" input="$3"
+    local user="$1" port="$2"
     XDG_STATE_HOME="$TMP/state-$user" PORTER_USER="$user" PORTER_PASSWORD="demo password $user" \
         "$PORTER" connect --host 127.0.0.1 --port "$port"
 }
 
 # bob listens on instance two while ada speaks on instance one.
-{ sleep 1; echo "bob is here"; sleep 3; } | talk bob "$PORT2" >"$TMP/bob.out" 2>"$TMP/bob.err" &
+{ sleep 2; echo "bob is here"; sleep 3; } | talk bob "$PORT2" >"$TMP/bob.out" 2>"$TMP/bob.err" &
 BOB=$!
-wait_line "$TMP/two/porter.log" "joined chat"
-printf 'hello from instance one\nare you there, bob?\n' | talk ada "$PORT1" >"$TMP/ada.out" 2>"$TMP/ada.err" || true
+wait_line "$TMP/two/porter.log" "joined chat" || { cat "$TMP/bob.err" >&2; exit 1; }
+{ printf 'hello from instance one\nare you there, bob?\n'; sleep 2; } | talk ada "$PORT1" >"$TMP/ada.out" 2>"$TMP/ada.err" || true
 wait "$BOB" || true
 
 echo

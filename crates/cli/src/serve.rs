@@ -195,7 +195,8 @@ pub struct ServeArgs {
     auth: AuthMode,
 
     /// Database of names, users and sessions (ip and password modes): an
-    /// SQLite file path or sqlite://PATH [default: porter.db in the data
+    /// SQLite file path, sqlite://PATH, or postgres://USER@HOST/DATABASE
+    /// (shared by several instances) [default: porter.db in the data
     /// directory]
     // A URL may hold a password: `--help` does not show the variable's value.
     #[arg(long, value_name = "PATH", hide_env_values = true)]
@@ -256,7 +257,8 @@ Limits (each a flag above; defaults for a small public server):
   --frame-timeout 30           seconds a frame may take once its first byte came:
                                no dribbling a frame a byte at a time.
   --pre-login-max-frame-len 4096, --max-frame-len 65536
-                               bytes per frame before and after ready.
+                               bytes per frame (per line for telnet and nc)
+                               before and after ready; below 16 MiB.
   --queue-len 1024             frames waiting for a client that does not read;
                                full, it is disconnected.
   --send-buffer 65536          bytes the kernel may hold for one client (SO_SNDBUF),

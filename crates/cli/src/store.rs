@@ -2,14 +2,17 @@
 //! commands (`users`, `sessions`, `names`): where it is (`--db`), opening it
 //! with a clear error, and showing its times and names.
 //!
-//! `--db` is a file path or a URL; `porter_store::open` picks the backend, so
-//! nothing here names one. The admin commands work on the same database as a
-//! running server: with SQLite, WAL mode lets them read while it serves, and
+//! `--db` is a file path or a URL (`sqlite://PATH`, `postgres://...`);
+//! `porter_store::open` picks the backend, so nothing here names one. The
+//! admin commands work on the same database as a running server (or several,
+//! on PostgreSQL): with SQLite, WAL mode lets them read while it serves, and
 //! its busy timeout serialises their writes with the server's. They never
 //! create one: only `serve` does, so that an admin command run in the wrong
-//! folder says so instead of leaving an empty database there. What the store
-//! warns about while they work (a database file it made private, legacy
-//! look-alike names) is printed on stderr.
+//! folder (or on the wrong PostgreSQL database or schema) says so instead of
+//! leaving an empty database there. A PostgreSQL server that cannot be
+//! reached is an error within seconds. What the store warns about while they
+//! work (a database file it made private, legacy look-alike names) is printed
+//! on stderr. A URL's password is never shown.
 
 use std::path::{Path, PathBuf};
 
@@ -25,8 +28,8 @@ pub const DEFAULT_DB_FILE: &str = "porter.db";
 /// `--db` of the admin commands.
 #[derive(Debug, Args)]
 pub struct DbArgs {
-    /// Database of the server (it may be running): an SQLite file path or
-    /// sqlite://PATH
+    /// Database of the server (it may be running): an SQLite file path,
+    /// sqlite://PATH, or postgres://USER@HOST/DATABASE
     #[arg(long, value_name = "PATH", env = "PORTER_DB", default_value = DEFAULT_DB_FILE, global = true)]
     pub db: PathBuf,
 }
@@ -50,8 +53,9 @@ pub async fn open(path: &Path) -> anyhow::Result<SharedStore> {
 /// Opens the database of an admin command at `path`, which must exist.
 ///
 /// # Errors
-/// No database there: one line naming the absolute path looked at and how to
-/// choose another. Otherwise as [`open`].
+/// No database there (no file, or no Porter tables in the PostgreSQL
+/// database): one line naming the absolute path (or the URL, without its
+/// password) looked at and how to choose another. Otherwise as [`open`].
 pub async fn open_existing(path: &Path) -> anyhow::Result<SharedStore> {
     match porter_store::open_existing(path).await {
         Ok(store) => Ok(store),

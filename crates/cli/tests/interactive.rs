@@ -63,6 +63,7 @@ fn accept_and_greet(listener: &TcpListener, auth: AuthMode) -> TcpStream {
             server: "fake/1".into(),
             protocol: 1,
             auth,
+            hint: None,
         },
     );
     assert!(matches!(

@@ -511,7 +511,9 @@ fn sighup_after_the_log_file_was_moved_writes_on_in_a_new_file_and_applies_the_l
     });
     let old = std::fs::read_to_string(&moved).unwrap();
     assert!(!old.contains("handshake complete"), "{old}");
-    assert!(old.contains("SIGHUP"), "{old}");
+    // The SIGHUP line itself may land on either side of the reopen (the
+    // log is written by a background thread); it is in one of them.
+    assert!(old.contains("SIGHUP") || holds(&log, "SIGHUP"), "{old}");
 
     // A broken file at the next SIGHUP is refused; the server serves on.
     std::fs::write(&config, "log-level = \"debug\"\nnonsense = 1\n").unwrap();

@@ -132,6 +132,7 @@ where
                 server,
                 protocol,
                 auth,
+                ..
             } if welcome.is_none() => {
                 if protocol != PROTOCOL_VERSION {
                     tracing::warn!(

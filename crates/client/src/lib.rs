@@ -19,8 +19,9 @@
 //!   replies are all in.
 //! - [`interactive`]: a terminal with a line editor and history; the
 //!   server's lines appear above the line being typed.
-//! - [`command`]: what a typed line means in both (`/msg`, `/me`, `/who`,
-//!   `/help`, `/quit`); [`view`]: how what the server sends reads on screen
+//! - [`command`] (from `porter_wire`, where the server's line mode reads
+//!   typed lines too): what a typed line means in both (`/msg`, `/me`,
+//!   `/who`, `/help`, `/quit`); [`view`]: how what the server sends reads on screen
 //!   in both, escaped through [`porter_wire::text`].
 //! - [`terminal`]: questions at the terminal, a secret one without echo
 //!   that stays hidden across Ctrl-Z and `fg` ([`terminal::read_secret`]).
@@ -43,7 +44,6 @@
 
 mod answers;
 pub mod bench;
-pub mod command;
 mod connect;
 mod connection;
 mod error;
@@ -57,6 +57,10 @@ pub mod terminal;
 pub mod tls;
 mod tokens;
 pub mod view;
+
+/// What a typed line means; it lives in `porter_wire`, where the server's
+/// line mode reads lines too.
+pub use porter_wire::command;
 
 pub use answers::{Answerer, Ask, Notice, ScriptedAnswers};
 pub use connect::{ConnectOptions, Connector, DEFAULT_CONNECT_TIMEOUT, connect};

@@ -42,13 +42,10 @@ use porter_wire::{EventKind, ServerMessage};
 
 use crate::error::{Ending, Error, Result, ServerError};
 
+pub use porter_wire::command::ACTION_PREFIX;
 /// What starts each line of a multi-line text after the first (after the
 /// time's width when there is one).
-pub const CONTINUATION: &str = "  | ";
-
-/// The text of a `say` that is an action: `/me waves` is shown as
-/// `* ada waves`.
-pub const ACTION_PREFIX: &str = "/me ";
+pub use porter_wire::text::CONTINUATION;
 
 /// One thing to show.
 #[derive(Debug, Clone, PartialEq, Eq)]

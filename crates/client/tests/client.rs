@@ -51,6 +51,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
             server: "fake/1".into(),
             protocol: 1,
             auth,
+            hint: None,
         })
         .await;
         let hello = self.recv().await.expect("no hello");

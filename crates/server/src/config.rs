@@ -30,6 +30,13 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = porter_wire::DEFAULT_MAX_FRAME_LEN;
 /// would fit reliably.
 pub const MIN_MAX_FRAME_LEN: usize = 256;
 
+/// Largest `max_frame_len` (and `pre_login_max_frame_len`) accepted: below
+/// 16 MiB, so that the first byte of every frame a client sends is `0x00`
+/// (PROTOCOL.md section 1). That byte is how a person with telnet or nc is
+/// told from a framed client on the same port (line mode, docs/PROTOCOL.md
+/// section 9).
+pub const MAX_MAX_FRAME_LEN: usize = (1 << 24) - 1;
+
 /// Handshakes in progress at once, as sshd's `MaxStartups`: beyond half of
 /// it newcomers are dropped at random, more often as it fills. Strangers
 /// who never finish logging in cannot take every slot.
@@ -381,6 +388,20 @@ impl Config {
                 format!("must be at least {MIN_MAX_FRAME_LEN} bytes"),
             );
         }
+        for (field, len) in [
+            ("max_frame_len", self.max_frame_len),
+            ("pre_login_max_frame_len", self.pre_login_max_frame_len),
+        ] {
+            if len > MAX_MAX_FRAME_LEN {
+                return invalid(
+                    field,
+                    format!(
+                        "must be below 16 MiB ({MAX_MAX_FRAME_LEN} bytes at most): \
+                         a framed client's first byte must be 0x00"
+                    ),
+                );
+            }
+        }
         if self.handshake_timeout.is_zero() {
             return invalid("handshake_timeout", "must be longer than zero".into());
         }
@@ -486,5 +507,36 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_frame_limit_of_16_mib_or_more_is_refused_so_line_mode_can_tell_clients_apart() {
+        let at_ceiling = Config {
+            auth: AuthMode::None,
+            max_frame_len: MAX_MAX_FRAME_LEN,
+            ..Config::default()
+        };
+        at_ceiling.validate().unwrap();
+        for (field, config) in [
+            (
+                "max_frame_len",
+                Config {
+                    max_frame_len: MAX_MAX_FRAME_LEN + 1,
+                    ..at_ceiling.clone()
+                },
+            ),
+            (
+                "pre_login_max_frame_len",
+                Config {
+                    pre_login_max_frame_len: 1 << 24,
+                    ..at_ceiling.clone()
+                },
+            ),
+        ] {
+            assert!(matches!(
+                config.validate(),
+                Err(crate::Error::InvalidConfig { field: got, .. }) if got == field
+            ));
+        }
     }
 }

@@ -36,7 +36,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::{Buf, BytesMut};
-use porter_wire::{EncodedFrame, FrameCodec, ServerMessage};
+use porter_wire::{FrameCodec, ServerMessage};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::Decoder;
 use tokio_util::io::poll_read_buf;
@@ -291,10 +291,16 @@ where
         Ok(())
     }
 
-    /// Puts an encoded frame into the write buffer.
-    pub(crate) fn write_frame(&mut self, frame: &EncodedFrame) {
-        self.write_buf.extend_from_slice(frame.as_bytes());
+    /// What happened on the stream before this connection existed, as its
+    /// own: `welcome` (of `welcome_len` bytes) went out, and `bytes` (the
+    /// look at the first bytes that tells framed from line mode) were read;
+    /// they are the start of what it reads.
+    pub(crate) fn opened(&mut self, welcome_len: usize, bytes: BytesMut) {
+        debug_assert!(self.read_buf.is_empty());
         self.tally.messages_sent += 1;
+        self.tally.bytes_sent += welcome_len as u64;
+        self.tally.bytes_received += bytes.len() as u64;
+        self.read_buf = bytes;
     }
 
     /// Changes the largest frame accepted from now on: small before

@@ -1,8 +1,9 @@
 //! One connection's task, from accept to close: the upgrade (under the
-//! handshake deadline), `welcome`, the handshake (under the same deadline),
-//! then the service loop, each step `select!`ing on shutdown and on the
-//! connection's own close signal. Whatever goes wrong is logged here and
-//! ends this connection only.
+//! handshake deadline), `welcome` and the look at the client's first bytes
+//! that tells a framed client from a person in line mode (`crate::line`),
+//! the handshake (under the same deadline), then the service loop, each
+//! step `select!`ing on shutdown and on the connection's own close signal.
+//! Whatever goes wrong is logged here and ends this connection only.
 //!
 //! [`Handler`] is the connection once upgraded, as mini-redis's `Handler`
 //! is: what it reads and writes through, how others reach it, and what the
@@ -12,6 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use futures_util::FutureExt;
 use porter_wire::{ClientMessage, EncodedFrame, ErrorCode, FrameCodec, ServerMessage};
 use tokio::sync::OwnedSemaphorePermit;
@@ -24,6 +26,7 @@ use crate::close::{Closer, Reason};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::handshake::{Authenticator, Entrant, Identity, handshake};
+use crate::line::{self, Limits, Lines, Opening};
 use crate::live::{Dismissal, Live, LiveEntry};
 use crate::metrics::{self, Present, Traffic};
 use crate::outbox::{self, Outbox};
@@ -77,14 +80,20 @@ impl Shared {
     ) -> Result<Shared, porter_wire::Error> {
         let codec = FrameCodec::with_max_frame_len(config.max_frame_len);
         let pre_login_max_frame_len = config.effective_pre_login_max_frame_len();
-        let welcome = EncodedFrame::message(
-            &codec,
-            &ServerMessage::Welcome {
-                server: config.server_name.clone(),
-                protocol: porter_wire::PROTOCOL_VERSION,
-                auth: auth.mode(),
-            },
-        )?;
+        let welcome = |hint: Option<&str>| {
+            EncodedFrame::message(
+                &codec,
+                &ServerMessage::Welcome {
+                    server: config.server_name.clone(),
+                    protocol: porter_wire::PROTOCOL_VERSION,
+                    auth: auth.mode(),
+                    hint: hint.map(str::to_owned),
+                },
+            )
+        };
+        // The hint is for people; under a frame limit too small for it,
+        // programs still get their welcome.
+        let welcome = welcome(Some(line::HINT)).or_else(|_| welcome(None))?;
         Ok(Shared {
             codec,
             pre_login_max_frame_len,
@@ -100,9 +109,11 @@ impl Shared {
 }
 
 /// Serves one accepted connection from `peer`: upgrades `stream` with
-/// `upgrade`, then runs a [`Handler`] on it. `slots` are its slot under
-/// `max_connections`, released when this returns, and what admission gave
-/// it (its handshake's slot, released at `ready`, and its address's).
+/// `upgrade`, sends `welcome`, then runs a [`Handler`] on it, on the
+/// stream itself or, when the client's first byte says it is a person, on
+/// [`Lines`] over it. `slots` are its slot under `max_connections`,
+/// released when this returns, and what admission gave it (its handshake's
+/// slot, released at `ready`, and its address's).
 pub(crate) async fn serve<S, U>(
     stream: S,
     mut peer: PeerInfo,
@@ -133,21 +144,78 @@ pub(crate) async fn serve<S, U>(
             Ok(Ok(stream)) => Ok(stream),
         },
     };
-    let stream = match upgraded {
+    let mut stream = match upgraded {
         Ok(stream) => stream,
-        Err(reason) => {
-            reason.count();
-            if peer.logged {
-                warn!(peer = %peer, user = "-", reason = %reason, protocol_errors = 0, "disconnected");
-            }
-            return;
-        }
+        Err(reason) => return dropped(&peer, &reason),
+    };
+    let welcomed = tokio::select! {
+        biased;
+        () = shared.shutdown.graceful.cancelled() => Err(Reason::Shutdown),
+        () = closer.closed() => Err(closer.reason()),
+        r = tokio::time::timeout_at(deadline, line::welcome(&mut stream, &shared.welcome)) => match r {
+            Err(_) => Err(Reason::Timeout),
+            Ok(Err(err)) => Err(Reason::from_io(&err)),
+            Ok(Ok(())) => Ok(()),
+        },
+    };
+    if let Err(reason) = welcomed {
+        return dropped(&peer, &reason);
+    }
+    // Cut short (a client that never speaks, a shutdown), the client is
+    // taken for a framed one: the handler sees why at once and says it in
+    // the protocol, `error{timeout}` or `bye`, as it always did.
+    let opening = tokio::select! {
+        biased;
+        () = shared.shutdown.graceful.cancelled() => Ok(Opening::Framed(BytesMut::new())),
+        () = closer.closed() => Ok(Opening::Framed(BytesMut::new())),
+        r = tokio::time::timeout_at(deadline, line::open(&mut stream)) => match r {
+            Err(_) => Ok(Opening::Framed(BytesMut::new())),
+            Ok(opening) => opening.map_err(|err| Reason::from_io(&err)),
+        },
     };
     let (permit, admitted) = slots;
-    Handler::new(stream, peer, shared, closer, (admitted, handshaking))
-        .run(accepted, deadline)
-        .await;
+    match opening {
+        Err(reason) => return dropped(&peer, &reason),
+        Ok(Opening::Framed(first)) => {
+            Handler::new(stream, first, peer, shared, closer, (admitted, handshaking))
+                .run(accepted, deadline)
+                .await;
+        }
+        Ok(Opening::Lines(first)) => {
+            if peer.logged {
+                info!(peer = %peer, "line mode");
+            }
+            let limits = Limits {
+                pre_login: shared.pre_login_max_frame_len,
+                max: shared.config.max_frame_len,
+            };
+            let lines = Lines::new(stream, &first, limits);
+            // Boxed: every connection's task is as large as its largest
+            // branch, and framed clients should not carry line mode's
+            // buffers.
+            Box::pin(
+                Handler::new(
+                    lines,
+                    BytesMut::new(),
+                    peer,
+                    shared,
+                    closer,
+                    (admitted, handshaking),
+                )
+                .run(accepted, deadline),
+            )
+            .await;
+        }
+    }
     drop(permit);
+}
+
+/// Counts and logs a connection that ended before its handler started.
+fn dropped(peer: &PeerInfo, reason: &Reason) {
+    reason.count();
+    if peer.logged {
+        warn!(peer = %peer, user = "-", reason = %reason, protocol_errors = 0, "disconnected");
+    }
 }
 
 /// One upgraded connection and what serving it needs.
@@ -184,10 +252,13 @@ impl Ending {
 }
 
 impl<S: Stream> Handler<S> {
-    /// A handler for `stream` from `peer`, ended by `closer`, holding what
-    /// admission gave it and its place among the handshakes.
+    /// A handler for `stream` from `peer`, whose bytes `read_ahead` were
+    /// read from it already (after `welcome` was written), ended by
+    /// `closer`, holding what admission gave it and its place among the
+    /// handshakes.
     pub(crate) fn new(
         stream: S,
+        read_ahead: BytesMut,
         peer: PeerInfo,
         shared: Arc<Shared>,
         closer: Closer,
@@ -203,6 +274,7 @@ impl<S: Stream> Handler<S> {
             queue,
             closer.clone(),
         );
+        conn.opened(shared.welcome.as_bytes().len(), read_ahead);
         // Small until `ready`: a stranger cannot make us buffer much.
         conn.set_max_frame_len(shared.pre_login_max_frame_len);
         conn.count_into(shared.traffic.clone());
@@ -264,8 +336,8 @@ impl<S: Stream> Handler<S> {
         }
     }
 
-    /// `welcome`, then the handshake under `deadline`, for a client
-    /// accepted at `accepted`.
+    /// The handshake under `deadline` (`welcome` went out before), for a
+    /// client accepted at `accepted`.
     async fn identify(
         &mut self,
         accepted: Instant,
@@ -274,7 +346,6 @@ impl<S: Stream> Handler<S> {
         let shared = self.shared.clone();
         let graceful = &shared.shutdown.graceful;
         let closer = self.client.closer().clone();
-        self.client.conn_mut().write_frame(&shared.welcome);
 
         // Futures live inside this block so that `client` is free again
         // when a branch is handled.

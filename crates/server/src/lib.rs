@@ -13,6 +13,9 @@
 //!   accept backoff, the `busy` refusal.
 //! - `upgrade`: what an accepted stream becomes before `welcome`, in the
 //!   connection's own task: itself, or a TLS stream.
+//! - `line`: after `welcome`, a client whose first byte is not `0x00` is a
+//!   person with telnet or nc, served in plain lines through a stream that
+//!   looks framed to everything below.
 //! - [`tls`]: the server's certificate and key, generated or loaded, and
 //!   their fingerprint (public: `porter fingerprint` reads it too).
 //! - `handler`: one connection's task, from the upgrade to close.
@@ -56,6 +59,7 @@ pub mod credentials;
 mod error;
 mod handler;
 mod handshake;
+mod line;
 mod linger;
 mod listener;
 mod live;
@@ -92,8 +96,8 @@ pub use crate::config::{
     DEFAULT_MAX_CONCURRENT_HASHES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
     DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_MAX_STARTUPS,
     DEFAULT_OUTGOING_QUEUE, DEFAULT_PRE_LOGIN_MAX_FRAME_LEN, DEFAULT_SEND_BUFFER,
-    DEFAULT_SESSION_TTL, DEFAULT_SHUTDOWN_GRACE, MAX_SESSION_TTL, MIN_MAX_FRAME_LEN,
-    ParseRegistrationError, Registration, default_server_name,
+    DEFAULT_SESSION_TTL, DEFAULT_SHUTDOWN_GRACE, MAX_MAX_FRAME_LEN, MAX_SESSION_TTL,
+    MIN_MAX_FRAME_LEN, ParseRegistrationError, Registration, default_server_name,
 };
 pub use crate::console::{Console, ConsoleLine};
 pub use crate::error::{BindError, Error};

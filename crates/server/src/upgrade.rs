@@ -2,8 +2,9 @@
 //! handshake deadline, before `welcome`: what the accepted stream becomes.
 //!
 //! Two steps exist: the identity ([`Plain`]) and a TLS handshake ([`Tls`],
-//! `porter serve --tls`). It is also where a sniff of the first bytes can
-//! pick the framed protocol or a line mode. Because it runs in the
+//! `porter serve --tls`). Line mode is not chosen here but after `welcome`
+//! (`crate::line`), from the first byte the client sends, so that it runs
+//! inside TLS as well. Because it runs in the
 //! connection's task, a client that stalls here (opens TCP and never
 //! finishes TLS, say) costs one slot until the deadline and never holds up
 //! the accept loop.

@@ -25,43 +25,26 @@
 //! porter-store = { workspace = true, features = ["contract"] }
 //! ```
 //!
-//! # Plugging in a second backend (PostgreSQL, a later issue)
+//! # The PostgreSQL backend
 //!
-//! Add `crates/store/tests/contract_postgres.rs`. Its factory reads the server's URL from an
-//! environment variable and, when it is absent, calls [`skip`] and returns `None`: every case
-//! then passes without doing anything, so `cargo test` still works on a machine without
-//! PostgreSQL, and the message says how to run them. Each case needs its own empty database;
-//! a fresh schema per case (dropped when the `TestDatabase` is dropped) keeps cases apart on
-//! one server.
+//! `crates/store/tests/contract_postgres.rs` runs the same cases against the PostgreSQL server
+//! named by the environment variable [`postgres::URL_VAR`]
+//! (`PORTER_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test`), each case in a schema
+//! of its own ([`postgres::TestSchema`], dropped when the case ends, even by a panic). Without
+//! the variable, every case passes without doing anything, and the test binary says so once
+//! ([`postgres::SKIP_MESSAGE`]): `cargo test` still works on a machine without PostgreSQL.
 //!
 //! ```ignore
-//! use porter_store::contract::{self, TestDatabase};
-//! use porter_store::SharedStore;
-//!
-//! const URL_VAR: &str = "PORTER_TEST_POSTGRES_URL";
-//!
-//! struct PostgresDatabase { url: String /* plus the per-case schema to drop */ }
-//!
-//! impl TestDatabase for PostgresDatabase {
-//!     async fn open(&self) -> SharedStore {
-//!         porter_store::open(&self.url).await.expect("open PostgreSQL")
-//!     }
+//! async fn postgres_schema() -> Option<porter_store::contract::postgres::TestSchema> {
+//!     porter_store::contract::postgres::TestSchema::create()
 //! }
 //!
-//! async fn postgres() -> Option<PostgresDatabase> {
-//!     let Ok(url) = std::env::var(URL_VAR) else {
-//!         contract::skip(&format!(
-//!             "PostgreSQL contract tests skipped: set {URL_VAR}=postgres://... to run them"
-//!         ));
-//!         return None;
-//!     };
-//!     Some(PostgresDatabase::fresh(&url).await) // creates an empty schema for this case
-//! }
-//!
-//! porter_store::store_contract_tests!(postgres);
+//! porter_store::store_contract_tests!(postgres_schema);
 //! ```
 //!
-//! The test crate needs `tokio` only if its factory does (the suite brings its own runtime).
+//! The same module has what PostgreSQL's own tests use (here and in the `porter` binary's
+//! tests): a [`postgres::Link`] to the server that a test can cut, to see what a store (or a
+//! running server) does when PostgreSQL goes away.
 //!
 //! # Adding a case
 //!
@@ -76,6 +59,7 @@ use std::sync::Once;
 use crate::SharedStore;
 
 pub mod cases;
+pub mod postgres;
 
 /// One fresh, empty database for one contract case.
 ///
@@ -164,6 +148,8 @@ macro_rules! store_contract_tests {
             look_alike_user_names_are_refused_as_user_exists
             look_alike_names_from_two_addresses_are_name_taken
             operators_revocations_removals_and_kicks_are_recorded_in_order
+            two_handles_registering_look_alikes_at_once_have_one_winner
+            a_poll_racing_concurrent_operator_actions_misses_none
         );
     };
 }

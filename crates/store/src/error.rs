@@ -45,9 +45,15 @@ pub enum StoreErrorKind {
     NotFound,
     /// `create_session` found the token hash already stored: a token was reused.
     SessionExists,
-    /// The database failed: it cannot be opened or reached, stays locked past the busy timeout,
-    /// the disk is full, the store was closed...
+    /// The database failed: it cannot be opened, refuses the connection (a wrong password, a
+    /// database that does not exist), stays locked past the busy timeout, the disk is full, the
+    /// store was closed...
     Database,
+    /// The database cannot be reached right now: a database server (PostgreSQL) is down,
+    /// unreachable, restarting or out of connections, or dropped the connection. Trying again
+    /// later may succeed, and a store reconnects by itself once it is back; the server tells
+    /// the client to try again later and goes on serving the others.
+    Unavailable,
     /// Bringing the schema up to date at open failed, or the database has a schema this build
     /// does not know (written by a newer Porter, or its applied migrations were altered).
     Migration,
@@ -67,6 +73,7 @@ impl StoreErrorKind {
             StoreErrorKind::NotFound => "no such user",
             StoreErrorKind::SessionExists => "a session with that token already exists",
             StoreErrorKind::Database => "database error",
+            StoreErrorKind::Unavailable => "the database cannot be reached",
             StoreErrorKind::Migration => "database schema migration failed",
             StoreErrorKind::Corrupt => "stored data is corrupt",
             StoreErrorKind::UnsupportedBackend => "unsupported database backend",
@@ -103,6 +110,20 @@ impl StoreError {
         StoreError {
             source: Some(source.into()),
             ..StoreError::new(kind)
+        }
+    }
+
+    /// An error of `kind` with `detail` appended to its message, caused by the backend's
+    /// `source`. The detail must not carry a secret or a bound value.
+    pub(crate) fn with_source_detail(
+        kind: StoreErrorKind,
+        detail: impl Into<Cow<'static, str>>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        StoreError {
+            detail: Some(detail.into()),
+            source: Some(source.into()),
+            kind,
         }
     }
 

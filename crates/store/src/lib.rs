@@ -7,14 +7,16 @@
 //! ([`redact_location`] shows such a URL without its password).
 //! Errors are one opaque [`StoreError`] whose [`kind`](StoreError::kind) callers match on;
 //! no backend type appears in this crate's public API apart from the backend itself.
-//! The SQLite backend lives in [`sqlite`] (all SQL of the crate is there); a PostgreSQL backend
-//! can implement the same trait later without touching server logic.
+//! Two backends implement it, each on its own concrete pool with its own migrations: SQLite
+//! in [`sqlite`] (one file, for a single server) and PostgreSQL in [`postgres`] (shared by
+//! several server instances). All SQL of the crate is in those two files.
 //!
 //! Contracts every backend keeps:
 //! - Nothing is acknowledged before it is durable: a mutating method returns `Ok` only after
 //!   its transaction committed.
-//! - Several handles (a server and an admin CLI, in two processes) may write at the same time;
-//!   every acknowledged write is kept.
+//! - Several handles (a server and an admin CLI, in two processes, or several server
+//!   instances) may write at the same time; every acknowledged write is kept, and a race for
+//!   one name has exactly one winner, the others getting the name's policy error.
 //! - Times are Unix seconds ([`UnixTime`]) passed in by the caller, never read from a clock
 //!   here, so tests can use tiny lifetimes without sleeping.
 //! - Secrets never reach this crate in clear: passwords arrive as PHC hash strings and session
@@ -42,6 +44,7 @@ pub mod contract;
 mod error;
 mod name_key;
 mod open;
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
@@ -53,6 +56,7 @@ use async_trait::async_trait;
 pub use error::{Result, StoreError, StoreErrorKind};
 pub use name_key::name_key;
 pub use open::{open, open_existing, redact_location};
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// A point in time as Unix seconds (UTC).
@@ -73,8 +77,9 @@ pub type SharedStore = Arc<dyn Store>;
 /// Durable storage for Porter.
 ///
 /// Object safe, so callers hold a [`SharedStore`] and do not know the backend.
-/// Every method can fail with [`StoreErrorKind::Database`] when the database cannot be reached
-/// or stays locked longer than the busy timeout; other errors are listed per method.
+/// Every method can fail with [`StoreErrorKind::Unavailable`] when a database server cannot be
+/// reached (try again later), and with [`StoreErrorKind::Database`] when the database fails
+/// otherwise or stays locked longer than the busy timeout; other errors are listed per method.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The name remembered for `addr`, if any.

@@ -4,7 +4,9 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use crate::{Result, SharedStore, SqliteOptions, SqliteStore, StoreError, StoreErrorKind};
+use crate::{
+    PgOptions, PgStore, Result, SharedStore, SqliteOptions, SqliteStore, StoreError, StoreErrorKind,
+};
 
 /// Opens the store at `location`, picking the backend from its form, and applies pending
 /// schema migrations.
@@ -16,17 +18,22 @@ use crate::{Result, SharedStore, SqliteOptions, SqliteStore, StoreError, StoreEr
 ///   literally as the path (no percent-decoding, no query parameters), so
 ///   `sqlite:///var/lib/porter.db` is an absolute path and `sqlite://porter.db` a relative one;
 /// - `sqlite::memory:` (or `sqlite://:memory:`): a private in-memory SQLite database that
-///   lives as long as the store (see [`SqliteStore::open_in_memory`]).
+///   lives as long as the store (see [`SqliteStore::open_in_memory`]);
+/// - `postgres://...` or `postgresql://...`: a PostgreSQL database, in libpq's URL form
+///   (`postgres://USER:PASSWORD@HOST:PORT/DATABASE?PARAMETERS`), as [`PgStore::open`] opens
+///   it. The database must exist; Porter's tables are created in the first schema of the
+///   `search_path`, which the URL can set (see the [`postgres`](crate::postgres) module).
 ///
 /// Schemes are case-insensitive. A scheme is only recognised as `NAME://` (or `sqlite:`), so
 /// a path such as `C:\porter.db` or `./a:b.db` stays a path. A non-UTF-8 location can only be
 /// a path.
 ///
 /// # Errors
-/// [`StoreErrorKind::UnsupportedBackend`] for `postgres://` and `postgresql://` (PostgreSQL
-/// is not built yet) and for any other `NAME://`; the message names the scheme but never
-/// repeats the URL, which may carry a password. Otherwise as [`SqliteStore::open`]:
-/// [`StoreErrorKind::Database`] or [`StoreErrorKind::Migration`].
+/// [`StoreErrorKind::UnsupportedBackend`] for any other `NAME://`; the message names the
+/// scheme but never repeats the URL, which may carry a password. Otherwise as
+/// [`SqliteStore::open`] or [`PgStore::open`]: [`StoreErrorKind::Database`],
+/// [`StoreErrorKind::Migration`], or (PostgreSQL down or unreachable)
+/// [`StoreErrorKind::Unavailable`].
 pub async fn open(location: impl AsRef<OsStr>) -> Result<SharedStore> {
     // One non-generic body, whatever string or path type the caller has.
     open_location(location.as_ref(), true).await
@@ -36,25 +43,34 @@ pub async fn open(location: impl AsRef<OsStr>) -> Result<SharedStore> {
 ///
 /// For the admin commands, which work on the server's database and must not leave an empty
 /// one behind when pointed at the wrong place (the server creates its database with
-/// [`open`]). An in-memory database always exists.
+/// [`open`]). An in-memory database always exists. A PostgreSQL database counts as existing
+/// once a server has created Porter's tables in it.
 ///
 /// # Errors
 /// [`StoreErrorKind::NoDatabase`] when there is no database at `location` (its detail is the
-/// absolute path looked at); otherwise as [`open`].
+/// absolute path looked at, or the URL without its password); otherwise as [`open`].
 pub async fn open_existing(location: impl AsRef<OsStr>) -> Result<SharedStore> {
     open_location(location.as_ref(), false).await
 }
 
 async fn open_location(location: &OsStr, create_if_missing: bool) -> Result<SharedStore> {
-    let options = SqliteOptions {
-        create_if_missing,
-        ..SqliteOptions::default()
-    };
-    let store = match Backend::of(location)? {
-        Backend::SqliteFile(path) => SqliteStore::open_with(path, &options).await?,
-        Backend::SqliteMemory => SqliteStore::open_in_memory().await?,
-    };
-    Ok(store.shared())
+    Ok(match Backend::of(location)? {
+        Backend::SqliteFile(path) => {
+            let options = SqliteOptions {
+                create_if_missing,
+                ..SqliteOptions::default()
+            };
+            SqliteStore::open_with(path, &options).await?.shared()
+        }
+        Backend::SqliteMemory => SqliteStore::open_in_memory().await?.shared(),
+        Backend::Postgres(url) => {
+            let options = PgOptions {
+                create_if_missing,
+                ..PgOptions::default()
+            };
+            PgStore::open_with(url, &options).await?.shared()
+        }
+    })
 }
 
 /// Where [`open`] goes for a location.
@@ -62,6 +78,8 @@ async fn open_location(location: &OsStr, create_if_missing: bool) -> Result<Shar
 enum Backend<'a> {
     SqliteFile(&'a Path),
     SqliteMemory,
+    /// The whole URL, scheme included, as sqlx parses it.
+    Postgres(&'a str),
 }
 
 impl<'a> Backend<'a> {
@@ -72,16 +90,12 @@ impl<'a> Backend<'a> {
         if let Some((scheme, rest)) = split_url(text) {
             return match scheme.to_ascii_lowercase().as_str() {
                 "sqlite" => Ok(Backend::sqlite(rest)),
-                "postgres" | "postgresql" => Err(StoreError::with_detail(
-                    StoreErrorKind::UnsupportedBackend,
-                    "PostgreSQL is not supported yet; this build stores data in SQLite \
-                     (a file path or sqlite://PATH)",
-                )),
+                "postgres" | "postgresql" => Ok(Backend::Postgres(text)),
                 _ => Err(StoreError::with_detail(
                     StoreErrorKind::UnsupportedBackend,
                     format!(
-                        "unknown scheme {scheme:?}; use a file path or sqlite://PATH \
-                         (PostgreSQL will come later)"
+                        "unknown scheme {scheme:?}; use a file path, sqlite://PATH or \
+                         postgres://URL"
                     ),
                 )),
             };
@@ -235,20 +249,40 @@ mod tests {
     }
 
     #[test]
-    fn postgres_urls_say_postgres_is_not_built_yet() {
+    fn postgres_urls_open_postgres_with_the_whole_url() {
         for url in [
             "postgres://porter:s3cret@db.example/porter",
-            "postgresql://porter:s3cret@db.example/porter",
-            "PostgreSQL://porter:s3cret@db.example/porter",
+            "postgresql://porter@db.example:5433/porter?options[search_path]=porter",
+            "PostgreSQL://db.example/porter",
         ] {
-            let message = refusal(url);
-            assert!(
-                message.contains("PostgreSQL is not supported yet"),
-                "{message}"
-            );
-            assert!(!message.contains("s3cret"), "{message}");
-            assert!(!message.contains("db.example"), "{message}");
+            assert_eq!(backend(url), Backend::Postgres(url));
         }
+    }
+
+    /// What the admin commands say when PostgreSQL is not there: that it cannot be reached,
+    /// quickly, and never the password. Port 1 on loopback: nobody listens there.
+    #[tokio::test]
+    async fn an_unreachable_postgres_is_unavailable_and_its_password_is_not_told() {
+        let started = std::time::Instant::now();
+        let err = match open_existing("postgres://porter:s3cret@127.0.0.1:1/porter").await {
+            Ok(_) => panic!("opened a database nobody serves"),
+            Err(err) => err,
+        };
+        assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err:?}");
+        assert!(
+            started.elapsed() < crate::postgres::DEFAULT_ACQUIRE_TIMEOUT * 2,
+            "took {:?}",
+            started.elapsed()
+        );
+        let mut chain = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            chain.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        assert!(chain.contains("cannot be reached"), "{chain}");
+        assert!(!chain.contains("s3cret"), "{chain}");
+        assert!(!format!("{err:?}").contains("s3cret"), "{err:?}");
     }
 
     #[test]

@@ -149,23 +149,18 @@ async fn open_in_memory_by_url_is_private_to_its_store() {
     assert_eq!(second.user("alice").await.unwrap(), None);
 }
 
+/// A URL whose backend this build lacks is refused, naming its scheme and nothing else of it
+/// (it may carry a password). PostgreSQL URLs are opened: see tests/postgres.rs.
 #[tokio::test]
-async fn open_refuses_postgres_and_unknown_schemes_naming_only_the_scheme() {
-    let url = "postgres://porter:s3cret@localhost/porter";
-    let err = porter_store::open(url)
-        .await
-        .err()
-        .expect("no PostgreSQL yet");
-    assert_eq!(err.kind(), StoreErrorKind::UnsupportedBackend, "{err:?}");
-    assert!(err.to_string().contains("PostgreSQL"), "{err}");
-    assert!(!err.to_string().contains("s3cret"), "{err}");
-
-    let err = porter_store::open("mysql://localhost/porter")
+async fn open_refuses_unknown_schemes_naming_only_the_scheme() {
+    let err = porter_store::open("mysql://porter:s3cret@localhost/porter")
         .await
         .err()
         .expect("no MySQL");
     assert_eq!(err.kind(), StoreErrorKind::UnsupportedBackend, "{err:?}");
     assert!(err.to_string().contains("\"mysql\""), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+    assert!(!format!("{err:?}").contains("s3cret"), "{err:?}");
 }
 
 #[tokio::test]

@@ -27,11 +27,14 @@
 //! [`text::printable`] and [`text::printable_lines`] escape whatever a
 //! terminal would obey instead of display, and [`Fingerprint`] names a
 //! server's TLS certificate the way section 1a of the protocol writes it.
+//! [`command`] says what a line a person typed means (`/msg`, `/who`…),
+//! for every program that reads one.
 
 #![deny(missing_docs)]
 
 #[cfg(feature = "tokio")]
 mod codec;
+pub mod command;
 mod error;
 mod ext;
 mod fingerprint;

@@ -37,6 +37,11 @@ pub enum ServerMessage {
         protocol: u32,
         /// How this server identifies its clients.
         auth: AuthMode,
+        /// (1.1) For a person who reads this frame in a terminal (`telnet`
+        /// or `nc` show it as text): what this is, and how to talk to it in
+        /// plain lines instead. Programs ignore it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
     },
     /// A question; the server waits for an `answer` with the same `id`.
     Ask {

@@ -50,6 +50,11 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+/// The indent Porter's programs give every line of a multi-line text
+/// after the first ([`printable_lines`]): the terminal client, the server's
+/// console and its line mode all show a text of several lines the same way.
+pub const CONTINUATION: &str = "  | ";
+
 /// ZERO WIDTH NON-JOINER.
 const ZWNJ: char = '\u{200C}';
 /// ZERO WIDTH JOINER.

@@ -67,9 +67,23 @@ fn welcome_matches_the_spec_for_every_auth_mode() {
                 server: "porter/0.1.0".into(),
                 protocol: PROTOCOL_VERSION,
                 auth,
+                hint: None,
             },
         );
     }
+}
+
+#[test]
+fn welcome_may_carry_a_hint_for_people_and_old_readers_ignore_it() {
+    assert_wire_form(
+        r#"{"type":"welcome","server":"porter/0.1.0","protocol":1,"auth":"none","hint":"press Enter"}"#,
+        ServerMessage::Welcome {
+            server: "porter/0.1.0".into(),
+            protocol: PROTOCOL_VERSION,
+            auth: AuthMode::None,
+            hint: Some("press Enter".into()),
+        },
+    );
 }
 
 #[test]

@@ -357,6 +357,7 @@ mod tests {
                 server: "fake/1".into(),
                 protocol: porter_wire::PROTOCOL_VERSION,
                 auth: AuthMode::Password,
+                hint: None,
             };
             for message in std::iter::once(welcome).chain(script) {
                 let frame = EncodedFrame::message(&codec, &message).unwrap();

@@ -46,6 +46,11 @@ pub(crate) const MAX_INVALID_ANSWERS: u32 = 5;
 /// the cause is in the server's log.
 pub(crate) const SERVER_ERROR_TEXT: &str = "server error, try again later";
 
+/// What a client is told when the store cannot be reached (PostgreSQL
+/// down): logins wait for it, connected clients are not concerned.
+pub(crate) const DATABASE_UNAVAILABLE_TEXT: &str =
+    "the server's database cannot be reached, so logins are refused for now; try again later";
+
 /// The auth mode of a running server.
 #[derive(Debug)]
 pub(crate) enum Auth {
@@ -132,11 +137,19 @@ pub(crate) fn server_failed<D: Dialog>(
     dialog: &mut D,
     peer: SocketAddr,
     operation: &'static str,
-    err: &dyn std::error::Error,
+    err: &(dyn std::error::Error + 'static),
 ) -> Ended {
     error!(peer = %peer, operation, cause = %err, "server failed during authentication");
-    let _ = dialog.send(&ServerMessage::Bye {
-        text: SERVER_ERROR_TEXT.into(),
-    });
+    // A database that cannot be reached is worth saying: the person learns
+    // it is not their password, and that waiting is the cure.
+    let unreachable = err
+        .downcast_ref::<porter_store::StoreError>()
+        .is_some_and(|err| err.kind() == porter_store::StoreErrorKind::Unavailable);
+    let text = if unreachable {
+        DATABASE_UNAVAILABLE_TEXT
+    } else {
+        SERVER_ERROR_TEXT
+    };
+    let _ = dialog.send(&ServerMessage::Bye { text: text.into() });
     Reason::ServerError
 }

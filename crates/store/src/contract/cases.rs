@@ -6,6 +6,7 @@
 //! [`store_contract_tests!`](crate::store_contract_tests) turns them into `#[test]`s.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
@@ -600,4 +601,161 @@ pub async fn operators_revocations_removals_and_kicks_are_recorded_in_order<D: T
         store.operator_actions_since(start, 100).await.unwrap(),
         actions[1..]
     );
+}
+
+/// Two handles (two server instances on one database) registering look-alike names at the same
+/// moment, many times over: each time exactly one wins, and the other gets the name's policy
+/// error, [`StoreErrorKind::UserExists`] for users and [`StoreErrorKind::NameTaken`] for names
+/// given from two addresses. The name stored is the winner's.
+pub async fn two_handles_registering_look_alikes_at_once_have_one_winner<D: TestDatabase>(db: &D) {
+    /// Enough rounds for the two writes to really meet in most of them.
+    const ROUNDS: u8 = 40;
+    let stores = [db.open().await, db.open().await];
+    for round in 0..ROUNDS {
+        // The same name in even rounds, look-alikes (by case) in odd ones.
+        let names = [
+            format!("racer{round}"),
+            if round % 2 == 0 {
+                format!("racer{round}")
+            } else {
+                format!("RACER{round}")
+            },
+        ];
+        let users = race(&stores, |i, store| {
+            let name = names[i].clone();
+            async move { store.create_user(&name, "$h", 1).await }
+        })
+        .await;
+        let winner = one_winner(&users, StoreErrorKind::UserExists, round);
+        let stored = stores[0].user(&names[winner]).await.unwrap();
+        assert!(
+            stored.is_some(),
+            "round {round}: the winner's name is stored"
+        );
+        let count = stores[1].list_users().await.unwrap().len();
+        assert_eq!(count, usize::from(round) + 1, "round {round}");
+
+        let addrs = [v4(10, 3, round, 1), v4(10, 3, round, 2)];
+        let given = race(&stores, |i, store| {
+            let name = names[i].clone();
+            async move { store.remember_name(addrs[i], &name, 1).await }
+        })
+        .await;
+        let winner = one_winner(&given, StoreErrorKind::NameTaken, round);
+        assert_eq!(
+            stores[1].name_for_addr(addrs[winner]).await.unwrap(),
+            Some(names[winner].clone()),
+            "round {round}"
+        );
+        assert_eq!(
+            stores[0].name_for_addr(addrs[1 - winner]).await.unwrap(),
+            None,
+            "round {round}: the loser's address has no name"
+        );
+    }
+}
+
+/// Runs `write(i, stores[i])` for both `i` on two tasks released together by a barrier, and
+/// returns both results in order.
+async fn race<F, Fut>(stores: &[SharedStore; 2], write: F) -> [crate::Result<()>; 2]
+where
+    F: Fn(usize, SharedStore) -> Fut,
+    Fut: std::future::Future<Output = crate::Result<()>> + Send + 'static,
+{
+    let start = Arc::new(tokio::sync::Barrier::new(2));
+    let [first, second] = [0, 1].map(|i| {
+        let (write, start) = (write(i, stores[i].clone()), start.clone());
+        tokio::spawn(async move {
+            start.wait().await;
+            write.await
+        })
+    });
+    let (first, second) = tokio::time::timeout(TIMEOUT, async { tokio::join!(first, second) })
+        .await
+        .expect("the racing writes timed out");
+    [
+        first.expect("a racing write panicked"),
+        second.expect("a racing write panicked"),
+    ]
+}
+
+/// The index of the one write of `results` that succeeded; the other must have failed with
+/// `loser`.
+#[track_caller]
+fn one_winner(results: &[crate::Result<()>; 2], loser: StoreErrorKind, round: u8) -> usize {
+    match results {
+        [Ok(()), Err(err)] | [Err(err), Ok(())] => {
+            assert_eq!(err.kind(), loser, "round {round}: {err:?}");
+            usize::from(results[0].is_err())
+        }
+        _ => panic!("round {round}: not exactly one winner: {results:?}"),
+    }
+}
+
+/// A server polling operator actions while two other handles record them (revocations and
+/// kicks, at once) sees every one of them exactly once: no action becomes visible below the
+/// cursor of a poll that has already passed it.
+pub async fn a_poll_racing_concurrent_operator_actions_misses_none<D: TestDatabase>(db: &D) {
+    /// Actions per writer.
+    const EACH: usize = 60;
+    let poller = db.open().await;
+    let revoker = db.open().await;
+    let kicker = db.open().await;
+    for i in 0..EACH {
+        revoker
+            .create_user(&format!("u{i}"), "$h", 0)
+            .await
+            .unwrap();
+        revoker
+            .create_session(
+                &hash_of(format!("s{i}").as_bytes()),
+                &format!("u{i}"),
+                0,
+                100,
+            )
+            .await
+            .unwrap();
+    }
+    let mut cursor = poller.last_operator_action().await.unwrap();
+
+    let revoking = tokio::spawn(async move {
+        for i in 0..EACH {
+            let hash = hash_of(format!("s{i}").as_bytes());
+            assert!(revoker.revoke_session(&hash, 10).await.unwrap());
+        }
+    });
+    let kicking = tokio::spawn(async move {
+        for i in 0..EACH {
+            kicker.kick(&format!("k{i}"), None, 10).await.unwrap();
+        }
+    });
+    let mut seen = Vec::new();
+    tokio::time::timeout(TIMEOUT, async {
+        loop {
+            // Whether the writers were done *before* this poll: then it is the last one.
+            let done = revoking.is_finished() && kicking.is_finished();
+            // Small pages, so that the cursor moves often.
+            loop {
+                let page = poller.operator_actions_since(cursor, 7).await.unwrap();
+                let Some(last) = page.last() else { break };
+                cursor = last.id;
+                seen.extend(page.into_iter().map(|action| action.user));
+            }
+            if done {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the writers timed out");
+    revoking.await.expect("the revocations failed");
+    kicking.await.expect("the kicks failed");
+
+    seen.sort();
+    let mut expected: Vec<String> = (0..EACH)
+        .flat_map(|i| [format!("u{i}"), format!("k{i}")])
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected, "every action once");
 }

@@ -1,6 +1,7 @@
 //! What a typed line means: a line for the room, or one of the slash
-//! commands. The interactive and the scripted conversation read lines the
-//! same way.
+//! commands. Porter's interactive and scripted clients read lines the same
+//! way, and so does the server's line mode (telnet, nc): defined here, the
+//! lowest place both know, so that a command means one thing everywhere.
 //!
 //! | typed | sent |
 //! |---|---|
@@ -14,9 +15,11 @@
 //! An unknown command is sent nowhere: a mistyped `/mgs bob …` must not
 //! reach the whole room.
 
-use porter_wire::ClientMessage;
+use crate::ClientMessage;
 
-use crate::view::ACTION_PREFIX;
+/// The text of a `say` that is an action: `/me waves` is sent as is, and
+/// shown as `* ada waves`, the convention of IRC.
+pub const ACTION_PREFIX: &str = "/me ";
 
 /// The command that ends the conversation.
 pub const QUIT_COMMAND: &str = "/quit";
@@ -114,7 +117,7 @@ impl<'a> Command<'a> {
             Command::Unknown(word) => Some(format!(
                 "unknown command {}; not sent (/help lists the commands; \
                  start with // to send a line that begins with /)",
-                porter_wire::text::printable(word)
+                crate::text::printable(word)
             )),
             Command::Usage(usage) => Some(format!("usage: {usage}; not sent")),
             _ => None,
