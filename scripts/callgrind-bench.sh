@@ -14,8 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH="${1:-target/release/porter}"
-FEW="${2:-50000}"
-MANY="${3:-150000}"
+FEW="${2:-200000}"
+MANY="${3:-600000}"
 BASELINE=target/release/examples/baseline_echo
 ARGS=(${BENCH_ARGS:---conns 50 --pipeline 16})
 command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 2; }
