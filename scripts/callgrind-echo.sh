@@ -12,7 +12,11 @@
 #   is always target/release/porter, so two servers are compared with the
 #   same load generator.
 #   SERVE_ARGS adds options to `porter serve`, such as
-#   SERVE_ARGS="--metrics 127.0.0.1:9464" to count the cost of metrics.
+#   SERVE_ARGS="--metrics 127.0.0.1:9464" to count the cost of metrics, or
+#   SERVE_ARGS="--tls" (the bench then trusts the server on first use).
+#   PORTER_BIN may also be the baseline, target/release/examples/baseline_echo
+#   (with SERVE_ARGS="--tls" for the TLS baseline): it is loaded with
+#   `porter bench --raw`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERVER="${1:-target/release/porter}"
@@ -24,14 +28,22 @@ command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 2; }
 total() {
     local messages="$1" dir port
     dir="$(mktemp -d)"
-    valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" "$SERVER" serve \
-        --service echo --auth none --host 127.0.0.1 --port 0 --log-file "$dir/log" \
-        ${SERVE_ARGS:-} </dev/null >"$dir/out" 2>"$dir/err" &
+    local raw=() trust=()
+    if [[ "$(basename "$SERVER")" == baseline_echo* ]]; then
+        raw=(--raw)
+        valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" "$SERVER" --port 0 \
+            ${SERVE_ARGS:-} </dev/null >"$dir/out" 2>"$dir/err" &
+    else
+        valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" "$SERVER" serve \
+            --service echo --auth none --host 127.0.0.1 --port 0 --log-file "$dir/log" \
+            --data-dir "$dir" ${SERVE_ARGS:-} </dev/null >"$dir/out" 2>"$dir/err" &
+    fi
+    [[ " ${SERVE_ARGS:-} " == *" --tls "* ]] && trust=(--trust-on-first-use)
     local pid=$!
     for _ in $(seq 1 300); do grep -q "listening on" "$dir/out" 2>/dev/null && break; sleep 0.1; done
     port="$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$dir/out" | head -1)"
-    "$BENCH" bench --host 127.0.0.1 --port "$port" --conns 50 --pipeline 16 \
-        --messages "$messages" --json >"$dir/bench.json"
+    XDG_STATE_HOME="$dir/state" "$BENCH" bench --host 127.0.0.1 --port "$port" --conns 50 --pipeline 16 \
+        --messages "$messages" --json "${raw[@]}" "${trust[@]}" >"$dir/bench.json" 2>"$dir/bench.err"
     kill -TERM "$pid"; wait "$pid" || true
     callgrind_annotate "$dir/cg.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,
     rm -rf "$dir"
