@@ -14,7 +14,10 @@
 # Optional sections:
 #   --memory   10,000 idle connections past the handshake: server RSS growth
 #              per connection (target <= 10 KiB), baseline alongside
-#   --chat     100 chat clients all sending: deliveries/s, p99 delivery latency
+#   --chat     100 chat clients all sending: deliveries/s of Porter's chat
+#              room against the bare broadcast fan-out
+#              (crates/server/examples/baseline_chat.rs, driven by
+#              `porter bench --raw --service chat`), target >= 0.8
 #   --logins   --auth password: logins/s, resumes/s, and server CPU per login
 #              vs per resume (target ratio >= 100)
 #   --tls      `porter serve --tls` against the TLS baseline (`baseline_echo
@@ -27,6 +30,12 @@
 #              --pin (servers on CPU 0, the bench on CPU 1, with taskset:
 #              both sides alike, so the bench and the server stop competing
 #              for the same core and the rounds spread less).
+#
+# Every run passes --server-pid, so each row also shows the CPU each side
+# used (% of one core, medians: bench/server) and which was the limit. A
+# case where any run was bench-bound (the bench at >= 95% of a core, the
+# server below 90%) is marked BENCH-BOUND instead of PASS or MISS: its
+# ratio measured the bench, not the servers.
 #
 # Only loopback is used. Servers are killed on exit.
 set -euo pipefail
@@ -54,7 +63,7 @@ while [ $# -gt 0 ]; do
         --tls) TLS=1 ;;
         --pin) PIN=1 ;;
         --all) MEMORY=1; CHAT=1; LOGINS=1; TLS=1 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -74,6 +83,7 @@ cargo build --release -q -p porter -p porter-server --bins --examples
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 PORTER="$TARGET_DIR/release/porter"
 BASELINE="$TARGET_DIR/release/examples/baseline_echo"
+BASELINE_CHAT="$TARGET_DIR/release/examples/baseline_chat"
 
 TMP="$(mktemp -d)"
 PIDS=()
@@ -122,11 +132,11 @@ start_porter() {
 }
 
 # start_baseline NAME [--tls]: starts the baseline on loopback; sets PORT
-# and PID.
+# and PID. BASELINE_BIN picks another baseline (the chat one).
 start_baseline() {
     local name="$1"; shift
     mkdir -p "$TMP/$name"
-    "${SERVER_CPU[@]}" "$BASELINE" --port 0 "$@" </dev/null >"$TMP/$name/out" 2>&1 &
+    "${SERVER_CPU[@]}" "${BASELINE_BIN:-$BASELINE}" --port 0 "$@" </dev/null >"$TMP/$name/out" 2>&1 &
     PID=$!
     PIDS+=("$PID")
     wait_line "$TMP/$name/out" "listening on"
@@ -155,6 +165,41 @@ bench() {
     "${BENCH_CPU[@]}" "$PORTER" bench --host 127.0.0.1 --port "$port" --json "$@" || echo "porter bench $* reported errors" >&2
 }
 
+# take SIDE JSON: appends a run's figures to the SIDE_rates, SIDE_p99s,
+# SIDE_bench, SIDE_server and SIDE_bounds arrays (RATE_FIELD names the rate:
+# messages_per_sec unless set).
+take() {
+    local -n rates="$1_rates" p99s="$1_p99s" bcpu="$1_bench" scpu="$1_server" bounds="$1_bounds"
+    rates+=("$(field "$2" "${RATE_FIELD:-messages_per_sec}")")
+    p99s+=("$(field "$2" p99_us)")
+    bcpu+=("$(field "$2" bench_percent)")
+    scpu+=("$(field "$2" server_percent)")
+    bounds+=("$(grep -o '"bound":"[a-z]*"' <<<"$2" | head -1 | cut -d'"' -f4)")
+}
+# reset SIDE...: empties those arrays.
+reset() {
+    local side
+    for side in "$@"; do
+        eval "${side}_rates=() ${side}_p99s=() ${side}_bench=() ${side}_server=() ${side}_bounds=()"
+    done
+}
+# cpu_of SIDE: "bench/server" median CPU % of that side's runs.
+cpu_of() {
+    local -n bcpu="$1_bench" scpu="$1_server"
+    printf '%.0f/%.0f' "$(median "${bcpu[@]}")" "$(median "${scpu[@]}")"
+}
+# limit_of SIDE...: bench-bound if any run of those sides was, server-bound
+# if every run was, otherwise neither.
+limit_of() {
+    local side all=()
+    for side in "$@"; do
+        eval 'all+=("${'"$side"'_bounds[@]}")'
+    done
+    if printf '%s\n' "${all[@]}" | grep -qx bench; then echo bench-bound
+    elif ! printf '%s\n' "${all[@]}" | grep -vqx server; then echo server-bound
+    else echo neither; fi
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 verdict() { awk -v r="$1" -v t="$2" -v op="$3" 'BEGIN {
     if (r == "n/a") print "?"; else if ((op == ">=" && r >= t) || (op == "<=" && r <= t)) print "PASS"; else print "MISS" }'; }
@@ -167,37 +212,43 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)" >&2
 
 # ---------------------------------------------------------------- ratios
-start_baseline baseline; BASE_PORT=$PORT
-start_porter echo --service echo --auth none; PORTER_PORT=$PORT
+start_baseline baseline; BASE_PORT=$PORT; BASE_PID=$PID
+start_porter echo --service echo --auth none; PORTER_PORT=$PORT; PORTER_PID=$PID
 
-printf '\n%-26s %12s %12s %9s %10s %10s %7s\n' \
-    "case (64 B, ${SECS}s, median of $ROUNDS)" "base msg/s" "porter msg/s" "ratio" "base p99" "porter p99" "ratio"
+printf '\n%-26s %12s %12s %9s %10s %10s %7s %-5s %9s %9s %s\n' \
+    "case (64 B, ${SECS}s, median of $ROUNDS)" "base msg/s" "porter msg/s" "ratio" "base p99" "porter p99" "ratio" "" \
+    "base cpu" "port cpu" "limit"
 MISSES=0
+BOUND=0
 for case in "1 1" "50 1" "50 16"; do
     set -- $case
     conns=$1 pipeline=$2
-    rates_base=() rates_porter=() p99s_base=() p99s_porter=()
+    reset base porter
     for round in $(seq "$ROUNDS"); do
-        json="$(bench "$BASE_PORT" --raw --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"
-        rates_base+=("$(field "$json" messages_per_sec)")
-        p99s_base+=("$(field "$json" p99_us)")
-        json="$(bench "$PORTER_PORT" --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"
-        rates_porter+=("$(field "$json" messages_per_sec)")
-        p99s_porter+=("$(field "$json" p99_us)")
+        take base "$(bench "$BASE_PORT" --raw --server-pid "$BASE_PID" --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"
+        take porter "$(bench "$PORTER_PORT" --server-pid "$PORTER_PID" --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"
     done
-    rate_base="$(median "${rates_base[@]}")" rate_porter="$(median "${rates_porter[@]}")"
-    p99_base="$(median "${p99s_base[@]}")" p99_porter="$(median "${p99s_porter[@]}")"
+    rate_base="$(median "${base_rates[@]}")" rate_porter="$(median "${porter_rates[@]}")"
+    p99_base="$(median "${base_p99s[@]}")" p99_porter="$(median "${porter_p99s[@]}")"
     rate_ratio="$(ratio "$rate_porter" "$rate_base")"
     p99_ratio="$(ratio "$p99_porter" "$p99_base")"
     rate_verdict="$(verdict "$rate_ratio" 0.9 '>=')" p99_verdict="$(verdict "$p99_ratio" 1.2 '<=')"
-    [ "$rate_verdict" = PASS ] || MISSES=$((MISSES + 1))
-    [ "$p99_verdict" = PASS ] || MISSES=$((MISSES + 1))
-    printf '%-26s %12.0f %12.0f %5s %-4s %8.1fus %8.1fus %5s %s\n' \
+    limit="$(limit_of base porter)"
+    if [ "$limit" = bench-bound ]; then
+        rate_verdict=BENCH-BOUND p99_verdict=BENCH-BOUND
+        BOUND=$((BOUND + 1))
+    else
+        [ "$rate_verdict" = PASS ] || MISSES=$((MISSES + 1))
+        [ "$p99_verdict" = PASS ] || MISSES=$((MISSES + 1))
+    fi
+    printf '%-26s %12.0f %12.0f %5s %-4s %8.1fus %8.1fus %5s %-4s %9s %9s %s\n' \
         "conns $conns pipeline $pipeline" "$rate_base" "$rate_porter" \
-        "$rate_ratio" "$rate_verdict" "$p99_base" "$p99_porter" "$p99_ratio" "$p99_verdict"
-    echo "  rounds: base msg/s ${rates_base[*]}; porter msg/s ${rates_porter[*]}; base p99 ${p99s_base[*]}; porter p99 ${p99s_porter[*]}" >&2
+        "$rate_ratio" "$rate_verdict" "$p99_base" "$p99_porter" "$p99_ratio" "$p99_verdict" \
+        "$(cpu_of base)" "$(cpu_of porter)" "$limit"
+    echo "  rounds: base msg/s ${base_rates[*]}; porter msg/s ${porter_rates[*]}; base p99 ${base_p99s[*]}; porter p99 ${porter_p99s[*]}" >&2
+    echo "  cpu % bench/server: base ${base_bench[*]} / ${base_server[*]}; porter ${porter_bench[*]} / ${porter_server[*]}; limits: base ${base_bounds[*]}; porter ${porter_bounds[*]}" >&2
 done
-echo "targets: messages/s ratio >= 0.9, p99 ratio <= 1.2"
+echo "targets: messages/s ratio >= 0.9, p99 ratio <= 1.2; cpu: median % of one core, bench/server"
 
 # ---------------------------------------------------------------- memory
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
@@ -301,13 +352,32 @@ fi
 # ---------------------------------------------------------------- chat
 if [ "$CHAT" = 1 ]; then
     echo
-    echo "chat: 100 clients all sending, 64 B lines, ${SECS}s"
-    start_porter chat --service chat --auth none
-    json="$(bench "$PORT" --service chat --conns 100 --size 64 --duration "$SECS")"
-    printf 'lines sent/s %.0f, deliveries/s %.0f, delivery latency p50 %.1fus p99 %.1fus, errors %s\n' \
-        "$(field "$json" messages_per_sec)" "$(field "$json" deliveries_per_sec)" \
-        "$(field "$json" p50_us)" "$(field "$json" p99_us)" \
-        "$(grep -o '"errors":{[^}]*}' <<<"$json" | head -1)"
+    echo "chat: 100 clients all sending, 64 B lines, ${SECS}s, median of $ROUNDS: porter against the broadcast baseline (target >= 0.8)"
+    start_porter chat --service chat --auth none; CHAT_PORT=$PORT; CHAT_PID=$PID
+    BASELINE_BIN="$BASELINE_CHAT" start_baseline chat-base --participants 100
+    CHAT_BASE_PORT=$PORT; CHAT_BASE_PID=$PID
+    reset cbase cporter
+    for round in $(seq "$ROUNDS"); do
+        RATE_FIELD=deliveries_per_sec take cbase "$(bench "$CHAT_BASE_PORT" --raw --service chat --server-pid "$CHAT_BASE_PID" --conns 100 --size 64 --duration "$SECS")"
+        RATE_FIELD=deliveries_per_sec take cporter "$(bench "$CHAT_PORT" --service chat --server-pid "$CHAT_PID" --conns 100 --size 64 --duration "$SECS")"
+    done
+    rate_base="$(median "${cbase_rates[@]}")" rate_porter="$(median "${cporter_rates[@]}")"
+    chat_ratio="$(ratio "$rate_porter" "$rate_base")"
+    chat_verdict="$(verdict "$chat_ratio" 0.8 '>=')"
+    limit="$(limit_of cbase cporter)"
+    if [ "$limit" = bench-bound ]; then
+        chat_verdict=BENCH-BOUND
+        BOUND=$((BOUND + 1))
+    else
+        [ "$chat_verdict" = PASS ] || MISSES=$((MISSES + 1))
+    fi
+    printf '%-26s %12s %12s %9s %10s %10s %7s %9s %9s %s\n' "" "base deliv/s" "porter del/s" "ratio" "base p99" "porter p99" "" "base cpu" "port cpu" "limit"
+    printf '%-26s %12.0f %12.0f %5s %-4s %8.0fus %8.0fus %7s %9s %9s %s\n' "chat, 100 senders" \
+        "$rate_base" "$rate_porter" "$chat_ratio" "$chat_verdict" \
+        "$(median "${cbase_p99s[@]}")" "$(median "${cporter_p99s[@]}")" "" \
+        "$(cpu_of cbase)" "$(cpu_of cporter)" "$limit"
+    echo "  rounds: base deliveries/s ${cbase_rates[*]}; porter deliveries/s ${cporter_rates[*]}" >&2
+    echo "  cpu % bench/server: base ${cbase_bench[*]} / ${cbase_server[*]}; porter ${cporter_bench[*]} / ${cporter_server[*]}; limits: base ${cbase_bounds[*]}; porter ${cporter_bounds[*]}" >&2
 fi
 
 # ---------------------------------------------------------------- logins
@@ -327,6 +397,9 @@ if [ "$LOGINS" = 1 ]; then
 fi
 
 echo
+if [ "$BOUND" != 0 ]; then
+    echo "cases bench-bound (no verdict, the bench was the limit): $BOUND"
+fi
 if [ "$MISSES" = 0 ]; then
     echo "all targets measured here: PASS"
 else

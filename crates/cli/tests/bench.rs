@@ -8,6 +8,7 @@ mod common;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Output, Stdio};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -181,6 +182,110 @@ fn raw_run_talks_to_a_verbatim_echo_without_a_handshake() {
     assert!(report.contains(r#""messages":100,"#), "{report}");
     assert!(report.contains(r#""mode":"raw""#), "{report}");
     assert!(report.contains(NO_ERRORS), "{report}");
+}
+
+/// The chat baseline's behaviour (`baseline_chat --participants N`), for
+/// `--raw --service chat`: once `participants` are connected, every frame
+/// goes verbatim to every other connection.
+fn start_verbatim_chat(participants: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peers = Arc::new(Mutex::new(Vec::<(usize, TcpStream)>::new()));
+    let everyone = Arc::new(Barrier::new(participants));
+    thread::spawn(move || {
+        for (me, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { break };
+            let Ok(writer) = stream.try_clone() else {
+                continue;
+            };
+            peers.lock().unwrap().push((me, writer));
+            let peers = peers.clone();
+            let everyone = everyone.clone();
+            thread::spawn(move || {
+                everyone.wait();
+                let _ = stream.set_read_timeout(Some(LIMIT));
+                while let Ok(Some(frame)) = stream.recv_frame() {
+                    for (other, writer) in peers.lock().unwrap().iter_mut() {
+                        if *other != me {
+                            let _ = writer.send_frame(&frame);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Issue 15: the chat baseline is driven like the echo one, with the send
+/// time travelling in the relayed frame.
+#[test]
+fn raw_chat_counts_each_frame_relayed_verbatim_to_the_others() {
+    let addr = start_verbatim_chat(3);
+    let output = bench(
+        addr,
+        &[
+            "--raw",
+            "--service",
+            "chat",
+            "--messages",
+            "90",
+            "--conns",
+            "3",
+            "--pipeline",
+            "2",
+            "--json",
+        ],
+    );
+    let report = json_report(&output);
+    assert!(report.contains(r#""mode":"raw""#), "{report}");
+    assert!(report.contains(r#""messages":90,"#), "{report}");
+    assert!(report.contains(r#""deliveries":180,"#), "{report}");
+    assert!(
+        report.contains(r#""count":180,"#),
+        "latencies recorded: {report}"
+    );
+    assert!(report.contains(NO_ERRORS), "{report}");
+}
+
+/// Issue 15: with the server's pid, the report gives the CPU of both sides
+/// and says which one was the limit; which one it is depends on the
+/// machine, so only its presence is checked.
+#[test]
+fn with_the_server_pid_the_report_gives_both_cpus_and_a_verdict() {
+    let server = start_server("echo");
+    let pid = server.process.child.id().to_string();
+    let args = ["--messages", "2000", "--conns", "2", "--pipeline", "4"];
+    let output = bench(
+        server.addr(),
+        &[&args[..], &["--server-pid", &pid, "--json"]].concat(),
+    );
+    let report = json_report(&output);
+    assert!(report.contains(r#""cpu":{"bench_percent":"#), "{report}");
+    assert!(report.contains(r#""server_percent":"#), "{report}");
+    assert!(
+        [
+            r#""bound":"bench""#,
+            r#""bound":"server""#,
+            r#""bound":"neither""#
+        ]
+        .iter()
+        .any(|bound| report.contains(bound)),
+        "{report}"
+    );
+    let output = bench(
+        server.addr(),
+        &[&args[..], &["--server-pid", &pid]].concat(),
+    );
+    let summary = String::from_utf8_lossy(&output.stdout);
+    let cpu = summary
+        .lines()
+        .find(|line| line.starts_with("cpu "))
+        .unwrap_or_else(|| panic!("no cpu line: {summary}"));
+    assert!(
+        cpu.contains("server") && cpu.contains("of one core: "),
+        "{cpu}"
+    );
 }
 
 #[test]

@@ -13,6 +13,11 @@
 //! Receivers count deliveries per sender (one atomic per sender) and wake
 //! the sender when one of its lines is complete.
 //!
+//! With `--raw` (the bare `baseline_chat`, no handshake) the same frames
+//! are sent, and the baseline relays each one verbatim to every other
+//! connection: a delivery is then our own `say` frame, whose text carries
+//! the same stamp, so it is counted and timed the same way.
+//!
 //! A chat room never sends a participant its own line. A receiver that gets
 //! one is talking to an echo server, whose replies would otherwise pass for
 //! deliveries (with two connections, one each: the counts even add up). The
@@ -24,12 +29,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use porter_wire::{ClientMessage, EncodedFrame, FrameCodec, HEADER_LEN};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{Notify, watch};
 
-use super::conn::{Ready, incoming_codec};
+use super::conn::{Ready, incoming_codec, next_frame};
 use super::echo::describe;
 use super::report::{Failure, FailureKind};
 use super::{BenchError, ErrorSummary, LatencyHistogram, Limit, Measured, Plan, REPLY_TIMEOUT};
@@ -320,32 +325,14 @@ async fn receive<R: AsyncRead>(
     let mut read_at = Instant::now();
     loop {
         let mut lines = 0u64;
+        // Frames are read in place, the buffer advanced once per pass.
+        let mut at = 0;
         loop {
-            match codec.decode(&mut rbuf) {
-                Ok(Some(payload)) if payload.is_empty() || is_not_live(&payload) => {}
-                Ok(Some(payload)) => match stamp(&payload) {
-                    Some((sender, _)) if sender == me => {
-                        room.echoed();
-                        return Received {
-                            histogram,
-                            errors,
-                            last,
-                        };
-                    }
-                    Some((sender, nanos)) if sender < room.delivered.len() => {
-                        let sent_at = room.start + Duration::from_nanos(nanos);
-                        histogram.record(read_at.saturating_duration_since(sent_at));
-                        let done = room.delivered[sender].fetch_add(1, Ordering::AcqRel) + 1;
-                        if done.is_multiple_of(room.others) {
-                            room.wake[sender].notify_one();
-                        }
-                        lines += 1;
-                    }
-                    _ => errors.add(Failure::new(
-                        FailureKind::Protocol,
-                        format!("expected a bench line, got {}", describe(&payload)),
-                    )),
-                },
+            let payload = match next_frame(&codec, &rbuf[at..]) {
+                Ok(Some((payload, used))) => {
+                    at += used;
+                    payload
+                }
                 Ok(None) => break,
                 Err(err) => {
                     errors.add(Failure::wire(&err));
@@ -355,8 +342,35 @@ async fn receive<R: AsyncRead>(
                         last,
                     };
                 }
+            };
+            if payload.is_empty() || is_not_live(payload) {
+                continue;
+            }
+            match stamp(payload) {
+                Some((sender, _)) if sender == me => {
+                    room.echoed();
+                    return Received {
+                        histogram,
+                        errors,
+                        last,
+                    };
+                }
+                Some((sender, nanos)) if sender < room.delivered.len() => {
+                    let sent_at = room.start + Duration::from_nanos(nanos);
+                    histogram.record(read_at.saturating_duration_since(sent_at));
+                    let done = room.delivered[sender].fetch_add(1, Ordering::AcqRel) + 1;
+                    if done.is_multiple_of(room.others) {
+                        room.wake[sender].notify_one();
+                    }
+                    lines += 1;
+                }
+                _ => errors.add(Failure::new(
+                    FailureKind::Protocol,
+                    format!("expected a bench line, got {}", describe(payload)),
+                )),
             }
         }
+        rbuf.advance(at);
         if lines > 0 {
             room.total.fetch_add(lines, Ordering::Relaxed);
             last = read_at;

@@ -18,12 +18,9 @@ use porter_wire::{ClientMessage, EncodedFrame, FrameCodec, Secret};
 use tokio::io::AsyncWriteExt;
 
 use super::conn::{self, BenchStream, Login, Ready};
+use super::cpu::{USER_HZ, cpu_ticks};
 use super::report::{Failure, FailureKind, ServerCpu};
 use super::{ErrorSummary, LoginReport, Plan, Resumes};
-
-/// Clock ticks per second of `/proc/PID/stat` times: Linux's `USER_HZ`,
-/// 100 on every architecture it runs on (the kernel scales to it).
-const USER_HZ: f64 = 100.0;
 
 /// A name no earlier run has used: the process id and the clock.
 fn run_id() -> String {
@@ -135,38 +132,4 @@ async fn close(ready: Ready<BenchStream>, bye: Option<EncodedFrame>) -> Option<S
     }
     let _ = io.shutdown().await;
     token
-}
-
-/// User + system CPU ticks of a process, from `/proc/PID/stat`; `None` when
-/// it cannot be read (another system, a process that is gone).
-pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_cpu_ticks(&stat)
-}
-
-/// Fields 14 and 15 (utime, stime), counted after the command name, which
-/// is in parentheses and may itself hold spaces.
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_ticks_are_read_after_a_command_name_with_spaces() {
-        let stat = "1234 (porter (x) y) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 40 0 0 20 0 3";
-        assert_eq!(parse_cpu_ticks(stat), Some(290));
-        assert_eq!(parse_cpu_ticks("garbage"), None);
-    }
-
-    #[test]
-    fn this_process_has_readable_cpu_ticks() {
-        assert!(cpu_ticks(std::process::id()).is_some());
-    }
 }

@@ -128,9 +128,6 @@ impl Plan {
         if self.raw && self.auth != AuthMode::None {
             return Err(PlanError::RawWithAuth);
         }
-        if self.raw && self.service != ServiceKind::Echo {
-            return Err(PlanError::RawWithChat);
-        }
         if self.service == ServiceKind::Chat {
             if self.conns < 2 {
                 return Err(PlanError::ChatNeedsTwo);
@@ -221,10 +218,6 @@ pub enum PlanError {
     /// A raw run (the bare baseline) with authentication.
     #[error("a raw run talks to the bare baseline, which has no authentication")]
     RawWithAuth,
-
-    /// A raw run (the bare baseline) of another service than echo.
-    #[error("a raw run talks to the bare baseline, which only echoes")]
-    RawWithChat,
 
     /// Chat with fewer than two participants.
     #[error("chat needs at least 2 connections")]

@@ -144,6 +144,43 @@ impl ServerCpu {
     }
 }
 
+/// CPU each side used during the measured phase, as a share of one core
+/// (user + system time over wall time; above 100 on several cores).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CpuUse {
+    /// The bench itself (`/proc/self/stat`).
+    pub bench_percent: f64,
+    /// The server, when its process id was given (`--server-pid`).
+    pub server_percent: Option<f64>,
+    /// Which side was the limit, when both are known.
+    pub bound: Option<Bound>,
+}
+
+/// Which side limited a run (see [`super::cpu::bound`] for the marks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    /// The bench was saturated and the server had room: the figures are
+    /// the bench's, and a ratio of two servers means nothing.
+    Bench,
+    /// The server was saturated: the run measured it.
+    Server,
+    /// Neither was saturated (the machine was busy with other work, or the
+    /// load is latency-bound, as with one connection).
+    Neither,
+}
+
+impl Bound {
+    /// The verdict line of the report.
+    pub fn verdict(self) -> &'static str {
+        match self {
+            Bound::Bench => "bench-bound: the ratio is not meaningful",
+            Bound::Server => "server-bound",
+            Bound::Neither => "neither saturated",
+        }
+    }
+}
+
 /// Everything a run measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -183,6 +220,10 @@ pub struct Report {
     pub errors: ErrorSummary,
     /// The password phase, with `--auth password`.
     pub login: Option<LoginReport>,
+    /// CPU of the bench (and of the server with `--server-pid`) during the
+    /// measured phase, and which one was the limit; `None` where
+    /// `/proc/self/stat` cannot be read.
+    pub cpu: Option<CpuUse>,
 }
 
 impl Report {
@@ -275,6 +316,22 @@ impl fmt::Display for Report {
             "{:<13}p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs",
             "latency", l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us
         )?;
+        if let Some(cpu) = &self.cpu {
+            match (cpu.server_percent, cpu.bound) {
+                (Some(server), Some(bound)) => writeln!(
+                    f,
+                    "{:<13}bench {:.0}%, server {server:.0}% of one core: {}",
+                    "cpu",
+                    cpu.bench_percent,
+                    bound.verdict()
+                )?,
+                _ => writeln!(
+                    f,
+                    "{:<13}bench {:.0}% of one core (--server-pid PID adds the server's)",
+                    "cpu", cpu.bench_percent
+                )?,
+            }
+        }
         write_errors(f, "errors", &self.errors)
     }
 }

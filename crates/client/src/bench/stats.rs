@@ -47,6 +47,13 @@ impl LatencyHistogram {
         self.histogram.saturating_record(nanos);
     }
 
+    /// Records `count` equal latencies at once: the replies of one batch,
+    /// scheduled together and read together, cost one histogram update.
+    pub fn record_n(&mut self, latency: Duration, count: u64) {
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.histogram.saturating_record_n(nanos, count);
+    }
+
     /// Adds every value of `other` to this histogram.
     pub fn merge(&mut self, other: &LatencyHistogram) {
         // Both histograms have the same bounds, and auto-resize is off, so
