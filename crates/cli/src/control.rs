@@ -18,7 +18,13 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct ControlArgs {
     /// The servers' NATS bus (their --bus): tell every instance at once
     /// that an operator acted [default: they read the database within 2 s]
-    #[arg(long, value_name = "URL", env = "PORTER_BUS", global = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PORTER_BUS",
+        global = true,
+        hide_env_values = true
+    )]
     bus: Option<String>,
 
     /// The servers' --bus-prefix

@@ -168,7 +168,7 @@ pub struct ServeArgs {
     /// Chat: the room on NATS JetStream (nats://HOST:PORT), shared by every
     /// instance with the same bus and --bus-prefix, instead of in this
     /// process; the stream keeps --history lines
-    #[arg(long, value_name = "URL", env = "PORTER_BUS")]
+    #[arg(long, value_name = "URL", env = "PORTER_BUS", hide_env_values = true)]
     bus: Option<String>,
 
     /// With --bus (ignored without): names the room's stream ({PREFIX}_room) and subjects

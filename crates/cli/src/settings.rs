@@ -408,7 +408,7 @@ fn command_line_args(arg: &Arg, given: &ArgMatches) -> Vec<OsString> {
 
 /// `arg`'s value in `matches` as TOML, or `None` when unset. Secrets
 /// (options that hide their environment value) show as `"(hidden)"`; a
-/// database URL loses its password.
+/// database or bus URL loses its password.
 fn shown_value(arg: &Arg, matches: &ArgMatches) -> Option<String> {
     let id = arg.get_id().as_str();
     if is_switch(arg) {
@@ -424,6 +424,9 @@ fn shown_value(arg: &Arg, matches: &ArgMatches) -> Option<String> {
         return Some(toml_string(&porter_store::redact_location(Path::new(
             &text,
         ))));
+    }
+    if arg.get_long() == Some("bus") {
+        return Some(toml_string(&porter_server::redact_url(&text)));
     }
     if arg.is_hide_env_values_set() {
         return Some(toml_string("(hidden)"));
