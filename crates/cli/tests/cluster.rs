@@ -373,11 +373,14 @@ fn a_bus_that_is_down_refuses_lines_with_unavailable_and_loses_or_repeats_nothin
             None => panic!("closed"),
         }
     }
-    // Said since the outage: `during` lines, `n` probes, and "last".
-    assert_eq!(
-        got.len() + refused,
-        during + n + 1,
-        "each line refused or delivered once: {got:?}, {refused} refused"
+    // Said since the outage: `during` lines, `n` probes, and "last". None
+    // is lost without its sender being told. (A line whose acknowledgement
+    // timed out is told `unavailable` and may still arrive: NATS cannot
+    // say which, so the count may exceed, never fall short.)
+    let said = during + n + 1;
+    assert!(
+        got.len() + refused >= said,
+        "a line was lost without a word: {got:?}, {refused} refused of {said}"
     );
     let seqs: Vec<u64> = got.iter().map(|(_, seq)| seq.unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{got:?}");

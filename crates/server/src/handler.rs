@@ -31,10 +31,10 @@ use crate::live::{Dismissal, Live, LiveEntry};
 use crate::metrics::{self, Present, Traffic};
 use crate::outbox::{self, Outbox};
 use crate::peer::PeerInfo;
-use crate::protocol::Client;
+use crate::protocol::{Client, Served};
 use crate::room::SayError;
 use crate::room::bus::BusError;
-use crate::service::Service;
+use crate::service::{Participant, Service};
 use crate::shutdown::Shutdown;
 use crate::upgrade::{Stream, Upgrade};
 
@@ -466,14 +466,14 @@ impl<S: Stream> Handler<S> {
                 Next::Closed
             } else if check && dismissal.is_dismissed() {
                 Next::Dismissed
-            } else if let Some(m) = self.client.next_message().now_or_never() {
+            } else if let Some(m) = self.client.next_served().now_or_never() {
                 Next::Message(m)
             } else {
                 tokio::select! {
                     biased;
                     next = &mut stop => next,
                     () = &mut timer => Next::Timer,
-                    m = self.client.next_message() => Next::Message(m),
+                    m = self.client.next_served() => Next::Message(m),
                 }
             };
             let message = match step {
@@ -491,20 +491,25 @@ impl<S: Stream> Handler<S> {
                     continue;
                 }
                 Next::Message(Err(reason)) => return reason,
-                Next::Message(Ok(message)) => message,
+                // The common case, served with the text borrowed from its
+                // frame: no allocation, no copy but into the replies.
+                Next::Message(Ok(Served::Say(frame))) => match frame.text() {
+                    Some(text) => {
+                        if let Err(reason) = self.say(&participant, text) {
+                            return reason;
+                        }
+                        continue;
+                    }
+                    None => match self.client.understand_frame(frame) {
+                        Ok(Some(message)) => message,
+                        Ok(None) => continue,
+                        Err(reason) => return reason,
+                    },
+                },
+                Next::Message(Ok(Served::Message(message))) => message,
             };
             let outcome = match message {
-                ClientMessage::Say { text, to: None } => {
-                    // The refusal is out of line: an echo or a room line that
-                    // goes through costs nothing more than the say itself.
-                    match participant.say(self.client.conn_mut(), &text) {
-                        Ok(()) => {
-                            self.client.conn_mut().count_line();
-                            Ok(())
-                        }
-                        Err(refused) => self.refused(refused),
-                    }
-                }
+                ClientMessage::Say { text, to: None } => self.say(&participant, &text),
                 ClientMessage::Say { text, to: Some(to) } => match participant.say_to(&to, &text) {
                     Some(Ok(())) => {
                         self.client.conn_mut().count_line();
@@ -546,6 +551,19 @@ impl<S: Stream> Handler<S> {
             if let Err(reason) = outcome {
                 return reason;
             }
+        }
+    }
+
+    /// Serves one line the client said to everyone. The refusal is out of
+    /// line: an echo or a room line that goes through costs nothing more
+    /// than the say itself.
+    fn say(&mut self, participant: &Participant, text: &str) -> Result<(), Reason> {
+        match participant.say(self.client.conn_mut(), text) {
+            Ok(()) => {
+                self.client.conn_mut().count_line();
+                Ok(())
+            }
+            Err(refused) => self.refused(refused),
         }
     }
 
@@ -711,7 +729,7 @@ enum Next {
     Dismissed,
     /// Time to look at idleness and slow frames.
     Timer,
-    Message(Result<ClientMessage, Reason>),
+    Message(Result<Served, Reason>),
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! [`LOGGED_PROTOCOL_ERRORS`] are logged one by one; the rest are counted,
 //! and the count is logged when it leaves.
 
+use bytes::BytesMut;
 use porter_wire::{ClientMessage, ErrorCode, ServerMessage};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{info, warn};
@@ -18,6 +19,32 @@ use crate::peer::PeerInfo;
 
 /// Protocol errors logged one by one per connection; see the module docs.
 const LOGGED_PROTOCOL_ERRORS: u32 = 10;
+
+/// How a compact `say` starts (`porter_wire::compact_say_text` judges the
+/// rest).
+const COMPACT_SAY_START: &[u8] = br#"{"type":"say","text":""#;
+
+/// What a ready client sent, for the service loop.
+#[derive(Debug)]
+pub(crate) enum Served {
+    /// A frame that starts as a compact `say` does.
+    Say(SayFrame),
+    /// Any other message.
+    Message(ClientMessage),
+}
+
+/// A frame that starts as a compact `say`: its text is served borrowed
+/// from it, with no allocation, when it is one.
+#[derive(Debug)]
+pub(crate) struct SayFrame(BytesMut);
+
+impl SayFrame {
+    /// The text, when the frame is a compact `say` (valid UTF-8, nothing to
+    /// unescape); `None` sends it through [`Client::understand_frame`].
+    pub(crate) fn text(&self) -> Option<&str> {
+        porter_wire::compact_say_text(&self.0)
+    }
+}
 
 /// What came out of one frame.
 #[derive(Debug)]
@@ -116,7 +143,16 @@ where
 
     /// The next message. `Err` is the reason the connection must end.
     pub(crate) async fn read_message(&mut self) -> Result<Incoming, ReadEnd> {
-        match self.conn.read_frame().await {
+        let frame = self.conn.read_frame().await;
+        self.incoming(frame)
+    }
+
+    /// What a frame read (or the failure to read one) is to the protocol.
+    fn incoming(
+        &self,
+        frame: Result<Option<BytesMut>, porter_wire::Error>,
+    ) -> Result<Incoming, ReadEnd> {
+        match frame {
             Ok(None) => Err(ReadEnd::Closed(Reason::Eof)),
             Ok(Some(payload)) if payload.is_empty() => Ok(Incoming::KeepAlive),
             Ok(Some(payload)) => Ok(match porter_wire::decode_client_message(&payload) {
@@ -142,37 +178,82 @@ where
     /// client `bye` ends the connection cleanly.
     pub(crate) async fn next_message(&mut self) -> Result<ClientMessage, Reason> {
         loop {
-            match self.read_message().await {
-                Ok(Incoming::KeepAlive) => {}
-                Ok(Incoming::Message(ClientMessage::Bye)) => return Err(Reason::CleanBye),
-                Ok(Incoming::Message(ClientMessage::Unknown)) => {
-                    if self.count_protocol_error() {
-                        info!(peer = %self.peer, "unknown message type");
-                    }
-                    self.send(&ServerMessage::error(
-                        ErrorCode::UnknownType,
-                        "unknown message type",
-                    ))?;
-                }
-                Ok(Incoming::Message(message)) => return Ok(message),
-                Ok(Incoming::Invalid(err)) => {
-                    if self.count_protocol_error() {
-                        info!(peer = %self.peer, cause = %err, "invalid message");
-                    }
-                    self.send(&ServerMessage::error(
-                        ErrorCode::InvalidMessage,
-                        err.to_string(),
-                    ))?;
-                }
-                Err(ReadEnd::TooLarge { len, max }) => {
-                    warn!(peer = %self.peer, len, max, "frame too large");
-                    let text = format!("frame of {len} bytes exceeds the maximum of {max}");
-                    // The stream cannot be resynchronised: answer, then close.
-                    let _ = self.send(&ServerMessage::error(ErrorCode::FrameTooLarge, text));
-                    return Err(Reason::Protocol("frame too large"));
-                }
-                Err(ReadEnd::Closed(reason)) => return Err(reason),
+            let incoming = self.read_message().await;
+            if let Some(message) = self.understand(incoming)? {
+                return Ok(message);
             }
+        }
+    }
+
+    /// As [`Client::next_message`], but a compact `say` (the common case
+    /// of a ready client) comes as its frame, [`Served::Say`], so that its
+    /// text can be served borrowed from it, with no allocation.
+    pub(crate) async fn next_served(&mut self) -> Result<Served, Reason> {
+        loop {
+            let incoming = match self.conn.read_frame().await {
+                // Only the start is looked at here: the text is checked
+                // once, where it is served (`SayFrame::text`).
+                Ok(Some(payload)) if payload.starts_with(COMPACT_SAY_START) => {
+                    return Ok(Served::Say(SayFrame(payload)));
+                }
+                other => self.incoming(other),
+            };
+            if let Some(message) = self.understand(incoming)? {
+                return Ok(Served::Message(message));
+            }
+        }
+    }
+
+    /// A [`SayFrame`] that is not a compact `say` after all, understood as
+    /// any other frame: see [`Client::understand`].
+    pub(crate) fn understand_frame(
+        &mut self,
+        frame: SayFrame,
+    ) -> Result<Option<ClientMessage>, Reason> {
+        let incoming = self.incoming(Ok(Some(frame.0)));
+        self.understand(incoming)
+    }
+
+    /// What an incoming frame means to the protocol: a message to serve,
+    /// or `None` when it was answered here (an invalid or unknown message)
+    /// or skipped (a keep-alive). A client `bye` ends the connection
+    /// cleanly.
+    fn understand(
+        &mut self,
+        incoming: Result<Incoming, ReadEnd>,
+    ) -> Result<Option<ClientMessage>, Reason> {
+        match incoming {
+            Ok(Incoming::KeepAlive) => Ok(None),
+            Ok(Incoming::Message(ClientMessage::Bye)) => Err(Reason::CleanBye),
+            Ok(Incoming::Message(ClientMessage::Unknown)) => {
+                if self.count_protocol_error() {
+                    info!(peer = %self.peer, "unknown message type");
+                }
+                self.send(&ServerMessage::error(
+                    ErrorCode::UnknownType,
+                    "unknown message type",
+                ))?;
+                Ok(None)
+            }
+            Ok(Incoming::Message(message)) => Ok(Some(message)),
+            Ok(Incoming::Invalid(err)) => {
+                if self.count_protocol_error() {
+                    info!(peer = %self.peer, cause = %err, "invalid message");
+                }
+                self.send(&ServerMessage::error(
+                    ErrorCode::InvalidMessage,
+                    err.to_string(),
+                ))?;
+                Ok(None)
+            }
+            Err(ReadEnd::TooLarge { len, max }) => {
+                warn!(peer = %self.peer, len, max, "frame too large");
+                let text = format!("frame of {len} bytes exceeds the maximum of {max}");
+                // The stream cannot be resynchronised: answer, then close.
+                let _ = self.send(&ServerMessage::error(ErrorCode::FrameTooLarge, text));
+                Err(Reason::Protocol("frame too large"))
+            }
+            Err(ReadEnd::Closed(reason)) => Err(reason),
         }
     }
 

@@ -407,8 +407,12 @@ pub fn decode_client_message(payload: &[u8]) -> Result<ClientMessage> {
     decode_message(payload)
 }
 
-/// The text of a `say` in its compact form, if `payload` is exactly that.
-fn compact_say_text(payload: &[u8]) -> Option<&str> {
+/// The text of a `say` in its compact form (`{"type":"say","text":"..."}`
+/// with nothing to unescape), if `payload` is exactly that: the common
+/// case, which a reader can serve borrowing the text from the frame, with
+/// no allocation. Anything else, a valid `say` included, is `None`: for
+/// [`decode_client_message`] to judge.
+pub fn compact_say_text(payload: &[u8]) -> Option<&str> {
     let body = payload
         .strip_prefix(br#"{"type":"say","text":""#)?
         .strip_suffix(br#""}"#)?;

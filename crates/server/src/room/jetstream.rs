@@ -475,6 +475,13 @@ async fn publish_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<Line>) {
                 None => return,
             },
         };
+        // A line queued while the connection was up but taken out after it
+        // went down is refused now, rather than buffered by the client and
+        // perhaps delivered after its sender was told it was not.
+        if inner.client.connection_state() != State::Connected {
+            inner.tell_unavailable(&line);
+            continue;
+        }
         let payload = Bytes::from(serde_json::to_vec(&Wire::of(&line)).unwrap_or_default());
         let result = match &line.body {
             Body::Say { .. } => {
