@@ -285,6 +285,18 @@ where
     ///
     /// # Errors
     /// When it does not fit in a frame; nothing is queued then.
+    /// [`Connection::write_say`] for a text known to need no escaping.
+    pub(crate) fn write_plain_say(
+        &mut self,
+        text: porter_wire::PlainText<'_>,
+        from: &str,
+    ) -> porter_wire::Result<()> {
+        self.encoder
+            .encode_plain_say(text, from, &mut self.write_buf)?;
+        self.tally.messages_sent += 1;
+        Ok(())
+    }
+
     pub(crate) fn write_say(&mut self, text: &str, from: &str) -> porter_wire::Result<()> {
         self.encoder.encode_say(text, from, &mut self.write_buf)?;
         self.tally.messages_sent += 1;

@@ -34,7 +34,7 @@ use crate::peer::PeerInfo;
 use crate::protocol::{Client, Served};
 use crate::room::SayError;
 use crate::room::bus::BusError;
-use crate::service::{Participant, Service};
+use crate::service::Service;
 use crate::shutdown::Shutdown;
 use crate::upgrade::{Stream, Upgrade};
 
@@ -495,7 +495,8 @@ impl<S: Stream> Handler<S> {
                 // frame: no allocation, no copy but into the replies.
                 Next::Message(Ok(Served::Say(frame))) => match frame.text() {
                     Some(text) => {
-                        if let Err(reason) = self.say(&participant, text) {
+                        let said = participant.say_plain(self.client.conn_mut(), text);
+                        if let Err(reason) = self.said(said) {
                             return reason;
                         }
                         continue;
@@ -509,7 +510,10 @@ impl<S: Stream> Handler<S> {
                 Next::Message(Ok(Served::Message(message))) => message,
             };
             let outcome = match message {
-                ClientMessage::Say { text, to: None } => self.say(&participant, &text),
+                ClientMessage::Say { text, to: None } => {
+                    let said = participant.say(self.client.conn_mut(), &text);
+                    self.said(said)
+                }
                 ClientMessage::Say { text, to: Some(to) } => match participant.say_to(&to, &text) {
                     Some(Ok(())) => {
                         self.client.conn_mut().count_line();
@@ -554,11 +558,11 @@ impl<S: Stream> Handler<S> {
         }
     }
 
-    /// Serves one line the client said to everyone. The refusal is out of
-    /// line: an echo or a room line that goes through costs nothing more
-    /// than the say itself.
-    fn say(&mut self, participant: &Participant, text: &str) -> Result<(), Reason> {
-        match participant.say(self.client.conn_mut(), text) {
+    /// Counts a line the client said to everyone, or answers its refusal.
+    /// The refusal is out of line: an echo or a room line that goes through
+    /// costs nothing more than the say itself.
+    fn said(&mut self, said: Result<(), SayError>) -> Result<(), Reason> {
+        match said {
             Ok(()) => {
                 self.client.conn_mut().count_line();
                 Ok(())

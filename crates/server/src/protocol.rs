@@ -41,7 +41,7 @@ pub(crate) struct SayFrame(BytesMut);
 impl SayFrame {
     /// The text, when the frame is a compact `say` (valid UTF-8, nothing to
     /// unescape); `None` sends it through [`Client::understand_frame`].
-    pub(crate) fn text(&self) -> Option<&str> {
+    pub(crate) fn text(&self) -> Option<porter_wire::PlainText<'_>> {
         porter_wire::compact_say_text(&self.0)
     }
 }

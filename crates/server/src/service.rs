@@ -57,6 +57,27 @@ impl Participant {
         }
     }
 
+    /// [`Participant::say`] for a text known to need no escaping: an echo
+    /// copies it into the reply without looking at it again.
+    ///
+    /// # Errors
+    /// As [`Participant::say`].
+    pub(crate) fn say_plain<S>(
+        &self,
+        conn: &mut Connection<S>,
+        text: porter_wire::PlainText<'_>,
+    ) -> Result<(), SayError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match self {
+            Participant::Echo => conn
+                .write_plain_say(text, SERVER_NAME)
+                .map_err(SayError::TooLong),
+            Participant::Chat(membership) => membership.say(text.as_str()),
+        }
+    }
+
     /// Serves one `say` from the client on `conn`. An echo is encoded
     /// straight into the connection's write buffer (no queue, no task
     /// hop) and goes out with the rest of the batch.

@@ -400,11 +400,24 @@ pub fn decode_message<M: DeserializeOwned>(payload: &[u8]) -> Result<M> {
 pub fn decode_client_message(payload: &[u8]) -> Result<ClientMessage> {
     if let Some(text) = compact_say_text(payload) {
         return Ok(ClientMessage::Say {
-            text: text.to_owned(),
+            text: text.as_str().to_owned(),
             to: None,
         });
     }
     decode_message(payload)
+}
+
+/// A text that needs no JSON escaping (no quote, backslash or control
+/// character), known so because it was read from a compact `say`: copied
+/// into a reply as it is, without being scanned again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlainText<'a>(&'a str);
+
+impl<'a> PlainText<'a> {
+    /// The text.
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
 }
 
 /// The text of a `say` in its compact form (`{"type":"say","text":"..."}`
@@ -412,14 +425,14 @@ pub fn decode_client_message(payload: &[u8]) -> Result<ClientMessage> {
 /// case, which a reader can serve borrowing the text from the frame, with
 /// no allocation. Anything else, a valid `say` included, is `None`: for
 /// [`decode_client_message`] to judge.
-pub fn compact_say_text(payload: &[u8]) -> Option<&str> {
+pub fn compact_say_text(payload: &[u8]) -> Option<PlainText<'_>> {
     let body = payload
         .strip_prefix(br#"{"type":"say","text":""#)?
         .strip_suffix(br#""}"#)?;
     let text = std::str::from_utf8(body).ok()?;
     // A quote would end the string early; a backslash is an escape, and a
     // control character is invalid JSON: all for the parser to judge.
-    (!needs_escape(text)).then_some(text)
+    (!needs_escape(text)).then_some(PlainText(text))
 }
 
 impl FrameCodec {
@@ -452,9 +465,30 @@ impl FrameCodec {
             dst.reserve(HEADER_LEN + SAY_OVERHEAD + text.len() + from.len());
             return self.encode_json(&SayRef { text, from }, dst);
         }
-        // Most lines need no escaping: then the JSON is the two strings
-        // between fixed pieces, copied, without serde_json's escaping
-        // loop (a table lookup per byte; about 7% of the echo server).
+        self.put_plain_say(text, from, dst)
+    }
+
+    /// [`FrameCodec::encode_say`] for a text known to need no escaping:
+    /// only `from` is looked at.
+    ///
+    /// # Errors
+    /// As [`FrameCodec::encode_say`].
+    pub fn encode_plain_say(
+        &self,
+        text: PlainText<'_>,
+        from: &str,
+        dst: &mut BytesMut,
+    ) -> Result<()> {
+        if needs_escape(from) {
+            return self.encode_say(text.0, from, dst);
+        }
+        self.put_plain_say(text.0, from, dst)
+    }
+
+    /// Most lines need no escaping: then the JSON is the two strings
+    /// between fixed pieces, copied, without serde_json's escaping loop (a
+    /// table lookup per byte; about 7% of the echo server).
+    fn put_plain_say(&self, text: &str, from: &str, dst: &mut BytesMut) -> Result<()> {
         let len = SAY_OVERHEAD + text.len() + from.len();
         let header = self.header_for(len)?;
         dst.reserve(HEADER_LEN + len);
@@ -552,6 +586,23 @@ pub struct RoomSay<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_text_from_a_compact_say_encodes_as_any_text() {
+        let codec = FrameCodec::new();
+        let payload = br#"{"type":"say","text":"hello there"}"#;
+        let text = compact_say_text(payload).unwrap();
+        assert_eq!(text.as_str(), "hello there");
+        for from in ["server", "a\"b", "tab\there"] {
+            let (mut plain, mut any) = (BytesMut::new(), BytesMut::new());
+            codec.encode_plain_say(text, from, &mut plain).unwrap();
+            codec.encode_say("hello there", from, &mut any).unwrap();
+            assert_eq!(plain, any, "{from:?}");
+        }
+        // Nothing that needs escaping is ever a plain text.
+        assert!(compact_say_text(br#"{"type":"say","text":"a\"b"}"#).is_none());
+        assert!(compact_say_text(b"{\"type\":\"say\",\"text\":\"a\tb\"}").is_none());
+    }
 
     #[test]
     fn encode_say_is_byte_for_byte_the_say_message() {
