@@ -626,3 +626,26 @@ fn porter_bench_measures_a_tls_server_trusted_by_its_fingerprint() {
     assert!(!ok && out.is_empty(), "{out}");
     assert!(err.contains("not a known server"), "{err}");
 }
+
+#[test]
+fn data_dir_holds_the_certificate_and_the_database_and_porter_fingerprint_reads_it_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let server = serve_in(dir.path(), "echo", &["--tls", "--data-dir", data_arg]);
+    let printed = server.preamble.join("\n");
+    drop(server);
+    for file in ["tls-cert.pem", "tls-key.pem", "porter.db"] {
+        assert!(data.join(file).exists(), "{file} not in --data-dir");
+        assert!(!dir.path().join(file).exists(), "{file} beside the log");
+    }
+    let output = porter(&["fingerprint", "--data-dir", data_arg])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let fingerprint = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed.contains(fingerprint.trim()),
+        "{printed} / {fingerprint}"
+    );
+}
