@@ -6,11 +6,11 @@
 //! first connector: [`ConnectOptions`] resolves the host and tries each of
 //! its addresses under a timeout, optionally from a chosen source address.
 //!
-//! A TLS connector (`porter connect --tls` with a pinned fingerprint) would
-//! hold a [`ConnectOptions`] and the fingerprint, open the TCP stream with
-//! it, run the TLS handshake over that stream and check the certificate,
-//! and yield the TLS stream as its [`Connector::Stream`]. Its failures would
-//! be new [`Error`] variants, so callers still match one error type.
+//! The TLS connector, [`crate::tls::TlsConnector`], holds a
+//! [`ConnectOptions`] and how the server is trusted: it opens the TCP stream
+//! with them, runs the TLS handshake over it, and yields the TLS stream as
+//! its [`Connector::Stream`]. Its failures are [`Error`] variants too, so
+//! callers still match one error type.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

@@ -13,9 +13,9 @@
 //!
 //! [`LocalBus`], the in-process bus, is the default: one instance, and a
 //! line is delivered at once, on the publisher's thread, to the room's
-//! [`Fanout`]. A bus between processes (a broker, later) implements the
-//! same trait: it takes the line, and its own task delivers what the broker
-//! orders to each instance's fan-out.
+//! [`Fanout`]. The bus between processes, `jetstream::JetStreamBus`
+//! (`--bus nats://...`), implements the same trait: it takes the line, and
+//! its own task delivers what the broker orders to each instance's fan-out.
 
 use std::collections::VecDeque;
 use std::fmt;

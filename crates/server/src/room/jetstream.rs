@@ -365,6 +365,15 @@ impl Inner {
         self.presence.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Waits a second before trying NATS again; `false` when the server
+    /// shuts down meanwhile.
+    async fn pause(&self) -> bool {
+        tokio::select! {
+            () = self.shutdown.cancelled() => false,
+            () = tokio::time::sleep(Duration::from_secs(1)) => true,
+        }
+    }
+
     fn subject(&self, kind: &str) -> String {
         format!("{}.{kind}", self.live_prefix)
     }
@@ -561,10 +570,10 @@ async fn consume_loop(inner: Arc<Inner>) {
             Ok(messages) => messages,
             Err(cause) => {
                 warn!(cause = %cause, "cannot read the room's stream, trying again");
-                tokio::select! {
-                    () = inner.shutdown.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                if inner.pause().await {
+                    continue;
                 }
+                return;
             }
         };
         loop {
@@ -617,10 +626,10 @@ async fn live_loop(inner: Arc<Inner>) {
             Ok(subscription) => subscription,
             Err(err) => {
                 warn!(cause = %err, "cannot subscribe to the room's events, trying again");
-                tokio::select! {
-                    () = inner.shutdown.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                if inner.pause().await {
+                    continue;
                 }
+                return;
             }
         };
         loop {
