@@ -36,15 +36,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::{Buf, BytesMut};
-use porter_wire::{FrameCodec, ServerMessage};
+use porter_wire::{FrameCodec, HEADER_LEN, ServerMessage};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::codec::Decoder;
 use tokio_util::io::poll_read_buf;
 use tracing::warn;
 
 use crate::close::{Closer, Reason};
 use crate::metrics::{Tally, Traffic};
 use crate::outbox::Inbox;
+use crate::wake_flag::WakeFlag;
 
 /// Queued frames (from the room) taken into the write buffer before one
 /// write. Bounds the write buffer while a chat room is busy.
@@ -67,8 +67,12 @@ const KEEP_WRITE_BUFFER: usize = 64 * 1024;
 pub(crate) struct Connection<S> {
     /// The socket (or, later, a TLS stream over it).
     stream: S,
-    /// Bytes read and not yet decoded; decoded frames are split off it.
+    /// Bytes read: the frames already handed out (the first `taken`
+    /// bytes), then what is not yet decoded.
     read_buf: BytesMut,
+    /// How many bytes at the front of `read_buf` are frames already handed
+    /// out, dropped before the buffer is read into again.
+    taken: usize,
     /// How much to ask of the next read; grows while reads come back full.
     read_hint: usize,
     /// Frames for the client, written out once per batch.
@@ -79,6 +83,8 @@ pub(crate) struct Connection<S> {
     encoder: FrameCodec,
     /// Frames from others (the room), drained into `write_buf`.
     queue: Inbox,
+    /// Up when `queue` must be polled.
+    queue_woken: WakeFlag,
     /// Messages that may wait unanswered while the client does not read
     /// (the outgoing queue's length, for replies).
     backlog: usize,
@@ -117,11 +123,13 @@ where
         Connection {
             stream,
             read_buf: BytesMut::new(),
+            taken: 0,
             read_hint: INITIAL_READ,
             write_buf: BytesMut::new(),
             decoder: codec,
             encoder: codec,
             queue,
+            queue_woken: WakeFlag::new(),
             backlog: backlog.max(1),
             closer,
             peer,
@@ -152,26 +160,76 @@ where
         self.partial_since
     }
 
-    /// The next frame's payload; `Ok(None)` when the client closed cleanly
-    /// between frames. Before it waits for the client, it writes out what
-    /// is owed: that is the one flush per batch. Cancel-safe: no byte read
-    /// or owed is lost if it is dropped.
-    pub(crate) async fn read_frame(&mut self) -> Result<Option<BytesMut>, porter_wire::Error> {
+    /// The next frame; `Ok(None)` when the client closed cleanly between
+    /// frames. The frame stays where it lies in the read buffer (its
+    /// payload is [`Connection::payload`]) until the next call: no frame is
+    /// split off or copied, and the frames of a batch are dropped from the
+    /// buffer together, just before it is read into again. Before it waits
+    /// for the client, it writes out what is owed: that is the one flush per
+    /// batch. Cancel-safe: no byte read or owed is lost if it is dropped.
+    pub(crate) async fn read_frame(&mut self) -> Result<Option<Frame>, porter_wire::Error> {
+        let mut open = true;
         loop {
-            if let Some(frame) = self.decoder.decode(&mut self.read_buf)? {
+            if let Some(len) = self.decoder.whole_frame_len(&self.read_buf[self.taken..])? {
+                let frame = Frame {
+                    start: self.taken + HEADER_LEN,
+                    len,
+                };
+                self.taken = frame.start + len;
                 self.partial_since = None;
                 self.tally.messages_received += 1;
                 return Ok(Some(frame));
+            }
+            self.drop_taken();
+            if !open {
+                // The client closed: cleanly between frames, or inside one.
+                return match self.read_buf.is_empty() {
+                    true => Ok(None),
+                    false => Err(FrameCodec::truncated(&self.read_buf)),
+                };
             }
             if !self.read_buf.is_empty() && self.partial_since.is_none() {
                 self.partial_since = Some(Instant::now());
             }
             self.flush().await?;
-            if !self.fill().await? {
-                // The client closed: cleanly between frames, or inside one.
-                return Decoder::decode_eof(&mut self.decoder, &mut self.read_buf);
-            }
+            open = self.fill().await?;
         }
+    }
+
+    /// The payload of `frame`, the last one [`Connection::read_frame`]
+    /// returned.
+    pub(crate) fn payload(&self, frame: Frame) -> &[u8] {
+        debug_assert!(
+            frame.start + frame.len <= self.taken,
+            "a frame from before the last read"
+        );
+        &self.read_buf[frame.start..frame.start + frame.len]
+    }
+
+    /// The payload of `frame` and, apart from it, where replies are
+    /// written: a reply can be made from the payload without copying it
+    /// out first.
+    pub(crate) fn payload_and_replies(&mut self, frame: Frame) -> (&[u8], Replies<'_>) {
+        debug_assert!(
+            frame.start + frame.len <= self.taken,
+            "a frame from before the last read"
+        );
+        let replies = Replies {
+            encoder: &self.encoder,
+            write_buf: &mut self.write_buf,
+            tally: &mut self.tally,
+        };
+        (
+            &self.read_buf[frame.start..frame.start + frame.len],
+            replies,
+        )
+    }
+
+    /// Drops the frames already handed out from the front of the read
+    /// buffer, once per batch.
+    fn drop_taken(&mut self) {
+        self.read_buf.advance(self.taken);
+        self.taken = 0;
     }
 
     /// Reads more into the read buffer, taking queued frames into the write
@@ -193,7 +251,11 @@ where
                     }
                     return Ok(n > 0);
                 }
-                frame = self.queue.recv() => frame,
+                // Polled only after the queue woke the task: an echo
+                // server's queue is almost always empty.
+                frame = std::future::poll_fn(|cx| {
+                    self.queue_woken.poll(cx, |cx| self.queue.poll_recv(cx))
+                }) => frame,
             };
             // The connection holds a sender itself, so the queue is never
             // closed while it lives; `None` cannot happen.
@@ -254,7 +316,8 @@ where
                 Progress::Read(0) => client_open = false,
                 Progress::Read(n) => {
                     self.tally.bytes_received += n as u64;
-                    if waiting_messages(&self.read_buf, self.backlog) >= self.backlog {
+                    let unread = &self.read_buf[self.taken..];
+                    if waiting_messages(unread, self.backlog) >= self.backlog {
                         warn!(peer = %self.peer, backlog = self.backlog,
                             "client sends but does not read, disconnecting");
                         self.closer.close(Reason::QueueFull);
@@ -285,18 +348,6 @@ where
     ///
     /// # Errors
     /// When it does not fit in a frame; nothing is queued then.
-    /// [`Connection::write_say`] for a text known to need no escaping.
-    pub(crate) fn write_plain_say(
-        &mut self,
-        text: porter_wire::PlainText<'_>,
-        from: &str,
-    ) -> porter_wire::Result<()> {
-        self.encoder
-            .encode_plain_say(text, from, &mut self.write_buf)?;
-        self.tally.messages_sent += 1;
-        Ok(())
-    }
-
     pub(crate) fn write_say(&mut self, text: &str, from: &str) -> porter_wire::Result<()> {
         self.encoder.encode_say(text, from, &mut self.write_buf)?;
         self.tally.messages_sent += 1;
@@ -308,7 +359,7 @@ where
     /// look at the first bytes that tells framed from line mode) were read;
     /// they are the start of what it reads.
     pub(crate) fn opened(&mut self, welcome_len: usize, bytes: BytesMut) {
-        debug_assert!(self.read_buf.is_empty());
+        debug_assert!(self.read_buf.is_empty() && self.taken == 0);
         self.tally.messages_sent += 1;
         self.tally.bytes_sent += welcome_len as u64;
         self.tally.bytes_received += bytes.len() as u64;
@@ -344,6 +395,40 @@ impl<S> Drop for Connection<S> {
     /// The last counts (the final writes, a batch cut short) are not lost.
     fn drop(&mut self) {
         self.traffic.report(&mut self.tally);
+    }
+}
+
+/// A frame read in place: where its payload lies in the connection's read
+/// buffer. Good until the next [`Connection::read_frame`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frame {
+    start: usize,
+    len: usize,
+}
+
+/// Where a connection's replies are written, borrowed apart from its read
+/// buffer (see [`Connection::payload_and_replies`]).
+pub(crate) struct Replies<'a> {
+    encoder: &'a FrameCodec,
+    write_buf: &'a mut BytesMut,
+    tally: &'a mut Tally,
+}
+
+impl Replies<'_> {
+    /// Encodes the server's `say{text, from}`, from a text and a sender
+    /// known to need no escaping: they are only copied. It goes out with the
+    /// batch.
+    ///
+    /// # Errors
+    /// When it does not fit in a frame; nothing is queued then.
+    pub(crate) fn write_plain_say(
+        &mut self,
+        text: porter_wire::PlainText<'_>,
+        from: porter_wire::PlainText<'_>,
+    ) -> porter_wire::Result<()> {
+        self.encoder.encode_plain_say(text, from, self.write_buf)?;
+        self.tally.messages_sent += 1;
+        Ok(())
     }
 }
 

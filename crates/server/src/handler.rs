@@ -11,10 +11,10 @@
 //! through out-parameters.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::FutureExt;
 use porter_wire::{ClientMessage, EncodedFrame, ErrorCode, FrameCodec, ServerMessage};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -37,6 +37,7 @@ use crate::room::bus::BusError;
 use crate::service::Service;
 use crate::shutdown::Shutdown;
 use crate::upgrade::{Stream, Upgrade};
+use crate::wake_flag::WakeFlag;
 
 /// After the last frame went out: how long to wait for the client to close
 /// before closing regardless. See [`crate::linger`].
@@ -450,14 +451,17 @@ impl<S: Stream> Handler<S> {
         let limits = Deadlines::of(&shared.config);
         let timer = tokio::time::sleep_until(limits.next(self.client.conn_mut(), Instant::now()));
         tokio::pin!(timer);
+        // The stop signals and the timer are polled only once they woke
+        // the task (see `wake_flag`).
+        let rare = WakeFlag::new();
         let mut served: u32 = 0;
         loop {
-            // A message already read (the rest of a pipelined batch) is
-            // served at once; only when the client must be waited for are
-            // the stop signals waited on too. Polling their futures, and even
-            // reading their flags, takes a lock, so a client that never lets
-            // the connection wait has the flags read every STOP_CHECK_EVERY
-            // messages.
+            // The client's next message is looked at first: one already read
+            // (the rest of a pipelined batch), or one that woke the task, is
+            // served without touching the stop signals or the timer. Those
+            // are polled only after they woke the task. A client that never
+            // lets the connection wait has the stop flags read every
+            // STOP_CHECK_EVERY messages instead.
             served = served.wrapping_add(1);
             let check = served.is_multiple_of(STOP_CHECK_EVERY);
             let step = if check && graceful.is_cancelled() {
@@ -466,14 +470,16 @@ impl<S: Stream> Handler<S> {
                 Next::Closed
             } else if check && dismissal.is_dismissed() {
                 Next::Dismissed
-            } else if let Some(m) = self.client.next_served().now_or_never() {
-                Next::Message(m)
             } else {
                 tokio::select! {
                     biased;
-                    next = &mut stop => next,
-                    () = &mut timer => Next::Timer,
                     m = self.client.next_served() => Next::Message(m),
+                    next = std::future::poll_fn(|cx| rare.poll(cx, |cx| {
+                        match stop.as_mut().poll(cx) {
+                            Poll::Ready(next) => Poll::Ready(next),
+                            Poll::Pending => timer.as_mut().poll(cx).map(|()| Next::Timer),
+                        }
+                    })) => next,
                 }
             };
             let message = match step {
@@ -488,14 +494,18 @@ impl<S: Stream> Handler<S> {
                     timer
                         .as_mut()
                         .reset(limits.next(self.client.conn_mut(), now));
+                    // Polled again, to be woken at the new deadline.
+                    rare.raise();
                     continue;
                 }
                 Next::Message(Err(reason)) => return reason,
                 // The common case, served with the text borrowed from its
                 // frame: no allocation, no copy but into the replies.
-                Next::Message(Ok(Served::Say(frame))) => match frame.text() {
-                    Some(text) => {
-                        let said = participant.say_plain(self.client.conn_mut(), text);
+                Next::Message(Ok(Served::Say(frame))) => match self
+                    .client
+                    .serve_compact_say(&frame, |text, replies| participant.say_plain(replies, text))
+                {
+                    Some(said) => {
                         if let Err(reason) = self.said(said) {
                             return reason;
                         }

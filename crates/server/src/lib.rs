@@ -78,6 +78,7 @@ mod test_support;
 pub mod throttle;
 pub mod tls;
 mod upgrade;
+mod wake_flag;
 
 use std::future::Future;
 use std::sync::Arc;

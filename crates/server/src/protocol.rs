@@ -8,13 +8,12 @@
 //! [`LOGGED_PROTOCOL_ERRORS`] are logged one by one; the rest are counted,
 //! and the count is logged when it leaves.
 
-use bytes::BytesMut;
 use porter_wire::{ClientMessage, ErrorCode, ServerMessage};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{info, warn};
 
 use crate::close::{Closer, Reason};
-use crate::connection::Connection;
+use crate::connection::{Connection, Frame, Replies};
 use crate::peer::PeerInfo;
 
 /// Protocol errors logged one by one per connection; see the module docs.
@@ -33,18 +32,11 @@ pub(crate) enum Served {
     Message(ClientMessage),
 }
 
-/// A frame that starts as a compact `say`: its text is served borrowed
-/// from it, with no allocation, when it is one.
+/// A frame that starts as a compact `say`, still in the read buffer: its
+/// text is served from there, with no allocation or copy, when it is one
+/// ([`Client::serve_compact_say`]).
 #[derive(Debug)]
-pub(crate) struct SayFrame(BytesMut);
-
-impl SayFrame {
-    /// The text, when the frame is a compact `say` (valid UTF-8, nothing to
-    /// unescape); `None` sends it through [`Client::understand_frame`].
-    pub(crate) fn text(&self) -> Option<porter_wire::PlainText<'_>> {
-        porter_wire::compact_say_text(&self.0)
-    }
-}
+pub(crate) struct SayFrame(Frame);
 
 /// What came out of one frame.
 #[derive(Debug)]
@@ -150,15 +142,20 @@ where
     /// What a frame read (or the failure to read one) is to the protocol.
     fn incoming(
         &self,
-        frame: Result<Option<BytesMut>, porter_wire::Error>,
+        frame: Result<Option<Frame>, porter_wire::Error>,
     ) -> Result<Incoming, ReadEnd> {
         match frame {
             Ok(None) => Err(ReadEnd::Closed(Reason::Eof)),
-            Ok(Some(payload)) if payload.is_empty() => Ok(Incoming::KeepAlive),
-            Ok(Some(payload)) => Ok(match porter_wire::decode_client_message(&payload) {
-                Ok(message) => Incoming::Message(message),
-                Err(err) => Incoming::Invalid(err),
-            }),
+            Ok(Some(frame)) => {
+                let payload = self.conn.payload(frame);
+                if payload.is_empty() {
+                    return Ok(Incoming::KeepAlive);
+                }
+                Ok(match porter_wire::decode_client_message(payload) {
+                    Ok(message) => Incoming::Message(message),
+                    Err(err) => Incoming::Invalid(err),
+                })
+            }
             Err(porter_wire::Error::FrameTooLarge { len, max }) => {
                 Err(ReadEnd::TooLarge { len, max })
             }
@@ -193,8 +190,8 @@ where
             let incoming = match self.conn.read_frame().await {
                 // Only the start is looked at here: the text is checked
                 // once, where it is served (`SayFrame::text`).
-                Ok(Some(payload)) if payload.starts_with(COMPACT_SAY_START) => {
-                    return Ok(Served::Say(SayFrame(payload)));
+                Ok(Some(frame)) if self.conn.payload(frame).starts_with(COMPACT_SAY_START) => {
+                    return Ok(Served::Say(SayFrame(frame)));
                 }
                 other => self.incoming(other),
             };
@@ -202,6 +199,20 @@ where
                 return Ok(Served::Message(message));
             }
         }
+    }
+
+    /// Serves a compact `say` with `serve`, its text borrowed from the read
+    /// buffer and replies written beside it; `None` (and `serve` not
+    /// called) when the frame is not one after all, for
+    /// [`Client::understand_frame`].
+    pub(crate) fn serve_compact_say<T>(
+        &mut self,
+        frame: &SayFrame,
+        serve: impl FnOnce(porter_wire::PlainText<'_>, &mut Replies<'_>) -> T,
+    ) -> Option<T> {
+        let (payload, mut replies) = self.conn.payload_and_replies(frame.0);
+        let text = porter_wire::compact_say_text(payload)?;
+        Some(serve(text, &mut replies))
     }
 
     /// A [`SayFrame`] that is not a compact `say` after all, understood as

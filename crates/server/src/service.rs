@@ -3,12 +3,20 @@
 //! The connection loop hands every `say` to its [`Participant`] and knows
 //! nothing of either service.
 
+use porter_wire::PlainText;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Replies};
 use crate::names::SERVER_NAME;
 use crate::outbox::Outbox;
 use crate::room::{Membership, Room, SayError};
+
+/// [`SERVER_NAME`] as the sender of echoes, checked once (by the
+/// compiler) to need no escaping, so an echo only copies it.
+const SERVER: PlainText<'static> = match PlainText::new(SERVER_NAME) {
+    Some(name) => name,
+    None => panic!("the server's name must need no JSON escaping"),
+};
 
 /// The service of a running server.
 #[derive(Debug, Clone)]
@@ -62,17 +70,14 @@ impl Participant {
     ///
     /// # Errors
     /// As [`Participant::say`].
-    pub(crate) fn say_plain<S>(
+    pub(crate) fn say_plain(
         &self,
-        conn: &mut Connection<S>,
-        text: porter_wire::PlainText<'_>,
-    ) -> Result<(), SayError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+        replies: &mut Replies<'_>,
+        text: PlainText<'_>,
+    ) -> Result<(), SayError> {
         match self {
-            Participant::Echo => conn
-                .write_plain_say(text, SERVER_NAME)
+            Participant::Echo => replies
+                .write_plain_say(text, SERVER)
                 .map_err(SayError::TooLong),
             Participant::Chat(membership) => membership.say(text.as_str()),
         }

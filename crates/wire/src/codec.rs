@@ -30,7 +30,7 @@ impl Decoder for FrameCodec {
         match FrameCodec::decode(self, src)? {
             Some(frame) => Ok(Some(frame)),
             None if src.is_empty() => Ok(None),
-            None => Err(crate::frame::truncation(src)),
+            None => Err(FrameCodec::truncated(src)),
         }
     }
 }

@@ -123,15 +123,45 @@ impl FrameCodec {
     /// [`Error::FrameTooLarge`] as soon as the header is complete; the header
     /// is left in `src`, since the stream cannot be resynchronised anyway.
     pub fn decode(&self, src: &mut BytesMut) -> Result<Option<BytesMut>> {
+        let Some(len) = self.whole_frame_len(src)? else {
+            return Ok(None);
+        };
+        src.advance(HEADER_LEN);
+        Ok(Some(src.split_to(len)))
+    }
+
+    /// The payload length of the frame at the front of `src`, once all of it
+    /// has arrived: what [`FrameCodec::decode`] would take off, for a
+    /// reader that serves frames where they lie in its buffer (the payload
+    /// is `src[HEADER_LEN..HEADER_LEN + len]`) and drops them later, many
+    /// at once, instead of splitting each one off.
+    ///
+    /// # Errors
+    /// As [`FrameCodec::decode`].
+    pub fn whole_frame_len(&self, src: &[u8]) -> Result<Option<usize>> {
         let Some(header) = src.first_chunk::<HEADER_LEN>() else {
             return Ok(None);
         };
         let len = self.check_header(*header)?;
-        if src.len() < HEADER_LEN + len {
-            return Ok(None);
+        Ok((src.len() >= HEADER_LEN + len).then_some(len))
+    }
+
+    /// The error for a stream that ended with `rest` still undecoded (not
+    /// empty, and not a whole frame): a partial header or a partial payload.
+    pub fn truncated(rest: &[u8]) -> Error {
+        use crate::error::FramePart;
+        match rest.first_chunk::<HEADER_LEN>() {
+            None => Error::Truncated {
+                part: FramePart::Header,
+                got: rest.len(),
+                expected: HEADER_LEN,
+            },
+            Some(header) => Error::Truncated {
+                part: FramePart::Payload,
+                got: rest.len() - HEADER_LEN,
+                expected: u32::from_be_bytes(*header) as usize,
+            },
         }
-        src.advance(HEADER_LEN);
-        Ok(Some(src.split_to(len)))
     }
 }
 
@@ -193,25 +223,6 @@ impl EncodedFrame {
     /// The frame's payload, without the header.
     pub fn payload(&self) -> &[u8] {
         &self.0[HEADER_LEN..]
-    }
-}
-
-/// The error for a stream that ended with `rest` still undecoded: a partial
-/// header or a partial payload. Only the tokio codec buffers partial frames.
-#[cfg(feature = "tokio")]
-pub(crate) fn truncation(rest: &[u8]) -> Error {
-    use crate::error::FramePart;
-    match rest.first_chunk::<HEADER_LEN>() {
-        None => Error::Truncated {
-            part: FramePart::Header,
-            got: rest.len(),
-            expected: HEADER_LEN,
-        },
-        Some(header) => Error::Truncated {
-            part: FramePart::Payload,
-            got: rest.len() - HEADER_LEN,
-            expected: u32::from_be_bytes(*header) as usize,
-        },
     }
 }
 
