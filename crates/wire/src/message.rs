@@ -555,7 +555,55 @@ impl FrameCodec {
     pub fn encode_room_say(&self, say: &RoomSay<'_>, dst: &mut BytesMut) -> Result<()> {
         let extra = say.at.map_or(0, str::len) + say.to.map_or(0, str::len);
         dst.reserve(HEADER_LEN + SAY_OVERHEAD + 64 + say.text.len() + say.from.len() + extra);
+        let plain = [Some(say.text), Some(say.from), say.at, say.to]
+            .into_iter()
+            .flatten()
+            .all(|field| !needs_escape(field));
+        if plain {
+            return self.put_plain_room_say(say, dst);
+        }
         self.encode_json(say, dst)
+    }
+
+    /// [`FrameCodec::encode_room_say`] when no string needs escaping: the
+    /// pieces are copied, as [`FrameCodec::put_plain_say`] does (serde_json's
+    /// escaping loop was 5% of a chat server's instructions).
+    fn put_plain_room_say(&self, say: &RoomSay<'_>, dst: &mut BytesMut) -> Result<()> {
+        let start = dst.len();
+        dst.put_slice(&[0; HEADER_LEN]);
+        dst.put_slice(SAY_START);
+        dst.put_slice(say.text.as_bytes());
+        dst.put_slice(br#"","from":""#);
+        dst.put_slice(say.from.as_bytes());
+        dst.put_slice(b"\"");
+        if let Some(seq) = say.seq {
+            dst.put_slice(br#","seq":"#);
+            put_decimal(seq, dst);
+        }
+        if let Some(at) = say.at {
+            dst.put_slice(br#","at":""#);
+            dst.put_slice(at.as_bytes());
+            dst.put_slice(b"\"");
+        }
+        if let Some(to) = say.to {
+            dst.put_slice(br#","to":""#);
+            dst.put_slice(to.as_bytes());
+            dst.put_slice(b"\"");
+        }
+        if say.replay {
+            dst.put_slice(br#","replay":true"#);
+        }
+        dst.put_slice(b"}");
+        match self.header_for(dst.len() - start - HEADER_LEN) {
+            Ok(header) => {
+                dst[start..start + HEADER_LEN].copy_from_slice(&header);
+                Ok(())
+            }
+            Err(err) => {
+                dst.truncate(start);
+                Err(err)
+            }
+        }
     }
 
     fn encode_json<M: Serialize + ?Sized>(&self, message: &M, dst: &mut BytesMut) -> Result<()> {
@@ -588,6 +636,22 @@ const SAY_OVERHEAD: usize = 34;
 
 /// How a compact `say` starts, the client's and the server's alike.
 const SAY_START: &[u8; 22] = br#"{"type":"say","text":""#;
+
+/// Appends `n` in decimal, as serde_json writes an integer.
+fn put_decimal(n: u64, dst: &mut BytesMut) {
+    let mut digits = [0; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    dst.put_slice(&digits[at..]);
+}
 
 /// Whether JSON needs `text` escaped: a quote, a backslash or a control
 /// character (what serde_json escapes; it leaves everything else as it
@@ -711,6 +775,58 @@ mod tests {
                 proptest::prop_assert_eq!(compact_say_text(&payload).map(|t| t.as_str()), plain_by_definition(body));
             }
         }
+    }
+
+    #[test]
+    fn a_room_say_is_byte_for_byte_what_serde_makes_of_it() {
+        let codec = FrameCodec::new();
+        let texts = [
+            "hi",
+            "",
+            "quote \" and \u{e9}",
+            "esc \u{1b}[31m",
+            "caf\u{e9}",
+            "back\\slash",
+        ];
+        let seqs = [None, Some(0), Some(7), Some(10), Some(u64::MAX)];
+        for text in texts {
+            for from in ["ann", "b\"ob"] {
+                for seq in seqs {
+                    for at in [None, Some("2026-12-07T17:00:00.123Z"), Some("tab\t")] {
+                        for to in [None, Some("cy"), Some("new\nline")] {
+                            for replay in [false, true] {
+                                let say = RoomSay {
+                                    text,
+                                    from,
+                                    seq,
+                                    at,
+                                    to,
+                                    replay,
+                                };
+                                let mut fast = BytesMut::new();
+                                codec.encode_room_say(&say, &mut fast).unwrap();
+                                let mut serde = BytesMut::new();
+                                codec.encode_json(&say, &mut serde).unwrap();
+                                assert_eq!(fast, serde, "{say:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Too large for the codec: refused, and nothing is left behind.
+        let small = FrameCodec::with_max_frame_len(16);
+        let mut buf = BytesMut::from(&b"kept"[..]);
+        let say = RoomSay {
+            text: "a text longer than sixteen bytes",
+            from: "ann",
+            seq: Some(1),
+            at: None,
+            to: None,
+            replay: false,
+        };
+        assert!(small.encode_room_say(&say, &mut buf).is_err());
+        assert_eq!(&buf[..], b"kept");
     }
 
     #[test]
