@@ -3,7 +3,7 @@
 # callgrind (repeatable whatever else the machine does, unlike wall time).
 #
 # Runs the server under callgrind twice, loaded by `porter bench --conns 50
-# --pipeline 16` with FEW and then MANY messages, and prints
+# --pipeline 16` (or BENCH_ARGS) with FEW and then MANY messages, and prints
 # (total(MANY) - total(FEW)) / (MANY - FEW): the fixed costs (start, the
 # handshakes, shutdown) cancel out.
 #
@@ -11,6 +11,8 @@
 #   PORTER_BIN defaults to target/release/porter (build it first); the bench
 #   is always target/release/porter, so two servers are compared with the
 #   same load generator.
+#   BENCH_ARGS replaces the load, "--conns 50 --pipeline 16" by default
+#   (BENCH_ARGS="--conns 50 --pipeline 1" for one request in flight).
 #   SERVE_ARGS adds options to `porter serve`, such as
 #   SERVE_ARGS="--metrics 127.0.0.1:9464" to count the cost of metrics, or
 #   SERVE_ARGS="--tls" (the bench then trusts the server on first use).
@@ -42,7 +44,7 @@ total() {
     local pid=$!
     for _ in $(seq 1 300); do grep -q "listening on" "$dir/out" 2>/dev/null && break; sleep 0.1; done
     port="$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$dir/out" | head -1)"
-    XDG_STATE_HOME="$dir/state" "$BENCH" bench --host 127.0.0.1 --port "$port" --conns 50 --pipeline 16 \
+    XDG_STATE_HOME="$dir/state" "$BENCH" bench --host 127.0.0.1 --port "$port" ${BENCH_ARGS:---conns 50 --pipeline 16} \
         --messages "$messages" --json "${raw[@]}" "${trust[@]}" >"$dir/bench.json" 2>"$dir/bench.err"
     kill -TERM "$pid"; wait "$pid" || true
     callgrind_annotate "$dir/cg.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,
