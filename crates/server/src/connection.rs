@@ -3,8 +3,10 @@
 //!
 //! - [`Connection::read_frame`] reads frames through [`FrameCodec`] (the
 //!   maximum length is checked on the header, before anything is allocated
-//!   for it). `Ok(None)` is a clean close between frames; a close inside a
-//!   frame is an error with a name.
+//!   for it) and leaves each where it lies in the read buffer: a [`Frame`]
+//!   says where, good until the next read, and the frames of a batch are
+//!   dropped from the buffer together. `Ok(None)` is a clean close between
+//!   frames; a close inside a frame is an error with a name.
 //! - What the connection answers itself (handshake, echo, errors) is encoded
 //!   straight into its write buffer, and the buffer is written out once per
 //!   batch: when no whole frame is left to read, just before waiting for
