@@ -189,7 +189,7 @@ where
         loop {
             let incoming = match self.conn.read_frame().await {
                 // Only the start is looked at here: the text is checked
-                // once, where it is served (`SayFrame::text`).
+                // once, where it is served (`Client::serve_compact_say`).
                 Ok(Some(frame)) if self.conn.payload(frame).starts_with(COMPACT_SAY_START) => {
                     return Ok(Served::Say(SayFrame(frame)));
                 }
