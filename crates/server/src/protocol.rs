@@ -19,10 +19,6 @@ use crate::peer::PeerInfo;
 /// Protocol errors logged one by one per connection; see the module docs.
 const LOGGED_PROTOCOL_ERRORS: u32 = 10;
 
-/// How a compact `say` starts (`porter_wire::compact_say_text` judges the
-/// rest).
-const COMPACT_SAY_START: &[u8] = br#"{"type":"say","text":""#;
-
 /// What a ready client sent, for the service loop.
 #[derive(Debug)]
 pub(crate) enum Served {
@@ -190,7 +186,12 @@ where
             let incoming = match self.conn.read_frame().await {
                 // Only the start is looked at here: the text is checked
                 // once, where it is served (`Client::serve_compact_say`).
-                Ok(Some(frame)) if self.conn.payload(frame).starts_with(COMPACT_SAY_START) => {
+                Ok(Some(frame))
+                    if self
+                        .conn
+                        .payload(frame)
+                        .starts_with(porter_wire::COMPACT_SAY_START) =>
+                {
                     return Ok(Served::Say(SayFrame(frame)));
                 }
                 other => self.incoming(other),

@@ -48,7 +48,7 @@ pub use ext::{ReadFrameExt, WriteFrameExt};
 pub use fingerprint::{Fingerprint, ParseFingerprintError};
 pub use frame::{DEFAULT_MAX_FRAME_LEN, EncodedFrame, FrameCodec, HEADER_LEN};
 pub use message::{
-    AuthMode, ClientMessage, ErrorCode, EventKind, PROTOCOL_VERSION, PlainText, RoomSay, Secret,
-    ServerMessage, compact_say_text, decode_client_message, decode_message,
+    AuthMode, COMPACT_SAY_START, ClientMessage, ErrorCode, EventKind, PROTOCOL_VERSION, PlainText,
+    RoomSay, Secret, ServerMessage, compact_say_text, decode_client_message, decode_message,
 };
 pub use mode::{ParseModeError, ServiceKind};

@@ -442,7 +442,9 @@ impl<'a> PlainText<'a> {
 /// no allocation. Anything else, a valid `say` included, is `None`: for
 /// [`decode_client_message`] to judge.
 pub fn compact_say_text(payload: &[u8]) -> Option<PlainText<'_>> {
-    let body = payload.strip_prefix(SAY_START)?.strip_suffix(br#""}"#)?;
+    let body = payload
+        .strip_prefix(COMPACT_SAY_START)?
+        .strip_suffix(br#""}"#)?;
     // A quote would end the string early; a backslash is an escape, and a
     // control character is invalid JSON: all for the parser to judge.
     if let Some(text) = plain_ascii(body) {
@@ -535,9 +537,9 @@ impl FrameCodec {
     /// the fixed start go in as one 26-byte piece.
     fn put_plain_say(&self, text: &str, from: &str, dst: &mut BytesMut) -> Result<()> {
         let len = SAY_OVERHEAD + text.len() + from.len();
-        let mut head = [0; HEADER_LEN + SAY_START.len()];
+        let mut head = [0; HEADER_LEN + COMPACT_SAY_START.len()];
         head[..HEADER_LEN].copy_from_slice(&self.header_for(len)?);
-        head[HEADER_LEN..].copy_from_slice(SAY_START);
+        head[HEADER_LEN..].copy_from_slice(COMPACT_SAY_START);
         dst.reserve(HEADER_LEN + len);
         dst.put_slice(&head);
         dst.put_slice(text.as_bytes());
@@ -571,7 +573,7 @@ impl FrameCodec {
     fn put_plain_room_say(&self, say: &RoomSay<'_>, dst: &mut BytesMut) -> Result<()> {
         let start = dst.len();
         dst.put_slice(&[0; HEADER_LEN]);
-        dst.put_slice(SAY_START);
+        dst.put_slice(COMPACT_SAY_START);
         dst.put_slice(say.text.as_bytes());
         dst.put_slice(br#"","from":""#);
         dst.put_slice(say.from.as_bytes());
@@ -634,8 +636,9 @@ const MESSAGE_SIZE_HINT: usize = 128;
 /// its two strings.
 const SAY_OVERHEAD: usize = 34;
 
-/// How a compact `say` starts, the client's and the server's alike.
-const SAY_START: &[u8; 22] = br#"{"type":"say","text":""#;
+/// How a `say` in its compact form starts, the client's and the server's
+/// alike: a reader can pick out the frames worth [`compact_say_text`] by it.
+pub const COMPACT_SAY_START: &[u8; 22] = br#"{"type":"say","text":""#;
 
 /// Appends `n` in decimal, as serde_json writes an integer.
 fn put_decimal(n: u64, dst: &mut BytesMut) {
