@@ -182,12 +182,14 @@ take() {
     scpu+=("$(field "$2" server_percent)")
     bounds+=("$(grep -o '"bound":"[a-z]*"' <<<"$2" | head -1 | cut -d'"' -f4)")
 }
-# reset SIDE...: empties those arrays.
+# reset SIDE...: empties those arrays, and the pairs' ratios of the case
+# before.
 reset() {
     local side
     for side in "$@"; do
         eval "${side}_rates=() ${side}_p99s=() ${side}_bench=() ${side}_server=() ${side}_bounds=()"
     done
+    rate_pairs=() p99_pairs=() kept_bounds=() DROPPED=0
 }
 # cpu_of SIDE: "bench/server" median CPU % of that side's runs.
 cpu_of() {
@@ -229,6 +231,25 @@ pair() {
     p99_pairs+=("$(ratio "${pp99s[-1]}" "${bp99s[-1]}")")
 }
 
+# judge RATE_TARGET [P99_TARGET]: the verdict on the case just run, from its
+# pairs: sets rate_ratio, p99_ratio, rate_verdict, p99_verdict and limit,
+# and counts the misses, or the case as bench-bound. Without P99_TARGET
+# only messages/s is judged.
+judge() {
+    rate_ratio="$(median "${rate_pairs[@]}")" p99_ratio="$(median "${p99_pairs[@]}")"
+    rate_verdict="$(verdict "$rate_ratio" "$1" '>=')" p99_verdict=""
+    [ -z "${2:-}" ] || p99_verdict="$(verdict "$p99_ratio" "$2" '<=')"
+    limit="$(limit_of)"
+    if [[ "$limit" == bench-bound* ]]; then
+        rate_verdict=BENCH-BOUND
+        [ -z "${2:-}" ] || p99_verdict=BENCH-BOUND
+        BOUND=$((BOUND + 1))
+        return
+    fi
+    [ "$rate_verdict" = PASS ] || MISSES=$((MISSES + 1))
+    [ -z "${2:-}" ] || [ "$p99_verdict" = PASS ] || MISSES=$((MISSES + 1))
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 verdict() { awk -v r="$1" -v t="$2" -v op="$3" 'BEGIN {
     if (r == "n/a") print "?"; else if ((op == ">=" && r >= t) || (op == "<=" && r <= t)) print "PASS"; else print "MISS" }'; }
@@ -253,7 +274,6 @@ for case in "1 1" "50 1" "50 16"; do
     set -- $case
     conns=$1 pipeline=$2
     reset base porter
-    rate_pairs=() p99_pairs=() kept_bounds=() DROPPED=0
     for round in $(seq "$ROUNDS"); do
         run_base() { take base "$(bench "$BASE_PORT" --raw --server-pid "$BASE_PID" --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"; }
         run_porter() { take porter "$(bench "$PORTER_PORT" --server-pid "$PORTER_PID" --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"; }
@@ -262,17 +282,7 @@ for case in "1 1" "50 1" "50 16"; do
     done
     rate_base="$(median "${base_rates[@]}")" rate_porter="$(median "${porter_rates[@]}")"
     p99_base="$(median "${base_p99s[@]}")" p99_porter="$(median "${porter_p99s[@]}")"
-    rate_ratio="$(median "${rate_pairs[@]}")"
-    p99_ratio="$(median "${p99_pairs[@]}")"
-    rate_verdict="$(verdict "$rate_ratio" 0.95 '>=')" p99_verdict="$(verdict "$p99_ratio" 1.1 '<=')"
-    limit="$(limit_of)"
-    if [[ "$limit" == bench-bound* ]]; then
-        rate_verdict=BENCH-BOUND p99_verdict=BENCH-BOUND
-        BOUND=$((BOUND + 1))
-    else
-        [ "$rate_verdict" = PASS ] || MISSES=$((MISSES + 1))
-        [ "$p99_verdict" = PASS ] || MISSES=$((MISSES + 1))
-    fi
+    judge 0.95 1.1
     printf '%-26s %12.0f %12.0f %5s %-4s %8.1fus %8.1fus %5s %-4s %9s %9s %s\n' \
         "conns $conns pipeline $pipeline" "$rate_base" "$rate_porter" \
         "$rate_ratio" "$rate_verdict" "$p99_base" "$p99_porter" "$p99_ratio" "$p99_verdict" \
@@ -341,7 +351,7 @@ if [ "$TLS" = 1 ]; then
         set -- $case
         conns=$1 pipeline=$2
         reset tbase tporter tplain
-        rate_pairs=() p99_pairs=() kept_bounds=() DROPPED=0 plain_pairs=()
+        plain_pairs=()
         for round in $(seq "$ROUNDS"); do
             run_base() { take tbase "$(bench "$TLS_BASE_PORT" --raw --fingerprint "$TLS_BASE_FP" --server-pid "$TLS_BASE_PID" --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"; }
             run_porter() { take tporter "$(bench "$TLS_PORT" --fingerprint "$TLS_FP" --server-pid "$TLS_PID" --conns "$conns" --pipeline "$pipeline" --size 64 --duration "$SECS")"; }
@@ -353,17 +363,8 @@ if [ "$TLS" = 1 ]; then
         done
         rate_base="$(median "${tbase_rates[@]}")" rate_tls="$(median "${tporter_rates[@]}")"
         p99_base="$(median "${tbase_p99s[@]}")" p99_tls="$(median "${tporter_p99s[@]}")"
-        rate_ratio="$(median "${rate_pairs[@]}")" p99_ratio="$(median "${p99_pairs[@]}")"
         cost_ratio="$(median "${plain_pairs[@]}")"
-        rate_verdict="$(verdict "$rate_ratio" 0.9 '>=')" p99_verdict="$(verdict "$p99_ratio" 1.2 '<=')"
-        limit="$(limit_of)"
-        if [[ "$limit" == bench-bound* ]]; then
-            rate_verdict=BENCH-BOUND p99_verdict=BENCH-BOUND
-            BOUND=$((BOUND + 1))
-        else
-            [ "$rate_verdict" = PASS ] || MISSES=$((MISSES + 1))
-            [ "$p99_verdict" = PASS ] || MISSES=$((MISSES + 1))
-        fi
+        judge 0.9 1.2
         printf '%-26s %12.0f %12.0f %5s %-4s %8.1fus %8.1fus %5s %-4s %8s %s\n' \
             "conns $conns pipeline $pipeline" "$rate_base" "$rate_tls" "$rate_ratio" "$rate_verdict" \
             "$p99_base" "$p99_tls" "$p99_ratio" "$p99_verdict" "$cost_ratio" "$limit"
@@ -397,7 +398,6 @@ if [ "$CHAT" = 1 ]; then
     BASELINE_BIN="$BASELINE_CHAT" start_baseline chat-base --participants 100
     CHAT_BASE_PORT=$PORT; CHAT_BASE_PID=$PID
     reset cbase cporter
-    rate_pairs=() p99_pairs=() kept_bounds=() DROPPED=0
     for round in $(seq "$ROUNDS"); do
         run_base() { RATE_FIELD=deliveries_per_sec take cbase "$(bench "$CHAT_BASE_PORT" --raw --service chat --server-pid "$CHAT_BASE_PID" --conns 100 --size 64 --duration "$SECS")"; }
         run_porter() { RATE_FIELD=deliveries_per_sec take cporter "$(bench "$CHAT_PORT" --service chat --server-pid "$CHAT_PID" --conns 100 --size 64 --duration "$SECS")"; }
@@ -405,18 +405,10 @@ if [ "$CHAT" = 1 ]; then
         pair cbase cporter
     done
     rate_base="$(median "${cbase_rates[@]}")" rate_porter="$(median "${cporter_rates[@]}")"
-    chat_ratio="$(median "${rate_pairs[@]}")"
-    chat_verdict="$(verdict "$chat_ratio" 0.8 '>=')"
-    limit="$(limit_of)"
-    if [[ "$limit" == bench-bound* ]]; then
-        chat_verdict=BENCH-BOUND
-        BOUND=$((BOUND + 1))
-    else
-        [ "$chat_verdict" = PASS ] || MISSES=$((MISSES + 1))
-    fi
+    judge 0.8
     printf '%-26s %12s %12s %9s %10s %10s %7s %9s %9s %s\n' "" "base deliv/s" "porter del/s" "ratio" "base p99" "porter p99" "" "base cpu" "port cpu" "limit"
     printf '%-26s %12.0f %12.0f %5s %-4s %8.0fus %8.0fus %7s %9s %9s %s\n' "chat, 100 senders" \
-        "$rate_base" "$rate_porter" "$chat_ratio" "$chat_verdict" \
+        "$rate_base" "$rate_porter" "$rate_ratio" "$rate_verdict" \
         "$(median "${cbase_p99s[@]}")" "$(median "${cporter_p99s[@]}")" "" \
         "$(cpu_of cbase)" "$(cpu_of cporter)" "$limit"
     echo "  rounds: base deliveries/s ${cbase_rates[*]}; porter deliveries/s ${cporter_rates[*]}; ratios per round ${rate_pairs[*]}" >&2
