@@ -562,59 +562,31 @@ impl FrameCodec {
             .flatten()
             .all(|field| !needs_escape(field));
         if plain {
-            return self.put_plain_room_say(say, dst);
+            return self.framed(dst, |dst| {
+                put_plain_room_say(say, dst);
+                Ok(())
+            });
         }
         self.encode_json(say, dst)
     }
 
-    /// [`FrameCodec::encode_room_say`] when no string needs escaping: the
-    /// pieces are copied, as [`FrameCodec::put_plain_say`] does (serde_json's
-    /// escaping loop was 5% of a chat server's instructions).
-    fn put_plain_room_say(&self, say: &RoomSay<'_>, dst: &mut BytesMut) -> Result<()> {
-        let start = dst.len();
-        dst.put_slice(&[0; HEADER_LEN]);
-        dst.put_slice(COMPACT_SAY_START);
-        dst.put_slice(say.text.as_bytes());
-        dst.put_slice(br#"","from":""#);
-        dst.put_slice(say.from.as_bytes());
-        dst.put_slice(b"\"");
-        if let Some(seq) = say.seq {
-            dst.put_slice(br#","seq":"#);
-            put_decimal(seq, dst);
-        }
-        if let Some(at) = say.at {
-            dst.put_slice(br#","at":""#);
-            dst.put_slice(at.as_bytes());
-            dst.put_slice(b"\"");
-        }
-        if let Some(to) = say.to {
-            dst.put_slice(br#","to":""#);
-            dst.put_slice(to.as_bytes());
-            dst.put_slice(b"\"");
-        }
-        if say.replay {
-            dst.put_slice(br#","replay":true"#);
-        }
-        dst.put_slice(b"}");
-        match self.header_for(dst.len() - start - HEADER_LEN) {
-            Ok(header) => {
-                dst[start..start + HEADER_LEN].copy_from_slice(&header);
-                Ok(())
-            }
-            Err(err) => {
-                dst.truncate(start);
-                Err(err)
-            }
-        }
+    fn encode_json<M: Serialize + ?Sized>(&self, message: &M, dst: &mut BytesMut) -> Result<()> {
+        self.framed(dst, |dst| {
+            serde_json::to_writer(dst.writer(), message).map_err(Error::from)
+        })
     }
 
-    fn encode_json<M: Serialize + ?Sized>(&self, message: &M, dst: &mut BytesMut) -> Result<()> {
+    /// Appends one frame whose payload `write` appends, its length not
+    /// known before: the header is filled in after, and on any error
+    /// (`write`'s, or a payload over the maximum) `dst` is left as it was.
+    fn framed(
+        &self,
+        dst: &mut BytesMut,
+        write: impl FnOnce(&mut BytesMut) -> Result<()>,
+    ) -> Result<()> {
         let start = dst.len();
         dst.put_slice(&[0; HEADER_LEN]);
-        let written = serde_json::to_writer((&mut *dst).writer(), message);
-        let header = written
-            .map_err(Error::from)
-            .and_then(|()| self.header_for(dst.len() - start - HEADER_LEN));
+        let header = write(dst).and_then(|()| self.header_for(dst.len() - start - HEADER_LEN));
         match header {
             Ok(header) => {
                 dst[start..start + HEADER_LEN].copy_from_slice(&header);
@@ -626,6 +598,36 @@ impl FrameCodec {
             }
         }
     }
+}
+
+/// The payload of [`FrameCodec::encode_room_say`] when no string needs
+/// escaping: the JSON serde writes for `say`, copied piece by piece, as
+/// [`FrameCodec::encode_plain_say`] does (serde_json's escaping loop was 5%
+/// of a chat server's instructions).
+fn put_plain_room_say(say: &RoomSay<'_>, dst: &mut BytesMut) {
+    dst.put_slice(COMPACT_SAY_START);
+    dst.put_slice(say.text.as_bytes());
+    dst.put_slice(br#"","from":""#);
+    dst.put_slice(say.from.as_bytes());
+    dst.put_slice(b"\"");
+    if let Some(seq) = say.seq {
+        dst.put_slice(br#","seq":"#);
+        put_decimal(seq, dst);
+    }
+    if let Some(at) = say.at {
+        dst.put_slice(br#","at":""#);
+        dst.put_slice(at.as_bytes());
+        dst.put_slice(b"\"");
+    }
+    if let Some(to) = say.to {
+        dst.put_slice(br#","to":""#);
+        dst.put_slice(to.as_bytes());
+        dst.put_slice(b"\"");
+    }
+    if say.replay {
+        dst.put_slice(br#","replay":true"#);
+    }
+    dst.put_slice(b"}");
 }
 
 /// Bytes reserved before serialising a message whose size is not known:
