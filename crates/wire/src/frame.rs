@@ -138,6 +138,7 @@ impl FrameCodec {
     ///
     /// # Errors
     /// As [`FrameCodec::decode`].
+    #[inline]
     pub fn whole_frame_len(&self, src: &[u8]) -> Result<Option<usize>> {
         let Some(header) = src.first_chunk::<HEADER_LEN>() else {
             return Ok(None);

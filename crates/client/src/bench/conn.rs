@@ -107,13 +107,9 @@ pub(crate) fn next_frame<'a>(
     codec: &FrameCodec,
     buf: &'a [u8],
 ) -> Result<Option<(&'a [u8], usize)>, porter_wire::Error> {
-    let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
-        return Ok(None);
-    };
-    let len = codec.check_header(*header)?;
-    Ok(buf
-        .get(HEADER_LEN..HEADER_LEN + len)
-        .map(|payload| (payload, HEADER_LEN + len)))
+    Ok(codec
+        .whole_frame_len(buf)?
+        .map(|len| (&buf[HEADER_LEN..HEADER_LEN + len], HEADER_LEN + len)))
 }
 
 /// Opens one connection per login, [`OPEN_CONCURRENCY`] at a time: connect,
