@@ -43,8 +43,7 @@ impl LatencyHistogram {
 
     /// Records one latency; values beyond the range are clamped, never lost.
     pub fn record(&mut self, latency: Duration) {
-        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1);
-        self.histogram.saturating_record(nanos);
+        self.record_n(latency, 1);
     }
 
     /// Records `count` equal latencies at once: the replies of one batch,
