@@ -185,10 +185,10 @@ where
             self.drop_taken();
             if !open {
                 // The client closed: cleanly between frames, or inside one.
-                return match self.read_buf.is_empty() {
-                    true => Ok(None),
-                    false => Err(FrameCodec::truncated(&self.read_buf)),
-                };
+                if self.read_buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(FrameCodec::truncated(&self.read_buf));
             }
             if !self.read_buf.is_empty() && self.partial_since.is_none() {
                 self.partial_since = Some(Instant::now());
@@ -341,19 +341,17 @@ where
     /// # Errors
     /// When it does not fit in a frame; nothing is queued then.
     pub(crate) fn write_message(&mut self, message: &ServerMessage) -> porter_wire::Result<()> {
-        self.encoder.encode_message(message, &mut self.write_buf)?;
-        self.tally.messages_sent += 1;
-        Ok(())
+        self.replies().write_message(message)
     }
 
-    /// Encodes the server's `say{text, from}` into the write buffer.
-    ///
-    /// # Errors
-    /// When it does not fit in a frame; nothing is queued then.
-    pub(crate) fn write_say(&mut self, text: &str, from: &str) -> porter_wire::Result<()> {
-        self.encoder.encode_say(text, from, &mut self.write_buf)?;
-        self.tally.messages_sent += 1;
-        Ok(())
+    /// Where replies are written: the write buffer, whose frames go out
+    /// with the batch.
+    pub(crate) fn replies(&mut self) -> Replies<'_> {
+        Replies {
+            encoder: &self.encoder,
+            write_buf: &mut self.write_buf,
+            tally: &mut self.tally,
+        }
     }
 
     /// What happened on the stream before this connection existed, as its
@@ -417,6 +415,26 @@ pub(crate) struct Replies<'a> {
 }
 
 impl Replies<'_> {
+    /// Encodes `message`; it goes out with the batch.
+    ///
+    /// # Errors
+    /// When it does not fit in a frame; nothing is queued then.
+    pub(crate) fn write_message(&mut self, message: &ServerMessage) -> porter_wire::Result<()> {
+        self.encoder.encode_message(message, self.write_buf)?;
+        self.tally.messages_sent += 1;
+        Ok(())
+    }
+
+    /// Encodes the server's `say{text, from}`; it goes out with the batch.
+    ///
+    /// # Errors
+    /// When it does not fit in a frame; nothing is queued then.
+    pub(crate) fn write_say(&mut self, text: &str, from: &str) -> porter_wire::Result<()> {
+        self.encoder.encode_say(text, from, self.write_buf)?;
+        self.tally.messages_sent += 1;
+        Ok(())
+    }
+
     /// Encodes the server's `say{text, from}`, from a text and a sender
     /// known to need no escaping: they are only copied. It goes out with the
     /// batch.
@@ -477,7 +495,7 @@ mod tests {
         let mut conn = Connection::new(server, peer(), FrameCodec::new(), inbox, 8, closer);
         conn.write_message(&say("0")).unwrap();
         for i in 1..5 {
-            conn.write_say(&i.to_string(), "server").unwrap();
+            conn.replies().write_say(&i.to_string(), "server").unwrap();
         }
         let finishing = tokio::spawn(async move {
             conn.finish().await.unwrap();

@@ -521,7 +521,7 @@ impl<S: Stream> Handler<S> {
             };
             let outcome = match message {
                 ClientMessage::Say { text, to: None } => {
-                    let said = participant.say(self.client.conn_mut(), &text);
+                    let said = participant.say(&mut self.client.conn_mut().replies(), &text);
                     self.said(said)
                 }
                 ClientMessage::Say { text, to: Some(to) } => match participant.say_to(&to, &text) {

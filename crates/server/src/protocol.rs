@@ -360,7 +360,10 @@ mod tests {
             while let Ok(Incoming::Message(ClientMessage::Say { text, .. })) =
                 conn.read_message().await
             {
-                conn.conn_mut().write_say(&text, "server").unwrap();
+                conn.conn_mut()
+                    .replies()
+                    .write_say(&text, "server")
+                    .unwrap();
             }
         });
         let mut got = Vec::new();
@@ -402,7 +405,10 @@ mod tests {
             loop {
                 match conn.read_message().await {
                     Ok(Incoming::Message(ClientMessage::Say { text, .. })) => {
-                        conn.conn_mut().write_say(&text, "server").unwrap();
+                        conn.conn_mut()
+                            .replies()
+                            .write_say(&text, "server")
+                            .unwrap();
                     }
                     Ok(other) => panic!("unexpected {other:?}"),
                     Err(end) => return end,

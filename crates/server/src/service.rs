@@ -4,9 +4,8 @@
 //! nothing of either service.
 
 use porter_wire::PlainText;
-use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::connection::{Connection, Replies};
+use crate::connection::Replies;
 use crate::names::SERVER_NAME;
 use crate::outbox::Outbox;
 use crate::room::{Membership, Room, SayError};
@@ -83,20 +82,19 @@ impl Participant {
         }
     }
 
-    /// Serves one `say` from the client on `conn`. An echo is encoded
-    /// straight into the connection's write buffer (no queue, no task
-    /// hop) and goes out with the rest of the batch.
+    /// Serves one `say` from the client. An echo is encoded straight into
+    /// the connection's `replies` (no queue, no task hop) and goes out with
+    /// the rest of the batch.
     ///
     /// # Errors
     /// [`SayError::TooLong`] when the reply or the line would not fit in a
     /// frame (the client should be told); [`SayError::Bus`] when the room
     /// could not take the line.
-    pub(crate) fn say<S>(&self, conn: &mut Connection<S>, text: &str) -> Result<(), SayError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    pub(crate) fn say(&self, replies: &mut Replies<'_>, text: &str) -> Result<(), SayError> {
         match self {
-            Participant::Echo => conn.write_say(text, SERVER_NAME).map_err(SayError::TooLong),
+            Participant::Echo => replies
+                .write_say(text, SERVER_NAME)
+                .map_err(SayError::TooLong),
             Participant::Chat(membership) => membership.say(text),
         }
     }
