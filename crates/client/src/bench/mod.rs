@@ -34,8 +34,9 @@
 //! scheduled and read together share one histogram update. No allocation,
 //! no lock, no JSON parse, and one reply timer per connection rather than
 //! one per read: about 280 user-space instructions per echoed message at 50
-//! connections and pipeline 16 (`scripts/callgrind-bench.sh`), against 674
-//! for the baseline server and about 1,550 for Porter's.
+//! connections and pipeline 16 (`scripts/callgrind-bench.sh`), against
+//! about 670 for the baseline server and about 630 for Porter's
+//! (`scripts/callgrind-echo.sh`).
 //!
 //! # Who was the limit
 //! The measured phase reads the bench's own CPU time and, given the
